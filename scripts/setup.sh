@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Sets up everything dior.cpp needs on Debian/Ubuntu and builds it.
+#
+#   bash scripts/setup.sh                 # Debian packages, pinned llama.cpp (cached), dior build
+#
+# Environment (all optional):
+#   DIOR_CACHE        where the pinned llama.cpp source and its build are kept
+#                     (default: ${XDG_CACHE_HOME:-$HOME/.cache}/dior.cpp)
+#   LLAMA_CPP_DIR     use this llama.cpp checkout instead of the pinned one (our patches are
+#                     applied to a copy of it, never to the checkout itself)
+#   DIOR_BACKEND      cpu (default, portable AVX2 baseline), native, cuda, vulkan or metal
+#   DIOR_BUILD_DIR    dior's build directory (default: build)
+#   DIOR_SKIP_APT=1   do not install Debian packages (you installed them yourself)
+#   JOBS              parallel build jobs (default: nproc)
+#
+# Re-running it when nothing changed rebuilds nothing: the llama.cpp build is keyed by the pinned
+# version, the hash of patches/llama.cpp/*.patch and the backend, and reused while that key holds.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$here/scripts/versions.sh"
+
+cache=${DIOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dior.cpp}
+backend=${DIOR_BACKEND:-cpu}
+build_dir=${DIOR_BUILD_DIR:-$here/build}
+jobs=${JOBS:-$(nproc)}
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() {
+  printf '[setup] error: %s\n' "$*" >&2
+  exit 1
+}
+
+# --- 1. Debian packages -------------------------------------------------------------------------
+install_debian_packages() {
+  local missing=() spec name version
+  for spec in "${DEB_PACKAGES[@]}"; do
+    name=${spec%%=*}
+    dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$spec")
+  done
+  [ ${#missing[@]} -eq 0 ] && {
+    log "Debian packages: all present"
+    return
+  }
+  [ "${DIOR_SKIP_APT:-0}" = 1 ] && die "missing Debian packages: ${missing[*]} (DIOR_SKIP_APT=1 is set)"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  log "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  # Each package is pinned to the version we test with; where the archive no longer carries that
+  # exact version (a point release replaced it), take the archive's candidate and say so.
+  local specs=()
+  for spec in "${missing[@]}"; do
+    name=${spec%%=*}
+    version=${spec#*=}
+    if [ "$name" != "$spec" ] && apt-cache madison "$name" | awk '{print $3}' | grep -qxF "$version"; then
+      specs+=("$spec")
+    else
+      [ "$name" != "$spec" ] && log "warning: $name=$version is not in the archive; using its candidate"
+      specs+=("$name")
+    fi
+  done
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${specs[@]}" >/dev/null
+}
+
+# --- 2. llama.cpp source, pinned ----------------------------------------------------------------
+patch_hash() { cat "$here"/patches/llama.cpp/*.patch | sha256sum | cut -c1-12; }
+
+fetch_pinned_source() { # $1 = destination (a git checkout of the pinned commit)
+  local dest=$1 tmp
+  tmp=$(mktemp -d)
+  log "fetching llama.cpp from npm package node-llama-cpp@$NODE_LLAMA_CPP_VERSION"
+  (cd "$tmp" && npm pack --silent "node-llama-cpp@$NODE_LLAMA_CPP_VERSION" >/dev/null)
+  tar -xzf "$tmp"/node-llama-cpp-*.tgz -C "$tmp" package/llama/gitRelease.bundle
+  git -c advice.detachedHead=false clone -q "$tmp/package/llama/gitRelease.bundle" "$dest.tmp"
+  rm -rf "$tmp"
+  local commit
+  commit=$(git -C "$dest.tmp" rev-parse HEAD)
+  case "$commit" in
+    "$LLAMA_CPP_COMMIT"*) ;;
+    *) die "the bundle in node-llama-cpp@$NODE_LLAMA_CPP_VERSION holds $commit, expected $LLAMA_CPP_COMMIT" ;;
+  esac
+  mv "$dest.tmp" "$dest"
+}
+
+prepare_source() { # prints the patched source directory
+  local key src
+  if [ -n "${LLAMA_CPP_DIR:-}" ]; then
+    [ -f "$LLAMA_CPP_DIR/include/llama.h" ] || die "LLAMA_CPP_DIR=$LLAMA_CPP_DIR is not a llama.cpp checkout"
+    key="custom-$(git -C "$LLAMA_CPP_DIR" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)-$(patch_hash)"
+    src="$cache/src-$key"
+    if [ ! -f "$src/.dior-patched" ]; then
+      rm -rf "$src"
+      mkdir -p "$cache"
+      log "copying $LLAMA_CPP_DIR"
+      cp -a "$LLAMA_CPP_DIR" "$src"
+    fi
+  else
+    key="$NODE_LLAMA_CPP_VERSION-$(patch_hash)"
+    src="$cache/src-$key"
+    if [ ! -f "$src/.dior-patched" ]; then
+      rm -rf "$src" "$src.tmp"
+      mkdir -p "$cache"
+      fetch_pinned_source "$src"
+    fi
+  fi
+  if [ ! -f "$src/.dior-patched" ]; then
+    local p
+    for p in "$here"/patches/llama.cpp/*.patch; do
+      log "applying $(basename "$p")"
+      git -C "$src" apply "$p" 2>/dev/null || patch -d "$src" -p1 -s <"$p" ||
+        die "patch $(basename "$p") does not apply to $src"
+    done
+    touch "$src/.dior-patched"
+  fi
+  echo "$src"
+}
+
+backend_flags() {
+  case "$backend" in
+    cpu) echo "-DGGML_NATIVE=OFF" ;;
+    native) echo "-DGGML_NATIVE=ON" ;;
+    cuda) echo "-DGGML_NATIVE=OFF -DGGML_CUDA=ON" ;;
+    vulkan) echo "-DGGML_NATIVE=OFF -DGGML_VULKAN=ON" ;;
+    metal) echo "-DGGML_METAL=ON" ;;
+    *) die "DIOR_BACKEND=$backend: use cpu, native, cuda, vulkan or metal" ;;
+  esac
+}
+
+llama_cmake_args() {
+  # shellcheck disable=SC2046
+  echo -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON '-DCMAKE_INSTALL_RPATH=$ORIGIN' \
+    -DLLAMA_BUILD_MTMD=ON -DMTMD_VIDEO=OFF -DLLAMA_BUILD_COMMON=OFF -DLLAMA_BUILD_TESTS=OFF \
+    -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
+    -DLLAMA_OPENSSL=OFF -DGGML_CCACHE=OFF $(backend_flags)
+}
+
+build_llama() { # $1 = patched source; prints the install prefix
+  local src=$1 key prefix bdir args
+  args=$(llama_cmake_args)
+  # The key names the source, our patches, the backend and a hash of the exact configure flags.
+  key="$(basename "$src" | sed 's/^src-//')-$backend-$(echo "$args" | sha256sum | cut -c1-8)"
+  prefix="$cache/install-$key"
+  bdir="$cache/build-$key"
+  if [ -f "$prefix/.dior-complete" ]; then
+    log "llama.cpp: using cached build $prefix"
+    echo "$prefix"
+    return
+  fi
+  log "building llama.cpp ($backend) in $bdir; this takes a few minutes once"
+  # shellcheck disable=SC2086
+  cmake -S "$src" -B "$bdir" -DCMAKE_INSTALL_PREFIX="$prefix" $args >"$cache/cmake-$key.log" 2>&1 ||
+    die "configuring llama.cpp failed; see $cache/cmake-$key.log"
+  cmake --build "$bdir" -j "$jobs" >"$cache/build-$key.log" 2>&1 ||
+    die "building llama.cpp failed; see $cache/build-$key.log"
+  cmake --install "$bdir" >/dev/null
+  # convert_hf_to_gguf.py, the vocab files and stb_image are used from the source tree.
+  ln -sfn "$src" "$prefix/source"
+  touch "$prefix/.dior-complete"
+  echo "$prefix"
+}
+
+# --- 3. dior itself -----------------------------------------------------------------------------
+build_dior() { # $1 = llama.cpp install prefix
+  cmake -S "$here" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DDIOR_LLAMA_PREFIX="$1" >/dev/null
+  cmake --build "$build_dir" -j "$jobs"
+}
+
+install_debian_packages
+src=$(prepare_source)
+prefix=$(build_llama "$src")
+build_dior "$prefix"
+log "done: $build_dir/bin/dior"

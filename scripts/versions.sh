@@ -1,0 +1,19 @@
+# Pinned versions of everything dior.cpp builds on. Sourced by scripts/setup.sh and scripts/test.sh.
+
+# llama.cpp: the source tree shipped inside this npm package (llama/gitRelease.bundle).
+NODE_LLAMA_CPP_VERSION=3.21.1
+LLAMA_CPP_COMMIT=80fb11ac73e6
+
+# Debian 12 (bookworm) packages, pinned to the versions we build and test with.
+DEB_PACKAGES=(
+  build-essential=12.9
+  cmake=3.25.1-1
+  git=1:2.39.5-0+deb12u3
+  patch=2.7.6-7
+  pkg-config=1.8.1-1
+  clang-format=1:14.0-55.7~deb12u1
+  libsqlite3-dev=3.40.1-2+deb12u2
+  nlohmann-json3-dev=3.11.2-2
+  libcli11-dev=2.1.2+ds-1
+  libgtest-dev=1.12.1-0.2
+)

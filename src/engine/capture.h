@@ -1,0 +1,56 @@
+// Reads hidden states out of llama.cpp's compute graph while a batch is evaluated.
+//
+// Hugging Face hidden_states[i] maps to these graph tensors (llama.cpp's naming):
+//   i = 0            "embd"          token embeddings (or image embeddings) entering layer 0
+//   0 < i < n_layer  "l_out-{i-1}"   output of decoder layer i-1 (0-based)
+//   i = n_layer      "result_norm"   output of the last layer after the final norm
+// In the last layer llama.cpp keeps only the rows of tokens marked as outputs, so every wanted
+// token is marked as an output of its batch.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+struct ggml_tensor;
+
+namespace dior {
+
+class hidden_capture {
+  public:
+    // layers: resolved HF indices (0..n_layer).
+    void set_layers(int n_layer, int n_embd, const std::vector<int> & layers);
+
+    // Called before each llama_decode: absolute index of the batch's first token, the batch size
+    // and the absolute indices of the wanted tokens in it (in batch order).
+    void begin_batch(int64_t first, int n_tokens, std::vector<int64_t> wanted);
+
+    // The stored vector of a token at a layer; throws dior::error if it was never captured.
+    const std::vector<float> & get(int64_t token, int layer) const;
+    bool                       has(int64_t token, int layer) const;
+    void                       clear() { got_.clear(); }
+
+    // Empty unless the last batch's tensors could not be read (checked after llama_decode).
+    const std::string & batch_error() const { return error_; }
+
+    // ggml_backend_sched_eval_callback; user_data is the hidden_capture.
+    static bool callback(ggml_tensor * t, bool ask, void * user_data);
+
+  private:
+    int  layer_of(const char * name) const;  // HF index, or -1 for tensors we do not want
+    void copy_rows(const ggml_tensor * t, int layer);
+
+    int                  n_layer_ = 0;
+    int                  n_embd_  = 0;
+    std::vector<bool>    want_layer_;
+    int64_t              first_    = 0;
+    int                  n_tokens_ = 0;
+    std::vector<int64_t> wanted_;
+    std::string          error_;
+
+    std::map<std::pair<int64_t, int>, std::vector<float>> got_;
+};
+
+}  // namespace dior

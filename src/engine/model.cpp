@@ -1,0 +1,533 @@
+// The DIOR engine on llama.cpp: load the model, tokenize the prompt, evaluate it, read vectors.
+//
+// A prompt for one image is evaluated in two parts:
+//   prefix  every chunk before the last text chunk: system turn + user header + image tokens
+//   suffix  the last text chunk: image-closing tokens + the instruction + the assistant header
+// With prefix reuse the prefix is evaluated once per image and each condition evaluates only its
+// suffix on top of it. Without, every condition evaluates the whole prompt from an empty cache.
+// Both run the suffix as the same batches over the same cache contents, so they give
+// bit-identical vectors (see tests/engine_test.cpp).
+#include "dior.h"
+#include "engine/capture.h"
+#include "llama.h"
+#include "mtmd-helper.h"
+#include "mtmd.h"
+#include "prompt/chat.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#ifndef DIOR_ENGINE_VERSION
+#define DIOR_ENGINE_VERSION "llama.cpp (unknown build)"
+#endif
+
+namespace dior {
+namespace {
+
+bool g_verbose = false;
+
+void log_callback(ggml_log_level level, const char * text, void *) {
+    if (g_verbose || level == GGML_LOG_LEVEL_ERROR) {
+        std::fputs(text, stderr);
+    }
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void require_file(const std::string & path, const char * what) {
+    std::error_code ec;
+    if (path.empty()) {
+        throw error(std::string("no ") + what + " given");
+    }
+    if (!std::filesystem::is_regular_file(path, ec)) {
+        throw error(std::string(what) + " not found: " + path);
+    }
+}
+
+struct llama_model_deleter {
+    void operator()(llama_model * m) const { llama_model_free(m); }
+};
+
+struct llama_context_deleter {
+    void operator()(llama_context * c) const { llama_free(c); }
+};
+
+// The image-dependent part of a prompt: chunks of the prefix and the tokens that mtmd puts after
+// the image (e.g. <|vision_end|>), which open the suffix.
+struct prepared_image {
+    mtmd::input_chunks_ptr   chunks;
+    size_t                   n_prefix_chunks = 0;
+    int64_t                  n_prefix_tokens = 0;
+    std::vector<llama_token> image_close;
+};
+
+class model_impl final : public model {
+  public:
+    explicit model_impl(const model_params & p) : params_(p) {
+        require_file(p.model_path, "model file");
+        require_file(p.mmproj_path, "mmproj file");
+
+        static std::once_flag once;
+        std::call_once(once, [] { llama_backend_init(); });
+        g_verbose = p.verbose;
+        llama_log_set(log_callback, nullptr);
+        mtmd_helper_log_set(log_callback, nullptr);
+
+        const int n_threads = p.n_threads > 0 ? p.n_threads : (int)std::max(1u, std::thread::hardware_concurrency());
+
+        llama_model_params mp = llama_model_default_params();
+        mp.n_gpu_layers       = p.n_gpu_layers;
+        model_.reset(llama_model_load_from_file(p.model_path.c_str(), mp));
+        if (!model_) {
+            throw error("cannot load model " + p.model_path +
+                        ": not a GGUF text model llama.cpp can read (-v shows why)");
+        }
+        vocab_   = llama_model_get_vocab(model_.get());
+        n_embd_  = llama_model_n_embd(model_.get());
+        n_layer_ = llama_model_n_layer(model_.get());
+
+        llama_context_params cp = llama_context_default_params();
+        cp.n_ctx                = (uint32_t)p.n_ctx;
+        cp.n_batch              = (uint32_t)p.n_batch;
+        cp.n_ubatch             = (uint32_t)p.n_batch;  // one decode call = one micro-batch
+        cp.n_seq_max            = 1;
+        cp.n_threads            = n_threads;
+        cp.n_threads_batch      = n_threads;
+        cp.embeddings           = false;
+        cp.flash_attn_type      = p.flash_attn ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
+        cp.type_k               = p.kv_f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
+        cp.type_v               = p.kv_f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
+        cp.cb_eval              = hidden_capture::callback;
+        cp.cb_eval_user_data    = &capture_;
+        cp.no_perf              = true;
+        ctx_.reset(llama_init_from_model(model_.get(), cp));
+        if (!ctx_) {
+            throw error("cannot create a llama.cpp context for " + p.model_path + " (n_ctx " + std::to_string(p.n_ctx) +
+                        "); try a smaller --ctx-size");
+        }
+
+        mtmd_context_params mcp = mtmd_context_params_default();
+        mcp.use_gpu             = p.n_gpu_layers != 0;
+        mcp.n_threads           = n_threads;
+        mcp.print_timings       = false;
+        mcp.warmup              = false;
+        mcp.flash_attn_type     = cp.flash_attn_type;
+        mtmd_.reset(mtmd_init_from_file(p.mmproj_path.c_str(), model_.get(), mcp));
+        if (!mtmd_) {
+            throw error("cannot load projector " + p.mmproj_path +
+                        ": not an mmproj GGUF that matches the text model (-v shows why)");
+        }
+        if (!mtmd_support_vision(mtmd_.get())) {
+            throw error(p.mmproj_path + " has no vision encoder; DIOR needs an image projector");
+        }
+        marker_ = mtmd_default_marker();
+        layout_ = make_chat_layout(model_.get(), marker_);
+        split_tail();
+    }
+
+    int n_embd() const override { return n_embd_; }
+
+    int n_layer() const override { return n_layer_; }
+
+    std::string name() const override {
+        char buf[256];
+        if (llama_model_meta_val_str(model_.get(), "general.name", buf, sizeof(buf)) > 0) {
+            return buf;
+        }
+        return std::filesystem::path(params_.model_path).stem().string();
+    }
+
+    std::vector<int> resolve_layers(const std::vector<int> & layers) const override {
+        std::vector<int> out;
+        for (int l : layers) {
+            const int r = l < 0 ? n_layer_ + 1 + l : l;
+            if (r < 0 || r > n_layer_) {
+                throw error("layer " + std::to_string(l) + " is out of range: this model has hidden states 0.." +
+                            std::to_string(n_layer_) + " (or -1..-" + std::to_string(n_layer_ + 1) + ")");
+            }
+            out.push_back(r);
+        }
+        return out;
+    }
+
+    std::vector<int> all_layers() const override {
+        std::vector<int> out;
+        for (int l = 0; l <= n_layer_; ++l) {
+            out.push_back(l);
+        }
+        return out;
+    }
+
+    std::string render_prompt(const std::string & instr) const override {
+        return layout_.head + marker_ + instr + layout_.tail;
+    }
+
+    std::vector<int32_t> prompt_tokens(const image & img, const std::string & instr) override {
+        prepared_image       pi = prepare(img);
+        std::vector<int32_t> out;
+        for (size_t i = 0; i < pi.n_prefix_chunks; ++i) {
+            const mtmd_input_chunk * c = mtmd_input_chunks_get(pi.chunks.get(), i);
+            if (mtmd_input_chunk_get_type(c) == MTMD_INPUT_CHUNK_TYPE_TEXT) {
+                size_t              n = 0;
+                const llama_token * t = mtmd_input_chunk_get_tokens_text(c, &n);
+                out.insert(out.end(), t, t + n);
+            } else {
+                out.insert(out.end(), mtmd_input_chunk_get_n_tokens(c), -1);
+            }
+        }
+        const auto suffix = suffix_tokens(pi, instr);
+        out.insert(out.end(), suffix.begin(), suffix.end());
+        return out;
+    }
+
+    std::vector<condition_vectors> embed(const image & img, const std::vector<std::optional<std::string>> & conditions,
+                                         const embed_params & ep) override {
+        const auto t_start            = std::chrono::steady_clock::now();
+        timings_                      = {};
+        const std::vector<int> layers = resolve_layers(ep.layers);
+        capture_.set_layers(n_layer_, n_embd_, layers);
+
+        prepared_image pi = prepare(img);
+
+        struct job {
+            std::vector<llama_token> suffix;
+            int64_t                  token = 0;  // absolute index of the embedded token
+        };
+
+        std::vector<job> jobs;
+        for (const auto & cond : conditions) {
+            job j;
+            j.suffix            = suffix_tokens(pi, instruction(ep.prompt, cond));
+            const int64_t total = pi.n_prefix_tokens + (int64_t)j.suffix.size();
+            if (total > params_.n_ctx) {
+                throw error(img.source + ": the prompt has " + std::to_string(total) +
+                            " tokens, more than the context (" + std::to_string(params_.n_ctx) +
+                            "); lower --image-max-size or raise --ctx-size");
+            }
+            j.token = ep.token < 0 ? total - 1 : ep.token;
+            if (j.token >= total) {
+                throw error("token " + std::to_string(ep.token) + " is past the end of the prompt (" +
+                            std::to_string(total) + " tokens)");
+            }
+            jobs.push_back(std::move(j));
+        }
+
+        // Tokens of the prefix that some condition wants (e.g. --token 5): captured in the prefix pass.
+        std::vector<int64_t> prefix_wanted;
+        for (const auto & j : jobs) {
+            if (j.token < pi.n_prefix_tokens) {
+                prefix_wanted.push_back(j.token);
+            }
+        }
+
+        std::vector<condition_vectors> out;
+        std::vector<float>             image_embd;  // encoder output, kept across conditions with reuse
+        llama_pos                      pos_after_prefix = 0;
+        for (size_t c = 0; c < jobs.size(); ++c) {
+            if (c == 0 || !ep.reuse_prefix) {
+                llama_memory_clear(llama_get_memory(ctx_.get()), true);
+                if (!ep.reuse_prefix) {
+                    image_embd.clear();
+                }
+                pos_after_prefix = eval_prefix(pi, ep.position, prefix_wanted, image_embd);
+            } else {
+                llama_memory_seq_rm(llama_get_memory(ctx_.get()), 0, pos_after_prefix, -1);
+            }
+            const auto           t0 = std::chrono::steady_clock::now();
+            std::vector<int64_t> wanted;
+            if (jobs[c].token >= pi.n_prefix_tokens) {
+                wanted.push_back(jobs[c].token);
+            }
+            llama_pos pos = pos_after_prefix;
+            eval_text(jobs[c].suffix, pi.n_prefix_tokens, pos, wanted);
+            timings_.suffix_ms.push_back(ms_since(t0));
+
+            condition_vectors cv;
+            cv.condition   = conditions[c];
+            cv.instruction = instruction(ep.prompt, conditions[c]);
+            cv.n_tokens    = (int)(pi.n_prefix_tokens + (int64_t)jobs[c].suffix.size());
+            for (int l : layers) {
+                cv.vectors.push_back(capture_.get(jobs[c].token, l));
+            }
+            out.push_back(std::move(cv));
+        }
+        timings_.total_ms = ms_since(t_start);
+        return out;
+    }
+
+    const timings & last_timings() const override { return timings_; }
+
+  private:
+    // --- tokenization ----------------------------------------------------------------------
+
+    std::vector<llama_token> tokenize(const std::string & text, bool parse_special) const {
+        std::vector<llama_token> toks(text.size() + 8);
+        int32_t n = llama_tokenize(vocab_, text.data(), (int32_t)text.size(), toks.data(), (int32_t)toks.size(), false,
+                                   parse_special);
+        if (n < 0) {
+            toks.resize(-n);
+            n = llama_tokenize(vocab_, text.data(), (int32_t)text.size(), toks.data(), (int32_t)toks.size(), false,
+                               parse_special);
+        }
+        if (n < 0) {
+            throw error("cannot tokenize prompt text");
+        }
+        toks.resize(n);
+        return toks;
+    }
+
+    // The template tail may start with plain text before its first control token (not so for
+    // ChatML). That text joins the user's text, so that both are tokenized together as a
+    // Hugging Face tokenizer would; the rest is tokenized with special tokens parsed.
+    void split_tail() {
+        const auto toks = tokenize(layout_.tail, true);
+        for (llama_token t : toks) {
+            if (llama_vocab_get_attr(vocab_, t) & LLAMA_TOKEN_ATTR_CONTROL) {
+                char         piece[256];
+                const int    n  = llama_token_to_piece(vocab_, t, piece, sizeof(piece), 0, true);
+                const size_t at = n > 0 ? layout_.tail.find(std::string(piece, n)) : std::string::npos;
+                if (at != std::string::npos) {
+                    tail_plain_   = layout_.tail.substr(0, at);
+                    tail_special_ = layout_.tail.substr(at);
+                    return;
+                }
+                break;
+            }
+        }
+        tail_plain_   = layout_.tail;
+        tail_special_ = "";
+    }
+
+    prepared_image prepare(const image & img) {
+        mtmd::bitmap_ptr bmp(mtmd_bitmap_init((uint32_t)img.width, (uint32_t)img.height, img.rgb.data()));
+        if (!bmp) {
+            throw error(img.source + ": cannot pass the image to mtmd");
+        }
+        mtmd_input_text         head{ layout_.head.c_str(), layout_.head.size(), false, true };
+        mtmd_input_part         p_text{ &head, nullptr };
+        mtmd_input_part         p_image{ nullptr, bmp.get() };
+        const mtmd_input_part * parts[] = { &p_text, &p_image };
+
+        prepared_image pi;
+        pi.chunks.reset(mtmd_input_chunks_init());
+        const int32_t res = mtmd_tokenize_from_parts(mtmd_.get(), pi.chunks.get(), parts, 2, true);
+        if (res != 0) {
+            throw error(img.source + ": the projector cannot preprocess this image (code " + std::to_string(res) + ")");
+        }
+        const size_t n     = mtmd_input_chunks_size(pi.chunks.get());
+        pi.n_prefix_chunks = n;
+        if (n > 0) {
+            const mtmd_input_chunk * last = mtmd_input_chunks_get(pi.chunks.get(), n - 1);
+            if (mtmd_input_chunk_get_type(last) == MTMD_INPUT_CHUNK_TYPE_TEXT) {
+                size_t              nt = 0;
+                const llama_token * t  = mtmd_input_chunk_get_tokens_text(last, &nt);
+                pi.image_close.assign(t, t + nt);
+                pi.n_prefix_chunks = n - 1;
+            }
+        }
+        for (size_t i = 0; i < pi.n_prefix_chunks; ++i) {
+            pi.n_prefix_tokens += (int64_t)mtmd_input_chunk_get_n_tokens(mtmd_input_chunks_get(pi.chunks.get(), i));
+        }
+        return pi;
+    }
+
+    std::vector<llama_token> suffix_tokens(const prepared_image & pi, const std::string & instr) const {
+        std::vector<llama_token> out  = pi.image_close;
+        const auto               user = tokenize(instr + tail_plain_, false);  // never control tokens
+        const auto               tmpl = tokenize(tail_special_, true);
+        out.insert(out.end(), user.begin(), user.end());
+        out.insert(out.end(), tmpl.begin(), tmpl.end());
+        return out;
+    }
+
+    // --- evaluation ------------------------------------------------------------------------
+
+    // Evaluates the prefix chunks from position 0; returns the position after them.
+    llama_pos eval_prefix(const prepared_image & pi, positions mode, const std::vector<int64_t> & wanted,
+                          std::vector<float> & image_embd) {
+        int64_t   tok = 0;
+        llama_pos pos = 0;
+        for (size_t i = 0; i < pi.n_prefix_chunks; ++i) {
+            const mtmd_input_chunk * chunk = mtmd_input_chunks_get(pi.chunks.get(), i);
+            const int64_t            n     = (int64_t)mtmd_input_chunk_get_n_tokens(chunk);
+            std::vector<int64_t>     w;
+            for (int64_t t : wanted) {
+                if (t >= tok && t < tok + n) {
+                    w.push_back(t);
+                }
+            }
+            if (mtmd_input_chunk_get_type(chunk) == MTMD_INPUT_CHUNK_TYPE_TEXT) {
+                size_t              nt = 0;
+                const llama_token * t  = mtmd_input_chunk_get_tokens_text(chunk, &nt);
+                const auto          t0 = std::chrono::steady_clock::now();
+                eval_text(std::vector<llama_token>(t, t + nt), tok, pos, w);
+                timings_.prefix_ms += ms_since(t0);
+            } else {
+                if (image_embd.empty()) {
+                    const auto t0 = std::chrono::steady_clock::now();
+                    if (mtmd_encode_chunk(mtmd_.get(), chunk) != 0) {
+                        throw error("the vision encoder failed on this image");
+                    }
+                    const size_t  n_inp = (size_t)llama_model_n_embd_inp(model_.get());
+                    const float * e     = mtmd_get_output_embd(mtmd_.get());
+                    image_embd.assign(e, e + n * n_inp);
+                    timings_.encode_ms += ms_since(t0);
+                }
+                const auto t0 = std::chrono::steady_clock::now();
+                eval_image(chunk, image_embd, tok, pos, mode, w);
+                timings_.prefix_ms += ms_since(t0);
+            }
+            tok += n;
+        }
+        return pos;
+    }
+
+    void decode(llama_batch & batch, int64_t first, const std::vector<int64_t> & wanted) {
+        capture_.begin_batch(first, batch.n_tokens, wanted);
+        const int32_t ret = llama_decode(ctx_.get(), batch);
+        if (ret != 0) {
+            throw error("llama_decode failed (code " + std::to_string(ret) + ")" +
+                        (ret == 1 ? ": no room in the KV cache; raise --ctx-size" : ""));
+        }
+        if (!capture_.batch_error().empty()) {
+            throw error(capture_.batch_error());
+        }
+    }
+
+    static std::vector<int64_t> in_range(const std::vector<int64_t> & wanted, int64_t first, int64_t n) {
+        std::vector<int64_t> out;
+        for (int64_t t : wanted) {
+            if (t >= first && t < first + n) {
+                out.push_back(t);
+            }
+        }
+        return out;
+    }
+
+    // Text tokens starting at absolute token index `tok` and position `pos` (advanced).
+    void eval_text(const std::vector<llama_token> & toks, int64_t tok, llama_pos & pos,
+                   const std::vector<int64_t> & wanted) {
+        const int n_batch = params_.n_batch;
+        for (size_t off = 0; off < toks.size(); off += n_batch) {
+            const int   n     = (int)std::min<size_t>(n_batch, toks.size() - off);
+            llama_batch batch = llama_batch_init(n, 0, 1);
+            const auto  w     = in_range(wanted, tok + (int64_t)off, n);
+            for (int i = 0; i < n; ++i) {
+                batch.token[i]     = toks[off + i];
+                batch.pos[i]       = pos + i;
+                batch.n_seq_id[i]  = 1;
+                batch.seq_id[i][0] = 0;
+                batch.logits[i]    = false;
+                for (int64_t t : w) {
+                    batch.logits[i] |= (t == tok + (int64_t)off + i);
+                }
+            }
+            batch.n_tokens = n;
+            try {
+                decode(batch, tok + (int64_t)off, w);
+            } catch (...) {
+                llama_batch_free(batch);
+                throw;
+            }
+            llama_batch_free(batch);
+            pos += n;
+        }
+    }
+
+    // Image embeddings. Positions: sequential (token i at pos + i in every M-RoPE section) or
+    // native (the model's own 2-D layout, as mtmd's helper does).
+    void eval_image(const mtmd_input_chunk * chunk, std::vector<float> & embd, int64_t tok, llama_pos & pos,
+                    positions mode, const std::vector<int64_t> & wanted) {
+        const int  n_tokens   = (int)mtmd_input_chunk_get_n_tokens(chunk);
+        const bool mrope      = mtmd_decode_use_mrope(mtmd_.get());
+        const int  n_pp       = mrope ? 4 : 1;
+        const int  n_inp      = llama_model_n_embd_inp(model_.get());
+        const bool non_causal = mtmd_decode_use_non_causal(mtmd_.get(), chunk);
+        if (non_causal && n_tokens > params_.n_batch) {
+            throw error("this model attends to all image tokens at once: raise --batch-size to at least " +
+                        std::to_string(n_tokens));
+        }
+        const mtmd_image_tokens * itoks = mtmd_input_chunk_get_tokens_image(chunk);
+
+        if (non_causal) {
+            llama_set_causal_attn(ctx_.get(), false);
+        }
+        try {
+            for (int off = 0; off < n_tokens; off += params_.n_batch) {
+                const int                   n = std::min(params_.n_batch, n_tokens - off);
+                std::vector<llama_pos>      p((size_t)n * n_pp, 0);
+                std::vector<int32_t>        n_seq(n, 1);
+                llama_seq_id                seq0 = 0;
+                std::vector<llama_seq_id *> seq(n + 1, &seq0);
+                std::vector<int8_t>         logits(n, 0);
+                const auto                  w = in_range(wanted, tok + off, n);
+                for (int i = 0; i < n; ++i) {
+                    const int k = off + i;
+                    if (!mrope) {
+                        p[i] = pos + k;
+                    } else if (mode == positions::sequential || itoks == nullptr) {
+                        p[i] = p[n + i] = p[2 * n + i] = pos + k;
+                    } else {
+                        const mtmd_decoder_pos d = mtmd_image_tokens_get_decoder_pos(itoks, pos, (size_t)k);
+                        p[i]                     = (llama_pos)d.t;
+                        p[n + i]                 = (llama_pos)d.y;
+                        p[2 * n + i]             = (llama_pos)d.x;
+                        p[3 * n + i]             = (llama_pos)d.z;
+                    }
+                    for (int64_t t : w) {
+                        logits[i] |= (t == tok + k);
+                    }
+                }
+                seq[n] = nullptr;
+                llama_batch batch{};
+                batch.n_tokens = n;
+                batch.embd     = embd.data() + (size_t)off * n_inp;
+                batch.pos      = p.data();
+                batch.n_seq_id = n_seq.data();
+                batch.seq_id   = seq.data();
+                batch.logits   = logits.data();
+                decode(batch, tok + off, w);
+            }
+        } catch (...) {
+            if (non_causal) {
+                llama_set_causal_attn(ctx_.get(), true);
+            }
+            throw;
+        }
+        if (non_causal) {
+            llama_set_causal_attn(ctx_.get(), true);
+        }
+        pos += (mode == positions::native && mrope) ? mtmd_input_chunk_get_n_pos(chunk) : n_tokens;
+    }
+
+    model_params                                          params_;
+    std::unique_ptr<llama_model, llama_model_deleter>     model_;
+    std::unique_ptr<llama_context, llama_context_deleter> ctx_;
+    mtmd::context_ptr                                     mtmd_;
+    const llama_vocab *                                   vocab_   = nullptr;
+    int                                                   n_embd_  = 0;
+    int                                                   n_layer_ = 0;
+    std::string                                           marker_;
+    chat_layout                                           layout_;
+    std::string                                           tail_plain_;
+    std::string                                           tail_special_;
+    hidden_capture                                        capture_;
+    timings                                               timings_;
+};
+
+}  // namespace
+
+std::unique_ptr<model> model::load(const model_params & params) {
+    return std::make_unique<model_impl>(params);
+}
+
+std::string engine_version() {
+    return DIOR_ENGINE_VERSION;
+}
+
+}  // namespace dior

@@ -1,0 +1,149 @@
+// Lanczos resampling exactly as Pillow does it (libImaging/Resample.c): separable, horizontal
+// pass first, coefficients in double, then fixed point with 22 fractional bits for 8-bit data.
+#include "dior.h"
+
+#include <cmath>
+#include <vector>
+
+namespace dior {
+namespace {
+
+constexpr int    precision_bits  = 32 - 8 - 2;
+constexpr double lanczos_support = 3.0;
+
+double sinc(double x) {
+    if (x == 0.0) {
+        return 1.0;
+    }
+    x *= M_PI;
+    return std::sin(x) / x;
+}
+
+double lanczos(double x) {
+    return (-3.0 <= x && x < 3.0) ? sinc(x) * sinc(x / 3.0) : 0.0;
+}
+
+// Per output pixel: the first input pixel, how many input pixels, and their fixed-point weights.
+struct coeffs {
+    int              ksize = 0;
+    std::vector<int> bounds;  // (xmin, count) per output pixel
+    std::vector<int> k;       // ksize weights per output pixel
+};
+
+coeffs precompute(int in_size, int out_size) {
+    const double scale       = static_cast<double>(in_size) / out_size;
+    const double filterscale = scale < 1.0 ? 1.0 : scale;
+    const double support     = lanczos_support * filterscale;
+
+    coeffs c;
+    c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
+    c.bounds.resize(static_cast<size_t>(out_size) * 2);
+    c.k.assign(static_cast<size_t>(out_size) * c.ksize, 0);
+
+    std::vector<double> w(c.ksize);
+    for (int xx = 0; xx < out_size; ++xx) {
+        const double center = (xx + 0.5) * scale;
+        const double ss     = 1.0 / filterscale;
+        int          xmin   = static_cast<int>(center - support + 0.5);
+        if (xmin < 0) {
+            xmin = 0;
+        }
+        int xmax = static_cast<int>(center + support + 0.5);
+        if (xmax > in_size) {
+            xmax = in_size;
+        }
+        xmax -= xmin;
+        double ww = 0.0;
+        for (int x = 0; x < xmax; ++x) {
+            w[x] = lanczos((x + xmin - center + 0.5) * ss);
+            ww += w[x];
+        }
+        for (int x = 0; x < xmax; ++x) {
+            const double v                             = ww != 0.0 ? w[x] / ww : w[x];
+            const double fp                            = v * (1 << precision_bits);
+            c.k[static_cast<size_t>(xx) * c.ksize + x] = static_cast<int>(v < 0 ? -0.5 + fp : 0.5 + fp);
+        }
+        c.bounds[xx * 2]     = xmin;
+        c.bounds[xx * 2 + 1] = xmax;
+    }
+    return c;
+}
+
+uint8_t clip8(int v) {
+    v >>= precision_bits;
+    return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+}  // namespace
+
+image resize_lanczos(const image & img, int width, int height) {
+    if (width <= 0 || height <= 0) {
+        throw error("resize " + img.source + ": target size must be positive");
+    }
+    if (width == img.width && height == img.height) {
+        return img;
+    }
+    const coeffs h = precompute(img.width, width);
+    const coeffs v = precompute(img.height, height);
+
+    // Rows of the source that the vertical pass reads.
+    const int y_first = v.bounds[0];
+    const int y_last  = v.bounds[(height - 1) * 2] + v.bounds[(height - 1) * 2 + 1];
+
+    // Horizontal pass (Pillow skips it when the width does not change).
+    const bool           need_h = width != img.width;
+    std::vector<uint8_t> tmp;
+    const uint8_t *      src       = img.rgb.data();
+    int                  src_w     = img.width;
+    int                  row_shift = 0;
+    if (need_h) {
+        const int rows = y_last - y_first;
+        tmp.resize(static_cast<size_t>(width) * rows * 3);
+        for (int yy = 0; yy < rows; ++yy) {
+            const uint8_t * in  = img.rgb.data() + static_cast<size_t>(yy + y_first) * img.width * 3;
+            uint8_t *       out = tmp.data() + static_cast<size_t>(yy) * width * 3;
+            for (int xx = 0; xx < width; ++xx) {
+                const int   xmin = h.bounds[xx * 2], n = h.bounds[xx * 2 + 1];
+                const int * k  = &h.k[static_cast<size_t>(xx) * h.ksize];
+                int         s0 = 1 << (precision_bits - 1), s1 = s0, s2 = s0;
+                for (int x = 0; x < n; ++x) {
+                    const uint8_t * p = in + (x + xmin) * 3;
+                    s0 += p[0] * k[x];
+                    s1 += p[1] * k[x];
+                    s2 += p[2] * k[x];
+                }
+                out[xx * 3]     = clip8(s0);
+                out[xx * 3 + 1] = clip8(s1);
+                out[xx * 3 + 2] = clip8(s2);
+            }
+        }
+        src       = tmp.data();
+        src_w     = width;
+        row_shift = y_first;
+    }
+
+    image out;
+    out.source = img.source;
+    out.width  = width;
+    out.height = height;
+    if (height == img.height) {  // no vertical pass
+        out.rgb.assign(src, src + static_cast<size_t>(width) * height * 3);
+        return out;
+    }
+    out.rgb.resize(static_cast<size_t>(width) * height * 3);
+    for (int yy = 0; yy < height; ++yy) {
+        const int   ymin = v.bounds[yy * 2] - row_shift, n = v.bounds[yy * 2 + 1];
+        const int * k = &v.k[static_cast<size_t>(yy) * v.ksize];
+        uint8_t *   o = out.rgb.data() + static_cast<size_t>(yy) * width * 3;
+        for (int xc = 0; xc < width * 3; ++xc) {
+            int s = 1 << (precision_bits - 1);
+            for (int y = 0; y < n; ++y) {
+                s += src[static_cast<size_t>(y + ymin) * src_w * 3 + xc] * k[y];
+            }
+            o[xc] = clip8(s);
+        }
+    }
+    return out;
+}
+
+}  // namespace dior

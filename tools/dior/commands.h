@@ -1,0 +1,38 @@
+// The dior command-line tool: one file per subcommand, sharing the option helpers below.
+#pragma once
+
+#include "dior.h"
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dior::cli {
+
+// Exit statuses (documented in README.md).
+constexpr int exit_ok      = 0;  // every image embedded
+constexpr int exit_fatal   = 1;  // bad arguments, model not loadable, nothing embedded
+constexpr int exit_partial = 2;  // some images failed (reported); the others were embedded
+
+// Options every model-using subcommand shares.
+struct model_options {
+    model_params params;
+    void         add(CLI::App & app);
+};
+
+// Image inputs: files, folders (their image files, sorted, not recursive) and list files.
+std::vector<std::string> collect_images(const std::vector<std::string> & paths, const std::string & list_file);
+
+// Conditions from --condition, --conditions-file and --unconditional, in that order
+// (the unconditional prompt first). None given: the unconditional prompt alone.
+std::vector<std::optional<std::string>> collect_conditions(const std::vector<std::string> & conditions,
+                                                           const std::string & conditions_file, bool unconditional);
+
+// "all" or integers (repeatable, or comma-separated).
+std::vector<int> parse_layers(const std::vector<std::string> & specs, const model & m);
+
+void register_embed(CLI::App & app, int & exit_code);
+void register_bench(CLI::App & app, int & exit_code);
+
+}  // namespace dior::cli

@@ -1,0 +1,138 @@
+#include "commands.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+
+namespace dior::cli {
+
+void model_options::add(CLI::App & app) {
+    app.add_option("-m,--model", params.model_path, "GGUF text model (e.g. Qwen2.5-VL-7B-Instruct-Q8_0.gguf)")
+        ->required();
+    app.add_option("--mmproj", params.mmproj_path, "GGUF multimodal projector of that model")->required();
+    app.add_option("-t,--threads", params.n_threads, "CPU threads (0: all)");
+    app.add_option("--ctx-size", params.n_ctx, "longest prompt in tokens, image included");
+    app.add_option("--batch-size", params.n_batch, "tokens per forward pass");
+    app.add_option("--gpu-layers", params.n_gpu_layers, "layers to offload to a GPU build (-1: all)");
+    app.add_flag("--flash-attn", params.flash_attn, "use flash attention (faster; rounds Q to F16)");
+    app.add_flag("--kv-f16", params.kv_f16, "F16 KV cache (less memory; rounds K and V)");
+    app.add_flag("-v,--verbose", params.verbose, "show llama.cpp's and mtmd's logs");
+}
+
+namespace {
+
+bool is_image_name(const fs::path & p) {
+    std::string ext = p.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return (char)std::tolower(c); });
+    static const char * exts[] = { ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga",
+                                   ".psd", ".hdr", ".pic",  ".ppm", ".pgm", ".pnm" };
+    return std::any_of(std::begin(exts), std::end(exts), [&](const char * e) { return ext == e; });
+}
+
+std::string trim(std::string s) {
+    while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) {
+        s.pop_back();
+    }
+    size_t i = 0;
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) {
+        ++i;
+    }
+    return s.substr(i);
+}
+
+std::vector<std::string> read_lines(const std::string & path, const char * what) {
+    std::ifstream f(path);
+    if (!f) {
+        throw error(std::string("cannot read ") + what + " " + path);
+    }
+    std::vector<std::string> out;
+    for (std::string line; std::getline(f, line);) {
+        line = trim(line);
+        if (!line.empty() && line[0] != '#') {
+            out.push_back(line);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+std::vector<std::string> collect_images(const std::vector<std::string> & paths, const std::string & list_file) {
+    std::vector<std::string> out;
+    for (const auto & p : paths) {
+        std::error_code ec;
+        if (fs::is_directory(p, ec)) {
+            std::vector<std::string> found;
+            for (const auto & e : fs::directory_iterator(p)) {
+                if (e.is_regular_file() && is_image_name(e.path())) {
+                    found.push_back(e.path().string());
+                }
+            }
+            std::sort(found.begin(), found.end());
+            out.insert(out.end(), found.begin(), found.end());
+        } else {
+            out.push_back(p);  // a missing file is reported when it is loaded
+        }
+    }
+    if (!list_file.empty()) {
+        const fs::path base = fs::path(list_file).parent_path();
+        for (const auto & line : read_lines(list_file, "image list")) {
+            const fs::path p(line);
+            out.push_back(p.is_absolute() || base.empty() ? line : (base / p).string());
+        }
+    }
+    return out;
+}
+
+std::vector<std::optional<std::string>> collect_conditions(const std::vector<std::string> & conditions,
+                                                           const std::string & conditions_file, bool unconditional) {
+    std::vector<std::optional<std::string>> out;
+    if (unconditional) {
+        out.emplace_back(std::nullopt);
+    }
+    for (const auto & c : conditions) {
+        out.emplace_back(c);
+    }
+    if (!conditions_file.empty()) {
+        for (const auto & c : read_lines(conditions_file, "conditions file")) {
+            out.emplace_back(c);
+        }
+    }
+    if (out.empty()) {
+        out.emplace_back(std::nullopt);
+    }
+    return out;
+}
+
+std::vector<int> parse_layers(const std::vector<std::string> & specs, const model & m) {
+    std::vector<int> layers;
+    for (const auto & spec : specs) {
+        std::stringstream ss(spec);
+        for (std::string item; std::getline(ss, item, ',');) {
+            item = trim(item);
+            if (item == "all") {
+                const auto all = m.all_layers();
+                layers.insert(layers.end(), all.begin(), all.end());
+                continue;
+            }
+            try {
+                size_t    used = 0;
+                const int l    = std::stoi(item, &used);
+                if (used != item.size()) {
+                    throw std::invalid_argument(item);
+                }
+                layers.push_back(l);
+            } catch (const std::exception &) {
+                throw error("--layer " + item + ": expected an integer or 'all'");
+            }
+        }
+    }
+    if (layers.empty()) {
+        layers.push_back(-1);
+    }
+    return layers;
+}
+
+}  // namespace dior::cli

@@ -1,0 +1,22 @@
+// dior: conditional image embeddings from the command line.
+#include "commands.h"
+
+int main(int argc, char ** argv) {
+    CLI::App app{ "dior.cpp: training-free conditional image embeddings (DIOR) on llama.cpp" };
+    app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("dior ") + DIOR_VERSION + ", " + dior::engine_version());
+
+    int exit_code = dior::cli::exit_ok;
+    dior::cli::register_embed(app, exit_code);
+    dior::cli::register_bench(app, exit_code);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError & e) {
+        return app.exit(e) == 0 ? 0 : dior::cli::exit_fatal;
+    } catch (const dior::error & e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return dior::cli::exit_fatal;
+    }
+    return exit_code;
+}
