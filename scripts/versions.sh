@@ -16,4 +16,5 @@ DEB_PACKAGES=(
   nlohmann-json3-dev=3.11.2-2
   libcli11-dev=2.1.2+ds-1
   libgtest-dev=1.12.1-0.2
+  python3-venv=3.11.2-1+b1
 )

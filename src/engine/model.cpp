@@ -14,6 +14,7 @@
 #include "mtmd.h"
 #include "prompt/chat.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -224,6 +225,8 @@ class model_impl final : public model {
                 prefix_wanted.push_back(j.token);
             }
         }
+        std::sort(prefix_wanted.begin(), prefix_wanted.end());
+        prefix_wanted.erase(std::unique(prefix_wanted.begin(), prefix_wanted.end()), prefix_wanted.end());
 
         std::vector<condition_vectors> out;
         std::vector<float>             image_embd;  // encoder output, kept across conditions with reuse

@@ -1,0 +1,133 @@
+#include "../../tests/support/test_images.h"
+#include "../../tests/support/test_paths.h"
+#include "dior.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <iterator>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+TEST(FitSize, LongerSideBecomesMaxSizeOtherIsTruncated) {
+    int w = 0, h = 0;
+    dior::fit_size(1000, 500, 700, w, h);
+    EXPECT_EQ(w, 700);
+    EXPECT_EQ(h, 350);
+    dior::fit_size(500, 1001, 700, w, h);
+    EXPECT_EQ(w, 349);  // 500 * 700 / 1001 = 349.65 -> 349
+    EXPECT_EQ(h, 700);
+    dior::fit_size(1401, 7, 700, w, h);
+    EXPECT_EQ(w, 700);
+    EXPECT_EQ(h, 3);
+    dior::fit_size(3000, 1, 700, w, h);
+    EXPECT_EQ(h, 1);  // never 0
+}
+
+TEST(FitSize, NeverUpscales) {
+    int w = 0, h = 0;
+    dior::fit_size(700, 300, 700, w, h);
+    EXPECT_EQ(w, 700);
+    EXPECT_EQ(h, 300);
+    dior::fit_size(56, 84, 700, w, h);
+    EXPECT_EQ(w, 56);
+    EXPECT_EQ(h, 84);
+    dior::fit_size(5000, 4000, 0, w, h);  // 0: keep the size
+    EXPECT_EQ(w, 5000);
+}
+
+TEST(Decode, EmptyDataNamesTheFile) {
+    try {
+        dior::decode_image(nullptr, 0, "photos/empty.jpg", 700);
+        FAIL() << "no error";
+    } catch (const dior::error & e) {
+        EXPECT_NE(std::string(e.what()).find("photos/empty.jpg"), std::string::npos);
+        EXPECT_NE(std::string(e.what()).find("empty"), std::string::npos);
+    }
+}
+
+TEST(Decode, TextIsNotAnImage) {
+    const std::string text = "this is a text file, not a picture\n";
+    EXPECT_THROW(dior::decode_image((const uint8_t *)text.data(), text.size(), "notes.png", 700), dior::error);
+}
+
+TEST(Decode, CorruptJpegIsRefused) {
+    const std::string bytes = dior::test::corrupt_jpeg();
+    try {
+        dior::decode_image((const uint8_t *)bytes.data(), bytes.size(), "bad.jpg", 700);
+        FAIL() << "no error";
+    } catch (const dior::error & e) {
+        EXPECT_NE(std::string(e.what()).find("bad.jpg: cannot decode image"), std::string::npos) << e.what();
+    }
+}
+
+TEST(Load, MissingFileNamesIt) {
+    EXPECT_THROW(dior::load_image("/nonexistent/dir/x.png"), dior::error);
+}
+
+TEST(Load, BmpPixelsRoundTripAndLargeImagesAreDownscaled) {
+    const auto dir = fs::temp_directory_path() / "dior_image_test";
+    fs::create_directories(dir);
+    const auto rgb = dior::test::pattern_rgb(37, 23, 1);
+    dior::test::write_bmp((dir / "small.bmp").string(), 37, 23, rgb);
+    const dior::image small = dior::load_image((dir / "small.bmp").string());
+    EXPECT_EQ(small.width, 37);
+    EXPECT_EQ(small.height, 23);
+    EXPECT_EQ(small.rgb, rgb);
+
+    dior::test::write_bmp((dir / "big.bmp").string(), 1000, 400, dior::test::pattern_rgb(1000, 400, 2));
+    const dior::image big = dior::load_image((dir / "big.bmp").string(), 700);
+    EXPECT_EQ(big.width, 700);
+    EXPECT_EQ(big.height, 280);
+    EXPECT_EQ(big.rgb.size(), 700u * 280u * 3u);
+    fs::remove_all(dir);
+}
+
+TEST(Lanczos, UniformImageStaysUniform) {
+    dior::image img;
+    img.width  = 90;
+    img.height = 70;
+    img.rgb.assign(90 * 70 * 3, 0);
+    for (size_t i = 0; i < img.rgb.size(); i += 3) {
+        img.rgb[i]     = 10;
+        img.rgb[i + 1] = 128;
+        img.rgb[i + 2] = 250;
+    }
+    const dior::image out = dior::resize_lanczos(img, 31, 17);
+    ASSERT_EQ(out.rgb.size(), 31u * 17u * 3u);
+    for (size_t i = 0; i < out.rgb.size(); i += 3) {
+        ASSERT_EQ(out.rgb[i], 10);
+        ASSERT_EQ(out.rgb[i + 1], 128);
+        ASSERT_EQ(out.rgb[i + 2], 250);
+    }
+}
+
+// Oracle: Pillow decodes, converts to RGB and resizes (LANCZOS) the files that
+// tests/oracle/pil_images.py wrote; load_image() must give the same bytes.
+TEST(PillowOracle, LoadImageMatchesPillowBitForBit) {
+    const std::string dir = dior::test::pil_cases_dir();
+    std::ifstream     list(fs::path(dir) / "cases.txt");
+    ASSERT_TRUE(list) << "no cases.txt in " << dir;
+    int n_cases = 0;
+    for (std::string line; std::getline(list, line);) {
+        std::istringstream ss(line);
+        std::string        src, expected;
+        int                max_size = 0, w = 0, h = 0;
+        ss >> src >> max_size >> expected >> w >> h;
+        const dior::image          img = dior::load_image((fs::path(dir) / src).string(), max_size);
+        std::ifstream              f(fs::path(dir) / expected, std::ios::binary);
+        const std::vector<uint8_t> want((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        EXPECT_EQ(img.width, w) << src;
+        EXPECT_EQ(img.height, h) << src;
+        ASSERT_EQ(img.rgb.size(), want.size()) << src;
+        size_t n_diff = 0;
+        for (size_t i = 0; i < want.size(); ++i) {
+            n_diff += img.rgb[i] != want[i];
+        }
+        EXPECT_EQ(n_diff, 0u) << src << ": " << n_diff << " of " << want.size() << " bytes differ from Pillow";
+        ++n_cases;
+    }
+    EXPECT_GE(n_cases, 8);
+}

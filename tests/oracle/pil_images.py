@@ -1,0 +1,66 @@
+"""Test oracle: Pillow's decode + convert("RGB") + Lanczos resize, as the reference loads images.
+
+Writes source images in several formats and modes, and for each the RGB bytes that the reference
+would feed the model: Image.open(p).convert("RGB"), then, when the longer side exceeds max_size,
+resize so that it becomes max_size exactly (other side truncated) with Image.LANCZOS.
+Usage: python pil_images.py OUT_DIR
+"""
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+
+
+def reference_load(path, max_size):
+    img = Image.open(path).convert("RGB")
+    w, h = img.size
+    if max(w, h) > max_size:
+        ratio = max_size / max(w, h)
+        size = (max_size, max(1, int(h * ratio))) if w >= h else (max(1, int(w * ratio)), max_size)
+        img = img.resize(size, Image.LANCZOS)
+    return img
+
+
+def main(out):
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:960, 0:1400]
+    smooth = np.stack([(xx * 255 // 1400), (yy * 255 // 960), ((xx + yy) % 256)], -1).astype(np.uint8)
+    cases = []
+
+    def add(name, img, fmt, max_size=700, **kw):
+        src = f"{name}.{fmt}"
+        img.save(os.path.join(out, src), **kw)
+        ref = reference_load(os.path.join(out, src), max_size)
+        expected = f"{name}.rgb"
+        with open(os.path.join(out, expected), "wb") as f:
+            f.write(np.asarray(ref, dtype=np.uint8).tobytes())
+        cases.append(f"{src} {max_size} {expected} {ref.size[0]} {ref.size[1]}")
+
+    add("noise_1000x600", Image.fromarray(rng.integers(0, 256, (600, 1000, 3), dtype=np.uint8)), "png")
+    add("smooth_1400x960", Image.fromarray(smooth), "png")
+    add("tall_640x961", Image.fromarray(np.resize(smooth, (961, 640, 3))), "png")
+    add("thin_701x3", Image.fromarray(rng.integers(0, 256, (3, 701, 3), dtype=np.uint8)), "png")
+    add("square_2000", Image.fromarray(np.resize(smooth, (2000, 2000, 3))), "png")
+    add("small_56x84", Image.fromarray(rng.integers(0, 256, (84, 56, 3), dtype=np.uint8)), "png")
+    add("rgba_900x500", Image.fromarray(rng.integers(0, 256, (500, 900, 4), dtype=np.uint8), "RGBA"), "png")
+    add("grey_800x800", Image.fromarray(rng.integers(0, 256, (800, 800), dtype=np.uint8), "L"), "png")
+    add("palette_750x300", Image.fromarray(smooth[:300, :750]).convert("P"), "png")
+    add("bmp_1200x500", Image.fromarray(smooth[:500, :1200]), "bmp")
+    add("custom_max_300", Image.fromarray(smooth[:400, :1000]), "png", max_size=300)
+    frames = [Image.fromarray(smooth[:300, :800]).convert("P"),
+              Image.fromarray(255 - smooth[:300, :800]).convert("P")]
+    frames[0].save(os.path.join(out, "anim_800x300.gif"), save_all=True, append_images=frames[1:])
+    ref = reference_load(os.path.join(out, "anim_800x300.gif"), 700)
+    with open(os.path.join(out, "anim_800x300.rgb"), "wb") as f:
+        f.write(np.asarray(ref, dtype=np.uint8).tobytes())
+    cases.append(f"anim_800x300.gif 700 anim_800x300.rgb {ref.size[0]} {ref.size[1]}")
+
+    with open(os.path.join(out, "cases.txt"), "w") as f:
+        f.write("\n".join(cases) + "\n")
+    print(f"wrote {len(cases)} Pillow cases to {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
