@@ -234,13 +234,15 @@ void register_embed(CLI::App & app, int & exit_code) {
     o->model.add(*cmd);
     cmd->add_option("inputs", o->inputs, "image files and folders");
     cmd->add_option("--list", o->list_file, "a text file with one image path per line");
-    cmd->add_option("-c,--condition", o->conditions, "a condition, e.g. \"car color\" (repeatable)");
+    cmd->add_option("-c,--condition", o->conditions, "a condition, e.g. \"car color\" (repeatable)")
+        ->allow_extra_args(false);
     cmd->add_option("--conditions-file", o->conditions_file, "a text file with one condition per line");
     cmd->add_flag("--unconditional", o->unconditional, "also embed with the prompt that has no condition");
     cmd->add_option("--prompt-type,--prompt_type", o->prompt_type,
                     "describe, express, summarize, capture, convey, depict or describe_unconstraint");
     cmd->add_option("--layer,--num_layer", o->layers,
-                    "hidden-state index (HF hidden_states; -1 = final; repeatable, comma list, or 'all')");
+                    "hidden-state index (HF hidden_states; -1 = final; repeatable, comma list, or 'all')")
+        ->allow_extra_args(false);
     cmd->add_option("--token,--num_token", o->token, "token index (-1 = last prompt token)");
     cmd->add_option("--image-max-size,--image_max_size", o->image_max_size,
                     "downscale so the longer side is at most this");
