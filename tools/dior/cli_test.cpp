@@ -74,10 +74,10 @@ class Cli : public ::testing::Test {
 
 TEST_F(Cli, EmbedWritesOneVectorPerImageConditionAndLayer) {
     const fs::path out = dir_ / "out";
-    const auto     r   = run("embed " + model_args() + " " + (dir_ / "images").string() +
-                             " -c 'car color' --condition 'car model' -c 'background color' --unconditional"
-                                   " --layer 0 --layer 2 --num_layer -1 -o " +
-                             out.string());
+    // Options before and after the folder: a repeatable option takes one value per use.
+    const auto r = run("embed " + model_args() + " -c 'car color' --layer 0 " + (dir_ / "images").string() +
+                       " --condition 'car model' -c 'background color' --unconditional --layer 2 --num_layer -1 -o " +
+                       out.string());
     ASSERT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("embedded 3 of 3 images x 4 conditions x 3 layers (width 64)"), std::string::npos)
         << r.output;
