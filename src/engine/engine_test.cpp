@@ -298,6 +298,25 @@ TEST_F(Engine, LastLayerEqualsLlamaEmbeddingOutput) {
     EXPECT_GT(max_abs_diff(m_->embed(img, { "car color" }, ep)[0].vectors[0], want), 1e-2f);
 }
 
+// llama.cpp's qwen2vl loader ignored attention.layer_norm_rms_epsilon (eps = 0); our patch makes it
+// read the value. Same weights, eps 1e-6 vs 1.0: the embeddings entering layer 0 are the same,
+// every normalised output must differ.
+TEST_F(Engine, RmsNormEpsilonIsReadFromTheModel) {
+    dior::model_params p;
+    p.model_path           = dior::test::tiny_dir() + "-eps/text.gguf";
+    p.mmproj_path          = tiny("mmproj.gguf");
+    p.n_threads            = 2;
+    p.n_batch              = 64;
+    auto               big = dior::model::load(p);
+    const dior::image  img = make_image(64, 48, 9);
+    dior::embed_params ep;
+    ep.layers    = { 0, -1 };
+    const auto a = m_->embed(img, { "car color" }, ep);
+    const auto b = big->embed(img, { "car color" }, ep);
+    EXPECT_EQ(max_abs_diff(a[0].vectors[0], b[0].vectors[0]), 0.0f);
+    EXPECT_GT(max_abs_diff(a[0].vectors[1], b[0].vectors[1]), 1e-2f);
+}
+
 TEST(EngineLoad, MissingFilesFailWithTheirName) {
     dior::model_params p;
     p.model_path  = "/nonexistent/model.gguf";

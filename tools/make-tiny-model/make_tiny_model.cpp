@@ -52,8 +52,9 @@ const added_token k_added[] = {
 struct options {
     std::string out_dir;
     std::string vocab;
-    uint32_t    seed = 42;
-    bool        f16  = false;
+    uint32_t    seed    = 42;
+    bool        f16     = false;
+    float       rms_eps = 1e-6f;  // Qwen2.5-VL's value
     // text model
     int n_embd = 64, n_layer = 4, n_head = 4, n_head_kv = 2, n_ff = 128, n_ctx = 32768;
     // vision tower
@@ -192,7 +193,7 @@ void write_text_model(const options & o, const std::string & path) {
     gguf_set_val_u32(g, "qwen2vl.attention.head_count", (uint32_t)o.n_head);
     gguf_set_val_u32(g, "qwen2vl.attention.head_count_kv", (uint32_t)o.n_head_kv);
     gguf_set_val_f32(g, "qwen2vl.rope.freq_base", 1000000.0f);
-    gguf_set_val_f32(g, "qwen2vl.attention.layer_norm_rms_epsilon", 1e-6f);
+    gguf_set_val_f32(g, "qwen2vl.attention.layer_norm_rms_epsilon", o.rms_eps);
     const int32_t sections[4] = { s0, s1, s2, 0 };
     gguf_set_arr_data(g, "qwen2vl.rope.dimension_sections", GGUF_TYPE_INT32, sections, 4);
     gguf_set_val_u32(g, "general.file_type", o.f16 ? 1 : 0);
@@ -286,6 +287,7 @@ int main(int argc, char ** argv) {
         ->check(CLI::ExistingFile);
     app.add_option("--seed", o.seed, "random seed");
     app.add_flag("--f16", o.f16, "store weight matrices as F16 (default F32)");
+    app.add_option("--rms-eps", o.rms_eps, "RMS-norm epsilon of the text model");
     app.add_option("--n-embd", o.n_embd, "text width");
     app.add_option("--n-layer", o.n_layer, "text decoder layers");
     app.add_option("--n-head", o.n_head, "attention heads");
