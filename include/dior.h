@@ -22,6 +22,12 @@ struct error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// The store cannot be read or written (unwritable place, full disk, corrupt file): unlike a bad
+// image, this stops a run. What was committed before stays readable.
+struct store_error : error {
+    using error::error;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Images
 // ---------------------------------------------------------------------------------------------
@@ -137,6 +143,22 @@ class model {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Datasets (the reference's five; SPEC section 3)
+// ---------------------------------------------------------------------------------------------
+
+struct dataset_info {
+    std::string                             name;     // "synthetic_cars", "cars196", ...
+    std::vector<std::optional<std::string>> aspects;  // nullopt (no condition) first
+};
+
+const std::vector<dataset_info> & datasets();
+const dataset_info *              find_dataset(const std::string & name);  // nullptr if unknown
+
+// The images of a dataset folder as the reference lists them: the folder's own files (not
+// recursive) ending in .png, .jpg, .jpeg, .bmp or .gif (any case), sorted by name.
+std::vector<std::string> list_dataset_images(const std::string & folder);
+
+// ---------------------------------------------------------------------------------------------
 // Output
 // ---------------------------------------------------------------------------------------------
 
@@ -150,6 +172,86 @@ struct matrix {
 
 void   write_npy(const std::string & path, const matrix & m);
 matrix read_npy(const std::string & path);
+
+// ---------------------------------------------------------------------------------------------
+// Store: an SQLite file holding settings, images, vectors and failures
+// ---------------------------------------------------------------------------------------------
+
+// Everything that decides a vector besides the image. Two runs with equal settings share rows;
+// any difference makes a new setting, so vectors of different settings never mix.
+struct setting {
+    std::string                dataset;        // registry name, or the folder's name for ad-hoc runs
+    std::string                model_id;       // e.g. "Qwen/Qwen2.5-VL-7B-Instruct" (names exports)
+    std::string                model_sha256;   // content hashes of the GGUF files
+    std::string                mmproj_sha256;
+    std::string                engine;         // engine_version() of the build that computed it
+    std::string                prompt_type;    // "describe", ... ("" for imported vectors of unknown type)
+    std::optional<std::string> condition;      // nullopt: the unconditional prompt
+    std::string                prompt;         // the instruction text
+    int                        layer    = -1;  // HF hidden_states index as requested (-1 = final)
+    int                        token    = -1;
+    int                        image_max_size = 700;
+    std::string                positions = "sequential";
+    std::string                source    = "input_last";
+    std::string                engine_options;  // e.g. "kv=f32 fa=0"
+    int                        n_embd = 0;
+    // informational, not part of the identity
+    std::string model_path, mmproj_path;
+};
+
+struct stored_setting {
+    int64_t id = 0;
+    setting s;
+    int64_t n_vectors  = 0;
+};
+
+struct stored_failure {
+    std::string path;
+    std::string reason;
+    std::string time;
+};
+
+class store {
+  public:
+    // Opens or creates the file (WAL mode). Throws dior::error naming the path and what to do.
+    static std::unique_ptr<store> open(const std::string & path);
+    virtual ~store() = default;
+
+    virtual int64_t                     add_setting(const setting & s) = 0;  // existing id when equal
+    virtual std::vector<stored_setting> settings() const               = 0;
+
+    // Settings among `ids` that have no vector for this image yet.
+    virtual std::vector<int64_t> missing(const std::vector<int64_t> & ids, const std::string & image_path) const = 0;
+
+    // All vectors of one image in one transaction; clears a failure recorded for it.
+    struct image_info {
+        std::string path, sha256;
+        int64_t     bytes = 0;
+        int         width = 0, height = 0;  // after downscaling
+    };
+    virtual void put(const image_info & img, const std::vector<std::pair<int64_t, std::vector<float>>> & vectors) = 0;
+
+    virtual void                        put_failure(const std::string & path, const std::string & reason) = 0;
+    virtual std::vector<stored_failure> failures() const                                                = 0;
+    virtual std::vector<image_info>     images() const                                                  = 0;
+
+    // The vectors of a setting, rows ordered by image path; names receives the image paths.
+    virtual matrix vectors(int64_t setting_id, std::vector<std::string> * paths) const = 0;
+
+    // SHA-256 of a file, cached in the store by (path, size, modification time).
+    virtual std::string file_sha256(const std::string & path) = 0;
+};
+
+std::string sha256_hex(const void * data, size_t size);
+
+// The reference's directory name of a setting (SPEC section 5), e.g.
+// "cub200-Qwen_Qwen2.5-VL-7B-Instruct-describe-bird_species-num_layer=-1-num_token=-1-embedsrc=input_last".
+std::string reference_dir_name(const setting & s);
+
+// The inverse, for DIOR settings: fills dataset, model_id (as the name spells it: a "/" that
+// became "_" cannot be told apart), prompt_type, condition ("_" back to spaces; an aspect of the
+// dataset registry keeps its own spelling), layer, token and source. nullopt if it does not parse.
+std::optional<setting> parse_reference_dir_name(const std::string & name);
 
 // Engine (llama.cpp) identification, for manifests.
 std::string engine_version();

@@ -14,6 +14,7 @@ namespace dior::cli {
 constexpr int exit_ok      = 0;  // every image embedded
 constexpr int exit_fatal   = 1;  // bad arguments, model not loadable, nothing embedded
 constexpr int exit_partial = 2;  // some images failed (reported); the others were embedded
+constexpr int exit_interrupted = 130;  // Ctrl-C: the current image was finished and stored
 
 // Options every model-using subcommand shares.
 struct model_options {
@@ -32,7 +33,17 @@ std::vector<std::optional<std::string>> collect_conditions(const std::vector<std
 // "all" or integers (repeatable, or comma-separated).
 std::vector<int> parse_layers(const std::vector<std::string> & specs, const model & m);
 
+// Writes settings of a store as .npy matrices (rows = images, ordered by path) with their row
+// names, plus manifest.json describing settings, images and failures.
+void export_npy(const store & st, const std::vector<int64_t> & setting_ids, const std::string & dir);
+
+// Writes settings in the reference's JSON layout: DIR/<reference_dir_name>/<image stem>.json.
+void export_json(const store & st, const std::vector<int64_t> & setting_ids, const std::string & dir);
+
 void register_embed(CLI::App & app, int & exit_code);
 void register_bench(CLI::App & app, int & exit_code);
+void register_export(CLI::App & app, int & exit_code);
+void register_import(CLI::App & app, int & exit_code);
+void register_status(CLI::App & app, int & exit_code);
 
 }  // namespace dior::cli

@@ -1,23 +1,35 @@
-// dior embed: images x conditions -> one float32 .npy matrix per (condition, layer) + manifest.
+// dior embed: images x conditions x layers -> the store (and optionally .npy files).
+// Every image's vectors are committed in one transaction; re-running skips what is stored.
 #include "commands.h"
+#include "progress.h"
 
-#include <chrono>
+#include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
-#include <nlohmann/json.hpp>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
-using json   = nlohmann::json;
 
 namespace dior::cli {
 namespace {
+
+std::atomic<bool> g_interrupted{ false };
+
+extern "C" void on_sigint(int) {
+    g_interrupted = true;
+    std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C stops at once (the store stays valid)
+}
 
 struct embed_options {
     model_options            model;
     std::vector<std::string> inputs;
     std::string              list_file;
+    std::string              dataset;
+    std::string              datasets_dir;
+    std::string              name;
+    std::string              model_id;
     std::vector<std::string> conditions;
     std::string              conditions_file;
     bool                     unconditional = false;
@@ -28,64 +40,64 @@ struct embed_options {
     std::string              positions_name = "sequential";
     bool                     no_reuse       = false;
     bool                     use_cache      = false;
-    std::string              out_dir        = "dior-out";
+    std::string              out            = "embeddings.db";
+    std::string              npy_dir;
 };
 
-struct failure {
-    std::string path;
-    std::string reason;
-};
-
-std::string slug(const std::optional<std::string> & condition) {
-    if (!condition) {
-        return "None";
+std::vector<char> read_file(const std::string & path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) {
+        throw error(path + ": cannot open file (missing or unreadable)");
     }
-    std::string s;
-    for (char c : *condition) {
-        const bool keep = std::isalnum((unsigned char)c) || c == '-' || c == '.' || c == '_';
-        s.push_back(c == ' ' ? '_' : (keep ? c : '-'));
-    }
-    return s.empty() ? "empty" : s;
+    return std::vector<char>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
-class progress {
-  public:
-    explicit progress(size_t total) : total_(total), tty_(isatty(STDERR_FILENO) != 0), t0_(clock::now()) {}
-
-    void update(size_t done, const std::string & current) {
-        const double elapsed = seconds();
-        const double rate    = done > 0 ? done / elapsed : 0.0;
-        const double eta     = rate > 0 ? (total_ - done) / rate : 0.0;
-        if (tty_) {
-            std::fprintf(stderr, "\r\033[K[%zu/%zu] %.2f img/s, ETA %.0f s  %s", done, total_, rate, eta,
-                         fs::path(current).filename().string().c_str());
-            if (done == total_) {
-                std::fputc('\n', stderr);
-            }
-        } else if (done == total_ || elapsed - last_ >= 5.0) {
-            std::fprintf(stderr, "progress: %zu/%zu images, %.2f img/s, ETA %.0f s\n", done, total_, rate, eta);
-            last_ = elapsed;
-        }
+// Name of an ad-hoc run's image set: --name, else the folder's name, else "images".
+std::string run_name(const embed_options & o) {
+    if (!o.dataset.empty()) {
+        return o.dataset;
     }
-
-    // An error line must not be glued to a progress bar.
-    void message(const std::string & line) { std::fprintf(stderr, "%s%s\n", tty_ ? "\r\033[K" : "", line.c_str()); }
-
-    double seconds() const { return std::chrono::duration<double>(clock::now() - t0_).count(); }
-
-  private:
-    using clock = std::chrono::steady_clock;
-    size_t            total_;
-    bool              tty_;
-    clock::time_point t0_;
-    double            last_ = 0;
-};
+    if (!o.name.empty()) {
+        return o.name;
+    }
+    std::error_code ec;
+    if (o.inputs.size() == 1 && fs::is_directory(o.inputs[0], ec)) {
+        const std::string n = fs::path(o.inputs[0]).lexically_normal().filename().string();
+        if (!n.empty() && n != "." && n != "..") {
+            return n;
+        }
+        return fs::absolute(o.inputs[0]).lexically_normal().parent_path().filename().string();
+    }
+    return "images";
+}
 
 int run_embed(const embed_options & o) {
-    const auto conditions = collect_conditions(o.conditions, o.conditions_file, o.unconditional);
-    const auto images     = collect_images(o.inputs, o.list_file);
+    // --- what to embed ---------------------------------------------------------------------
+    std::vector<std::string>                images;
+    std::vector<std::optional<std::string>> conditions;
+    if (!o.dataset.empty()) {
+        const dataset_info * d = find_dataset(o.dataset);
+        if (!d) {
+            std::string known;
+            for (const auto & ds : datasets()) {
+                known += " " + ds.name;
+            }
+            throw error("unknown dataset '" + o.dataset + "'; known:" + known);
+        }
+        if (o.datasets_dir.empty()) {
+            throw error("--dataset needs --datasets-dir DIR (the images of " + o.dataset + " are in DIR/" + o.dataset + ")");
+        }
+        images     = list_dataset_images((fs::path(o.datasets_dir) / o.dataset).string());
+        conditions = d->aspects;
+        if (!o.conditions.empty() || !o.conditions_file.empty()) {
+            conditions = collect_conditions(o.conditions, o.conditions_file, o.unconditional);
+        }
+    } else {
+        images     = collect_images(o.inputs, o.list_file);
+        conditions = collect_conditions(o.conditions, o.conditions_file, o.unconditional);
+    }
     if (images.empty()) {
-        throw error("no images given: pass image files, folders or --list FILE");
+        throw error("no images given: pass image files, folders, --list FILE or --dataset NAME --datasets-dir DIR");
     }
     auto ptype = parse_prompt_type(o.prompt_type);
     if (!ptype) {
@@ -93,147 +105,151 @@ int run_embed(const embed_options & o) {
         std::fprintf(stderr, "warning: unknown prompt type '%s'; using 'describe'\n", o.prompt_type.c_str());
         ptype = prompt_type::describe;
     }
-    positions pos_mode;
-    if (o.positions_name == "sequential") {
-        pos_mode = positions::sequential;
-    } else if (o.positions_name == "native") {
-        pos_mode = positions::native;
-    } else {
+    if (o.positions_name != "sequential" && o.positions_name != "native") {
         throw error("--positions " + o.positions_name + ": use sequential or native");
     }
 
-    // The model first: a missing or broken model fails before anything is written.
+    // --- the model first: a missing or broken model fails before anything is written ---------
     auto m = model::load(o.model.params);
 
     embed_params ep;
-    ep.prompt                       = *ptype;
-    ep.layers                       = parse_layers(o.layers, *m);
-    ep.token                        = o.token;
-    ep.position                     = pos_mode;
-    ep.reuse_prefix                 = !o.no_reuse;
-    const std::vector<int> resolved = m->resolve_layers(ep.layers);
+    ep.prompt       = *ptype;
+    ep.layers       = parse_layers(o.layers, *m);
+    ep.token        = o.token;
+    ep.position     = o.positions_name == "native" ? positions::native : positions::sequential;
+    ep.reuse_prefix = !o.no_reuse;
+    m->resolve_layers(ep.layers);  // validates
 
-    // rows[c][l] holds the vectors of condition c at layer l, one row per embedded image.
-    std::vector<std::vector<std::vector<float>>> rows(conditions.size(),
-                                                      std::vector<std::vector<float>>(resolved.size()));
-    json                                         embedded = json::array();
-    std::vector<failure>                         failures;
-    progress                                     bar(images.size());
+    auto st = store::open(o.out);
 
-    for (size_t i = 0; i < images.size(); ++i) {
-        const std::string & path = images[i];
+    // --- one setting per (condition, layer) ------------------------------------------------
+    setting base;
+    base.dataset        = run_name(o);
+    base.model_id       = o.model_id.empty() ? fs::path(o.model.params.model_path).stem().string() : o.model_id;
+    base.model_sha256   = st->file_sha256(o.model.params.model_path);
+    base.mmproj_sha256  = st->file_sha256(o.model.params.mmproj_path);
+    base.engine         = engine_version();
+    base.prompt_type    = prompt_type_name(*ptype);
+    base.token          = o.token;
+    base.image_max_size = o.image_max_size;
+    base.positions      = o.positions_name;
+    base.engine_options = std::string("kv=") + (o.model.params.kv_f16 ? "f16" : "f32") +
+                          " fa=" + (o.model.params.flash_attn ? "1" : "0");
+    base.n_embd         = m->n_embd();
+    base.model_path     = fs::absolute(o.model.params.model_path).string();
+    base.mmproj_path    = fs::absolute(o.model.params.mmproj_path).string();
+
+    std::vector<std::vector<int64_t>> ids(conditions.size());  // ids[c][l]
+    std::vector<int64_t>              all_ids;
+    for (size_t c = 0; c < conditions.size(); ++c) {
+        for (int layer : ep.layers) {
+            setting s   = base;
+            s.condition = conditions[c];
+            s.prompt    = instruction(*ptype, conditions[c]);
+            s.layer     = layer;
+            ids[c].push_back(st->add_setting(s));
+            all_ids.push_back(ids[c].back());
+        }
+    }
+
+    // --- the images ------------------------------------------------------------------------
+    g_interrupted = false;
+    std::signal(SIGINT, on_sigint);
+    size_t   n_embedded = 0, n_skipped = 0, n_failed = 0;
+    progress bar(images.size());
+    size_t   done = 0;
+    for (const std::string & path : images) {
+        if (g_interrupted) {
+            break;
+        }
+        ++done;
+        const auto missing = st->missing(all_ids, path);
+        if (missing.empty()) {
+            ++n_skipped;
+            bar.update(done, n_embedded + n_failed, path);
+            continue;
+        }
         try {
-            const image img = load_image(path, o.image_max_size);
-            const auto  res = m->embed(img, conditions, ep);
-            for (size_t c = 0; c < res.size(); ++c) {
-                for (size_t l = 0; l < resolved.size(); ++l) {
-                    rows[c][l].insert(rows[c][l].end(), res[c].vectors[l].begin(), res[c].vectors[l].end());
+            // Only the conditions that still miss a layer are computed.
+            std::vector<std::optional<std::string>> todo;
+            std::vector<size_t>                     todo_index;
+            for (size_t c = 0; c < conditions.size(); ++c) {
+                for (int64_t id : ids[c]) {
+                    if (std::find(missing.begin(), missing.end(), id) != missing.end()) {
+                        todo.push_back(conditions[c]);
+                        todo_index.push_back(c);
+                        break;
+                    }
                 }
             }
-            embedded.push_back({ { "path", path },
-                                 { "width", img.width },
-                                 { "height", img.height },
-                                 { "n_tokens", res.front().n_tokens } });
+            const std::vector<char> bytes = read_file(path);
+            const image img = decode_image((const uint8_t *) bytes.data(), bytes.size(), path, o.image_max_size);
+            const auto  res = m->embed(img, todo, ep);
+
+            std::vector<std::pair<int64_t, std::vector<float>>> rows;
+            for (size_t k = 0; k < res.size(); ++k) {
+                for (size_t l = 0; l < ep.layers.size(); ++l) {
+                    rows.emplace_back(ids[todo_index[k]][l], res[k].vectors[l]);
+                }
+            }
+            store::image_info info{ path, sha256_hex(bytes.data(), bytes.size()), (int64_t) bytes.size(), img.width,
+                                    img.height };
+            st->put(info, rows);
+            ++n_embedded;
+        } catch (const store_error & e) {
+            throw store_error(std::string(e.what()) + "\nthe store keeps every image committed before; fix the cause " +
+                              "(space, permissions) and run the same command again to resume");
         } catch (const error & e) {
             // The message names the file; keep going with the other images.
             const std::string msg = e.what();
-            failures.push_back({ path, msg.rfind(path, 0) == 0 ? msg : path + ": " + msg });
-            bar.message("error: " + failures.back().reason);
+            const std::string reason = msg.rfind(path, 0) == 0 ? msg.substr(path.size() + 2) : msg;
+            st->put_failure(path, reason);
+            bar.message("error: " + path + ": " + reason);
+            ++n_failed;
         }
-        bar.update(i + 1, path);
+        bar.update(done, n_embedded + n_failed, path);
     }
-
-    if (embedded.empty()) {
-        std::fprintf(stderr, "error: none of the %zu images could be embedded; nothing written\n", images.size());
-        return exit_fatal;
-    }
-
-    std::error_code ec;
-    fs::create_directories(o.out_dir, ec);
-    if (ec) {
-        throw error("cannot create output folder " + o.out_dir + ": " + ec.message());
-    }
-    json                     files = json::array(), conds = json::array();
-    std::vector<std::string> used;
-    for (size_t c = 0; c < conditions.size(); ++c) {
-        std::string base = slug(conditions[c]);
-        if (std::find(used.begin(), used.end(), base) != used.end()) {
-            base += "-" + std::to_string(c);
-        }
-        used.push_back(base);
-        const std::string instr = instruction(*ptype, conditions[c]);
-        conds.push_back({ { "condition", conditions[c] ? json(*conditions[c]) : json(nullptr) },
-                          { "instruction", instr },
-                          { "prompt", m->render_prompt(instr) } });
-        for (size_t l = 0; l < resolved.size(); ++l) {
-            const std::string name = base + ".layer" + std::to_string(resolved[l]) + ".npy";
-            matrix            mat;
-            mat.cols = (size_t)m->n_embd();
-            mat.rows = embedded.size();
-            mat.data = std::move(rows[c][l]);
-            write_npy((fs::path(o.out_dir) / name).string(), mat);
-            files.push_back({ { "condition_index", c },
-                              { "layer", resolved[l] },
-                              { "file", name },
-                              { "shape", { mat.rows, mat.cols } } });
-        }
-    }
-    json failed = json::array();
-    for (const auto & f : failures) {
-        failed.push_back({ { "path", f.path }, { "error", f.reason } });
-    }
-    const json manifest = {
-        { "tool", std::string("dior.cpp ") + DIOR_VERSION },
-        { "engine", engine_version() },
-        { "model",
-          { { "path", o.model.params.model_path },
-            { "mmproj", o.model.params.mmproj_path },
-            { "name", m->name() },
-            { "n_embd", m->n_embd() },
-            { "n_layer", m->n_layer() } } },
-        { "settings",
-          { { "prompt_type", prompt_type_name(*ptype) },
-            { "layers", resolved },
-            { "token", o.token },
-            { "embedding_source", "input_last" },
-            { "image_max_size", o.image_max_size },
-            { "positions", o.positions_name },
-            { "prefix_reuse", ep.reuse_prefix },
-            { "flash_attn", o.model.params.flash_attn },
-            { "kv_type", o.model.params.kv_f16 ? "f16" : "f32" } } },
-        { "conditions", conds },
-        { "images", embedded },
-        { "failed", failed },
-        { "files", files },
-    };
-    const std::string manifest_path = (fs::path(o.out_dir) / "manifest.json").string();
-    {
-        std::ofstream f(manifest_path + ".tmp");
-        f << manifest.dump(2) << "\n";
-        if (!f) {
-            throw error("cannot write " + manifest_path);
-        }
-    }
-    fs::rename(manifest_path + ".tmp", manifest_path);
+    std::signal(SIGINT, SIG_DFL);
 
     const double secs = bar.seconds();
     std::fprintf(stderr,
-                 "embedded %zu of %zu images x %zu conditions x %zu layers (width %d) in %.1f s (%.2f img/s); "
-                 "%zu failed%s\nwrote %s\n",
-                 embedded.size(), images.size(), conditions.size(), resolved.size(), m->n_embd(), secs,
-                 embedded.size() / secs, failures.size(), failures.empty() ? "" : " (listed in manifest.json)",
-                 o.out_dir.c_str());
-    return failures.empty() ? exit_ok : exit_partial;
+                 "%zu images: %zu embedded, %zu skipped (already stored), %zu failed%s; %zu conditions x %zu layers "
+                 "(width %d); %.1f s, %.2f img/s\nstore: %s\n",
+                 images.size(), n_embedded, n_skipped, n_failed,
+                 n_failed ? (" (reasons: dior status --db " + o.out + ")").c_str() : "", conditions.size(),
+                 ep.layers.size(), m->n_embd(), secs, secs > 0 ? (double) n_embedded / secs : 0.0, o.out.c_str());
+    if (g_interrupted) {
+        std::fprintf(stderr,
+                     "interrupted after %zu of %zu images; everything embedded so far is stored. Run the same "
+                     "command again to resume.\n",
+                     n_embedded + n_skipped + n_failed, images.size());
+        return exit_interrupted;
+    }
+    if (!o.npy_dir.empty()) {
+        export_npy(*st, all_ids, o.npy_dir);
+        std::fprintf(stderr, "npy: %s\n", o.npy_dir.c_str());
+    }
+    if (n_embedded + n_skipped == 0) {
+        std::fprintf(stderr, "error: none of the %zu images could be embedded\n", images.size());
+        return exit_fatal;
+    }
+    return n_failed ? exit_partial : exit_ok;
 }
 
 }  // namespace
 
 void register_embed(CLI::App & app, int & exit_code) {
     auto   o   = std::make_shared<embed_options>();
-    auto * cmd = app.add_subcommand("embed", "embed images under one or more conditions");
+    auto * cmd = app.add_subcommand("embed", "embed images under one or more conditions into a store");
     o->model.add(*cmd);
     cmd->add_option("inputs", o->inputs, "image files and folders");
     cmd->add_option("--list", o->list_file, "a text file with one image path per line");
+    cmd->add_option("--dataset", o->dataset, "a dataset of the reference (synthetic_cars, cars196, cub200, "
+                                            "deepfashion, movie_posters): its images and all its aspects");
+    cmd->add_option("--datasets-dir", o->datasets_dir, "folder holding one flat folder per dataset");
+    cmd->add_option("--name", o->name, "name of an ad-hoc image set (default: the folder's name)");
+    cmd->add_option("--model-id", o->model_id,
+                    "model name for settings and exports, e.g. Qwen/Qwen2.5-VL-7B-Instruct (default: file name)");
     cmd->add_option("-c,--condition", o->conditions, "a condition, e.g. \"car color\" (repeatable)")
         ->allow_extra_args(false);
     cmd->add_option("--conditions-file", o->conditions_file, "a text file with one condition per line");
@@ -249,7 +265,8 @@ void register_embed(CLI::App & app, int & exit_code) {
     cmd->add_option("--positions", o->positions_name, "sequential (the reference's default) or native (M-RoPE)");
     cmd->add_flag("--no-prefix-reuse", o->no_reuse, "recompute the whole prompt for every condition");
     cmd->add_flag("--use_cache", o->use_cache, "reuse the image prefix across conditions (the default)");
-    cmd->add_option("-o,--out", o->out_dir, "output folder for .npy files and manifest.json");
+    cmd->add_option("-o,--out", o->out, "the store (SQLite file; created if missing, appended to otherwise)");
+    cmd->add_option("--npy", o->npy_dir, "also write this run's settings as .npy files + manifest.json here");
     cmd->callback([o, &exit_code] { exit_code = run_embed(*o); });
 }
 

@@ -9,6 +9,9 @@ int main(int argc, char ** argv) {
     int exit_code = dior::cli::exit_ok;
     dior::cli::register_embed(app, exit_code);
     dior::cli::register_bench(app, exit_code);
+    dior::cli::register_export(app, exit_code);
+    dior::cli::register_import(app, exit_code);
+    dior::cli::register_status(app, exit_code);
 
     try {
         app.parse(argc, argv);

@@ -1,0 +1,47 @@
+// The reference's datasets and the aspects it embeds each with (SPEC section 3).
+#include "dior.h"
+
+#include <algorithm>
+#include <filesystem>
+
+namespace dior {
+
+const std::vector<dataset_info> & datasets() {
+    static const std::vector<dataset_info> all = {
+        { "synthetic_cars", { std::nullopt, "car model", "car color", "background color" } },
+        { "cars196", { std::nullopt, "car model" } },
+        { "cub200", { std::nullopt, "bird species" } },
+        { "deepfashion", { std::nullopt, "clothing category", "texture type", "fabric type", "fit type" } },
+        { "movie_posters", { std::nullopt, "movie genre", "movie's production country" } },
+    };
+    return all;
+}
+
+const dataset_info * find_dataset(const std::string & name) {
+    for (const auto & d : datasets()) {
+        if (d.name == name) {
+            return &d;
+        }
+    }
+    return nullptr;
+}
+
+std::vector<std::string> list_dataset_images(const std::string & folder) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::is_directory(folder, ec)) {
+        throw error("dataset folder not found: " + folder + " (download the images into it first)");
+    }
+    std::vector<std::string> out;
+    for (const auto & e : fs::directory_iterator(folder)) {
+        std::string ext = e.path().extension().string();
+        std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return (char) std::tolower(c); });
+        if (e.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".gif")) {
+            out.push_back(e.path().string());
+        }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+}  // namespace dior

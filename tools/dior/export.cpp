@@ -1,0 +1,181 @@
+// dior export: a store's settings as .npy matrices or in the reference's JSON layout.
+#include "commands.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace fs = std::filesystem;
+using json   = nlohmann::json;
+
+namespace dior::cli {
+namespace {
+
+const stored_setting & find_setting(const std::vector<stored_setting> & all, int64_t id) {
+    for (const auto & s : all) {
+        if (s.id == id) {
+            return s;
+        }
+    }
+    throw error("no setting " + std::to_string(id) + " in the store");
+}
+
+json setting_json(const stored_setting & r) {
+    const setting & s = r.s;
+    return { { "id", r.id },
+             { "dataset", s.dataset },
+             { "model_id", s.model_id },
+             { "model_sha256", s.model_sha256 },
+             { "mmproj_sha256", s.mmproj_sha256 },
+             { "engine", s.engine },
+             { "prompt_type", s.prompt_type },
+             { "condition", s.condition ? json(*s.condition) : json(nullptr) },
+             { "prompt", s.prompt },
+             { "layer", s.layer },
+             { "token", s.token },
+             { "image_max_size", s.image_max_size },
+             { "positions", s.positions },
+             { "source", s.source },
+             { "engine_options", s.engine_options },
+             { "n_embd", s.n_embd } };
+}
+
+void write_text(const fs::path & path, const std::string & text) {
+    const fs::path tmp = path.string() + ".tmp";
+    {
+        std::ofstream f(tmp);
+        f << text;
+        if (!f) {
+            throw error("cannot write " + tmp.string() + " (disk full or not writable?)");
+        }
+    }
+    fs::rename(tmp, path);
+}
+
+void make_dir(const std::string & dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) {
+        throw error("cannot create folder " + dir + ": " + ec.message());
+    }
+}
+
+// Unique file names: the reference's name, with "-s<id>" added when two settings share it.
+std::map<int64_t, std::string> names_of(const std::vector<stored_setting> & all, const std::vector<int64_t> & ids) {
+    std::map<std::string, int>     count;
+    std::map<int64_t, std::string> out;
+    for (int64_t id : ids) {
+        ++count[reference_dir_name(find_setting(all, id).s)];
+    }
+    for (int64_t id : ids) {
+        const std::string n = reference_dir_name(find_setting(all, id).s);
+        out[id]             = count[n] > 1 ? n + "-s" + std::to_string(id) : n;
+    }
+    return out;
+}
+
+}  // namespace
+
+void export_npy(const store & st, const std::vector<int64_t> & ids, const std::string & dir) {
+    make_dir(dir);
+    const auto all   = st.settings();
+    const auto names = names_of(all, ids);
+    json       settings = json::array();
+    for (int64_t id : ids) {
+        std::vector<std::string> paths;
+        const matrix             m = st.vectors(id, &paths);
+        const std::string        name = names.at(id);
+        write_npy((fs::path(dir) / (name + ".npy")).string(), m);
+        std::string rows;
+        for (const auto & p : paths) {
+            rows += p + "\n";
+        }
+        write_text(fs::path(dir) / (name + ".rows.txt"), rows);
+        json j        = setting_json(find_setting(all, id));
+        j["file"]     = name + ".npy";
+        j["rows"]     = name + ".rows.txt";
+        j["shape"]    = { m.rows, m.cols };
+        settings.push_back(j);
+    }
+    json images = json::array(), failed = json::array();
+    for (const auto & i : st.images()) {
+        images.push_back({ { "path", i.path }, { "width", i.width }, { "height", i.height }, { "sha256", i.sha256 } });
+    }
+    for (const auto & f : st.failures()) {
+        failed.push_back({ { "path", f.path }, { "error", f.reason }, { "time", f.time } });
+    }
+    const json manifest = { { "tool", std::string("dior.cpp ") + DIOR_VERSION },
+                            { "settings", settings },
+                            { "images", images },
+                            { "failed", failed } };
+    write_text(fs::path(dir) / "manifest.json", manifest.dump(2) + "\n");
+}
+
+void export_json(const store & st, const std::vector<int64_t> & ids, const std::string & dir) {
+    make_dir(dir);
+    const auto all   = st.settings();
+    const auto names = names_of(all, ids);
+    for (int64_t id : ids) {
+        const setting &          s = find_setting(all, id).s;
+        std::vector<std::string> paths;
+        const matrix             m   = st.vectors(id, &paths);
+        const fs::path           sub = fs::path(dir) / names.at(id);
+        make_dir(sub.string());
+        std::set<std::string> stems;
+        for (size_t r = 0; r < m.rows; ++r) {
+            const std::string stem = fs::path(paths[r]).stem().string();
+            if (!stems.insert(stem).second) {
+                throw error("two images named " + stem + " in setting " + names.at(id) +
+                            ": the reference layout keys files by name; export them separately");
+            }
+            json emb = json::array();
+            for (size_t c = 0; c < m.cols; ++c) {
+                emb.push_back((double) m.data[r * m.cols + c]);  // shortest text that reads back to the same float
+            }
+            const json j = { { "embedding", emb }, { "prompt", s.prompt }, { "source", s.source } };
+            write_text(sub / (stem + ".json"), j.dump());
+        }
+    }
+}
+
+void register_export(CLI::App & app, int & exit_code) {
+    struct options {
+        std::string          db = "embeddings.db", npy, json_dir;
+        std::vector<int64_t> ids;
+    };
+    auto   o   = std::make_shared<options>();
+    auto * cmd = app.add_subcommand("export", "write a store's vectors as .npy files or in the reference's JSON layout");
+    cmd->add_option("--db", o->db, "the store");
+    cmd->add_option("--npy", o->npy, "folder for .npy matrices, their row names and manifest.json");
+    cmd->add_option("--json", o->json_dir, "folder for the reference's layout: <setting>/<image stem>.json");
+    cmd->add_option("--setting", o->ids, "only these setting ids (see dior status); default: all")
+        ->allow_extra_args(false);
+    cmd->callback([o, &exit_code] {
+        if (o->npy.empty() && o->json_dir.empty()) {
+            throw error("nothing to do: give --npy DIR and/or --json DIR");
+        }
+        if (!fs::exists(o->db)) {
+            throw error("store not found: " + o->db);
+        }
+        auto                 st  = store::open(o->db);
+        std::vector<int64_t> ids = o->ids;
+        if (ids.empty()) {
+            for (const auto & s : st->settings()) {
+                ids.push_back(s.id);
+            }
+        }
+        if (!o->npy.empty()) {
+            export_npy(*st, ids, o->npy);
+        }
+        if (!o->json_dir.empty()) {
+            export_json(*st, ids, o->json_dir);
+        }
+        std::fprintf(stderr, "exported %zu settings\n", ids.size());
+        exit_code = exit_ok;
+    });
+}
+
+}  // namespace dior::cli
