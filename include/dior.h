@@ -180,19 +180,19 @@ matrix read_npy(const std::string & path);
 // Everything that decides a vector besides the image. Two runs with equal settings share rows;
 // any difference makes a new setting, so vectors of different settings never mix.
 struct setting {
-    std::string                dataset;        // registry name, or the folder's name for ad-hoc runs
-    std::string                model_id;       // e.g. "Qwen/Qwen2.5-VL-7B-Instruct" (names exports)
-    std::string                model_sha256;   // content hashes of the GGUF files
+    std::string                dataset;       // registry name, or the folder's name for ad-hoc runs
+    std::string                model_id;      // e.g. "Qwen/Qwen2.5-VL-7B-Instruct" (names exports)
+    std::string                model_sha256;  // content hashes of the GGUF files
     std::string                mmproj_sha256;
-    std::string                engine;         // engine_version() of the build that computed it
-    std::string                prompt_type;    // "describe", ... ("" for imported vectors of unknown type)
-    std::optional<std::string> condition;      // nullopt: the unconditional prompt
-    std::string                prompt;         // the instruction text
-    int                        layer    = -1;  // HF hidden_states index as requested (-1 = final)
-    int                        token    = -1;
+    std::string                engine;               // engine_version() of the build that computed it
+    std::string                prompt_type;          // "describe", ... ("" for imported vectors of unknown type)
+    std::optional<std::string> condition;            // nullopt: the unconditional prompt
+    std::string                prompt;               // the instruction text
+    int                        layer          = -1;  // HF hidden_states index as requested (-1 = final)
+    int                        token          = -1;
     int                        image_max_size = 700;
-    std::string                positions = "sequential";
-    std::string                source    = "input_last";
+    std::string                positions      = "sequential";
+    std::string                source         = "input_last";
     std::string                engine_options;  // e.g. "kv=f32 fa=0"
     int                        n_embd = 0;
     // informational, not part of the identity
@@ -202,7 +202,7 @@ struct setting {
 struct stored_setting {
     int64_t id = 0;
     setting s;
-    int64_t n_vectors  = 0;
+    int64_t n_vectors = 0;
 };
 
 struct stored_failure {
@@ -232,8 +232,8 @@ class store {
     virtual void put(const image_info & img, const std::vector<std::pair<int64_t, std::vector<float>>> & vectors) = 0;
 
     virtual void                        put_failure(const std::string & path, const std::string & reason) = 0;
-    virtual std::vector<stored_failure> failures() const                                                = 0;
-    virtual std::vector<image_info>     images() const                                                  = 0;
+    virtual std::vector<stored_failure> failures() const                                                  = 0;
+    virtual std::vector<image_info>     images() const                                                    = 0;
 
     // The vectors of a setting, rows ordered by image path; names receives the image paths.
     virtual matrix vectors(int64_t setting_id, std::vector<std::string> * paths) const = 0;

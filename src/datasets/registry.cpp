@@ -35,8 +35,9 @@ std::vector<std::string> list_dataset_images(const std::string & folder) {
     std::vector<std::string> out;
     for (const auto & e : fs::directory_iterator(folder)) {
         std::string ext = e.path().extension().string();
-        std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return (char) std::tolower(c); });
-        if (e.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".gif")) {
+        std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return (char)std::tolower(c); });
+        if (e.is_regular_file() &&
+            (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".gif")) {
             out.push_back(e.path().string());
         }
     }

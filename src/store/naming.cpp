@@ -18,8 +18,7 @@ std::string replace_all(std::string s, char from, char to) {
 std::string reference_dir_name(const setting & s) {
     return s.dataset + "-" + replace_all(s.model_id, '/', '_') + "-" + s.prompt_type + "-" +
            (s.condition ? replace_all(*s.condition, ' ', '_') : std::string("None")) +
-           "-num_layer=" + std::to_string(s.layer) + "-num_token=" + std::to_string(s.token) +
-           "-embedsrc=" + s.source;
+           "-num_layer=" + std::to_string(s.layer) + "-num_token=" + std::to_string(s.token) + "-embedsrc=" + s.source;
 }
 
 std::optional<setting> parse_reference_dir_name(const std::string & name) {
@@ -30,9 +29,9 @@ std::optional<setting> parse_reference_dir_name(const std::string & name) {
         return std::nullopt;
     }
     setting s;
-    s.dataset     = m[1].str();
-    s.model_id    = m[2].str();
-    s.prompt_type = m[3].str();
+    s.dataset                = m[1].str();
+    s.model_id               = m[2].str();
+    s.prompt_type            = m[3].str();
     const std::string aspect = m[4].str();
     if (aspect != "None") {
         s.condition = replace_all(aspect, '_', ' ');

@@ -2,12 +2,11 @@
 // transaction, so a process killed at any moment leaves every image either complete or absent.
 #include "dior.h"
 
-#include <sqlite3.h>
-#include <sys/stat.h>
-
 #include <cstring>
 #include <fstream>
 #include <set>
+#include <sqlite3.h>
+#include <sys/stat.h>
 
 extern "C" {
 #include "sha256/sha256.h"
@@ -71,7 +70,7 @@ class statement {
     ~statement() { sqlite3_finalize(st_); }
 
     statement & bind(int i, const std::string & v) {
-        sqlite3_bind_text(st_, i, v.data(), (int) v.size(), SQLITE_TRANSIENT);
+        sqlite3_bind_text(st_, i, v.data(), (int)v.size(), SQLITE_TRANSIENT);
         return *this;
     }
 
@@ -89,7 +88,7 @@ class statement {
     }
 
     statement & bind_blob(int i, const void * data, size_t n) {
-        sqlite3_bind_blob(st_, i, data, (int) n, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(st_, i, data, (int)n, SQLITE_TRANSIENT);
         return *this;
     }
 
@@ -111,10 +110,10 @@ class statement {
     bool        is_null(int col) const { return sqlite3_column_type(st_, col) == SQLITE_NULL; }
     std::string text(int col) const {
         const unsigned char * t = sqlite3_column_text(st_, col);
-        return t ? std::string((const char *) t, sqlite3_column_bytes(st_, col)) : std::string();
+        return t ? std::string((const char *)t, sqlite3_column_bytes(st_, col)) : std::string();
     }
     const void * blob(int col, size_t & n) const {
-        n = (size_t) sqlite3_column_bytes(st_, col);
+        n = (size_t)sqlite3_column_bytes(st_, col);
         return sqlite3_column_blob(st_, col);
     }
 
@@ -132,7 +131,7 @@ class sqlite_store final : public store {
             sqlite3_close(db_);
             db_ = nullptr;
             throw store_error("cannot open store " + path + ": " + msg +
-                        " (check that the folder exists and is writable, or pass another --out)");
+                              " (check that the folder exists and is writable, or pass another --out)");
         }
         sqlite3_busy_timeout(db_, 10000);
         try {
@@ -164,19 +163,19 @@ class sqlite_store final : public store {
                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
         ins.bind(1, id).bind(2, s.dataset).bind(3, s.model_id).bind(4, s.model_sha256).bind(5, s.mmproj_sha256);
         ins.bind(6, s.engine).bind(7, s.prompt_type).bind(8, s.condition).bind(9, s.prompt);
-        ins.bind(10, (int64_t) s.layer).bind(11, (int64_t) s.token).bind(12, (int64_t) s.image_max_size);
-        ins.bind(13, s.positions).bind(14, s.source).bind(15, s.engine_options).bind(16, (int64_t) s.n_embd);
+        ins.bind(10, (int64_t)s.layer).bind(11, (int64_t)s.token).bind(12, (int64_t)s.image_max_size);
+        ins.bind(13, s.positions).bind(14, s.source).bind(15, s.engine_options).bind(16, (int64_t)s.n_embd);
         ins.bind(17, s.model_path).bind(18, s.mmproj_path);
         ins.step();
         return sqlite3_last_insert_rowid(db_);
     }
 
     std::vector<stored_setting> settings() const override {
-        statement q(db_,
-                    "SELECT s.id, dataset, model_id, model_sha256, mmproj_sha256, engine, prompt_type, condition, "
-                    "prompt, layer, token, image_max_size, positions, source, engine_options, n_embd, model_path, "
-                    "mmproj_path, (SELECT count(*) FROM vectors v WHERE v.setting_id = s.id) "
-                    "FROM settings s ORDER BY s.id");
+        statement                   q(db_,
+                                      "SELECT s.id, dataset, model_id, model_sha256, mmproj_sha256, engine, prompt_type, condition, "
+                                                        "prompt, layer, token, image_max_size, positions, source, engine_options, n_embd, model_path, "
+                                                        "mmproj_path, (SELECT count(*) FROM vectors v WHERE v.setting_id = s.id) "
+                                                        "FROM settings s ORDER BY s.id");
         std::vector<stored_setting> out;
         while (q.step()) {
             stored_setting r;
@@ -189,13 +188,13 @@ class sqlite_store final : public store {
             r.s.prompt_type    = q.text(6);
             r.s.condition      = q.is_null(7) ? std::nullopt : std::optional<std::string>(q.text(7));
             r.s.prompt         = q.text(8);
-            r.s.layer          = (int) q.integer(9);
-            r.s.token          = (int) q.integer(10);
-            r.s.image_max_size = (int) q.integer(11);
+            r.s.layer          = (int)q.integer(9);
+            r.s.token          = (int)q.integer(10);
+            r.s.image_max_size = (int)q.integer(11);
             r.s.positions      = q.text(12);
             r.s.source         = q.text(13);
             r.s.engine_options = q.text(14);
-            r.s.n_embd         = (int) q.integer(15);
+            r.s.n_embd         = (int)q.integer(15);
             r.s.model_path     = q.text(16);
             r.s.mmproj_path    = q.text(17);
             r.n_vectors        = q.integer(18);
@@ -205,8 +204,7 @@ class sqlite_store final : public store {
     }
 
     std::vector<int64_t> missing(const std::vector<int64_t> & ids, const std::string & image_path) const override {
-        statement q(db_,
-                    "SELECT v.setting_id FROM vectors v JOIN images i ON i.id = v.image_id WHERE i.path = ?");
+        statement q(db_, "SELECT v.setting_id FROM vectors v JOIN images i ON i.id = v.image_id WHERE i.path = ?");
         q.bind(1, image_path);
         std::set<int64_t> have;
         while (q.step()) {
@@ -228,8 +226,8 @@ class sqlite_store final : public store {
                         "INSERT INTO images(path, sha256, bytes, width, height) VALUES (?,?,?,?,?) "
                         "ON CONFLICT(path) DO UPDATE SET sha256 = excluded.sha256, bytes = excluded.bytes, "
                         "width = excluded.width, height = excluded.height");
-            q.bind(1, img.path).bind(2, img.sha256).bind(3, img.bytes).bind(4, (int64_t) img.width);
-            q.bind(5, (int64_t) img.height).step();
+            q.bind(1, img.path).bind(2, img.sha256).bind(3, img.bytes).bind(4, (int64_t)img.width);
+            q.bind(5, (int64_t)img.height).step();
         }
         int64_t image_id = 0;
         {
@@ -267,7 +265,7 @@ class sqlite_store final : public store {
         statement               q(db_, "SELECT path, sha256, bytes, width, height FROM images ORDER BY path");
         std::vector<image_info> out;
         while (q.step()) {
-            out.push_back({ q.text(0), q.text(1), q.integer(2), (int) q.integer(3), (int) q.integer(4) });
+            out.push_back({ q.text(0), q.text(1), q.integer(2), (int)q.integer(3), (int)q.integer(4) });
         }
         return out;
     }
@@ -279,13 +277,14 @@ class sqlite_store final : public store {
         q.bind(1, setting_id);
         matrix m;
         while (q.step()) {
-            size_t        n    = 0;
-            const void *  data = q.blob(1, n);
-            const size_t  cols = n / sizeof(float);
+            size_t       n    = 0;
+            const void * data = q.blob(1, n);
+            const size_t cols = n / sizeof(float);
             if (m.rows > 0 && cols != m.cols) {
-                throw store_error("store " + path_ + ": setting " + std::to_string(setting_id) + " mixes vector widths");
+                throw store_error("store " + path_ + ": setting " + std::to_string(setting_id) +
+                                  " mixes vector widths");
             }
-            m.cols = cols;
+            m.cols          = cols;
             const size_t at = m.data.size();
             m.data.resize(at + cols);
             std::memcpy(m.data.data() + at, data, cols * sizeof(float));
@@ -298,14 +297,14 @@ class sqlite_store final : public store {
     }
 
     std::string file_sha256(const std::string & path) override {
-        struct stat st{};
+        struct stat st {};
         if (stat(path.c_str(), &st) != 0) {
             throw store_error("cannot read " + path);
         }
-        const int64_t mtime = (int64_t) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        const int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
         {
             statement q(db_, "SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND mtime_ns = ?");
-            if (q.bind(1, path).bind(2, (int64_t) st.st_size).bind(3, mtime).step()) {
+            if (q.bind(1, path).bind(2, (int64_t)st.st_size).bind(3, mtime).step()) {
                 return q.text(0);
             }
         }
@@ -317,14 +316,14 @@ class sqlite_store final : public store {
         sha256_init(&ctx);
         std::vector<char> buf(1 << 22);
         while (f) {
-            f.read(buf.data(), (std::streamsize) buf.size());
-            sha256_update(&ctx, (const unsigned char *) buf.data(), (size_t) f.gcount());
+            f.read(buf.data(), (std::streamsize)buf.size());
+            sha256_update(&ctx, (const unsigned char *)buf.data(), (size_t)f.gcount());
         }
         unsigned char digest[SHA256_DIGEST_SIZE];
         sha256_final(&ctx, digest);
         const std::string h = to_hex(digest);
-        statement q(db_, "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns, sha256) VALUES (?,?,?,?)");
-        q.bind(1, path).bind(2, (int64_t) st.st_size).bind(3, mtime).bind(4, h).step();
+        statement         q(db_, "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns, sha256) VALUES (?,?,?,?)");
+        q.bind(1, path).bind(2, (int64_t)st.st_size).bind(3, mtime).bind(4, h).step();
         return h;
     }
 
@@ -366,7 +365,7 @@ class sqlite_store final : public store {
 
 std::string sha256_hex(const void * data, size_t size) {
     unsigned char digest[SHA256_DIGEST_SIZE];
-    sha256_hash(digest, (const unsigned char *) data, size);
+    sha256_hash(digest, (const unsigned char *)data, size);
     return to_hex(digest);
 }
 

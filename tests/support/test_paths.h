@@ -1,18 +1,29 @@
-// Paths of the generated test fixtures and of the dior binary, set by tests/CMakeLists.txt.
+// Paths of the generated test fixtures, the dior binary and the oracle Python, set by
+// tests/CMakeLists.txt.
 #pragma once
 
 #include <string>
 
 namespace dior::test {
 
+// text.gguf, mmproj.gguf of the tiny random-weight Qwen2.5-VL
 inline std::string tiny_dir() {
     return DIOR_TEST_TINY_DIR;
-}  // text.gguf, mmproj.gguf
+}
+
+// what tests/oracle/pil_images.py wrote
 inline std::string pil_cases_dir() {
     return DIOR_TEST_PIL_DIR;
-}  // tests/oracle/pil_images.py output
+}
+
+// the dior tool
 inline std::string dior_bin() {
     return DIOR_TEST_BIN;
-}  // the dior tool
+}
+
+// Python with the oracle packages (tests/requirements.txt)
+inline std::string python() {
+    return DIOR_TEST_PYTHON;
+}
 
 }  // namespace dior::test

@@ -1,37 +1,23 @@
-// End-to-end tests of the dior tool: runs the built binary (DIOR_BIN) on the tiny model.
+// End-to-end tests of the dior tool: runs the built binary on the tiny model.
+#include "../../tests/support/process.h"
 #include "../../tests/support/test_images.h"
 #include "../../tests/support/test_paths.h"
 #include "dior.h"
 
-#include <array>
-#include <cstdio>
-#include <cstdlib>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
+#include <sstream>
 
 namespace fs = std::filesystem;
+using dior::test::run_shell;
 
 namespace {
 
-struct run_result {
-    int         status = -1;
-    std::string output;  // stdout and stderr
-};
-
-run_result run(const std::string & args) {
-    const std::string      cmd = dior::test::dior_bin() + " " + args + " 2>&1";
-    run_result             r;
-    FILE *                 p = popen(cmd.c_str(), "r");
-    std::array<char, 4096> buf;
-    while (p && fgets(buf.data(), (int)buf.size(), p)) {
-        r.output += buf.data();
-    }
-    const int st = p ? pclose(p) : -1;
-    r.status     = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
+dior::test::run_result run(const std::string & args) {
+    return run_shell(dior::test::dior_bin() + " " + args);
 }
 
 std::string model_args() {
@@ -53,6 +39,13 @@ std::string read_bytes(const fs::path & p) {
     return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
+nlohmann::json read_json(const fs::path & p) {
+    std::ifstream f(p);
+    return nlohmann::json::parse(f);
+}
+
+const char * k_suffix = "-num_token=-1-embedsrc=input_last";
+
 class Cli : public ::testing::Test {
   protected:
     void SetUp() override {
@@ -69,76 +62,103 @@ class Cli : public ::testing::Test {
 
     void TearDown() override { fs::remove_all(dir_); }
 
+    std::string db() const { return (dir_ / "e.db").string(); }
+
     fs::path dir_;
 };
 
 TEST_F(Cli, EmbedWritesOneVectorPerImageConditionAndLayer) {
-    const fs::path out = dir_ / "out";
+    const fs::path out = dir_ / "npy";
     // Options before and after the folder: a repeatable option takes one value per use.
     const auto r = run("embed " + model_args() + " -c 'car color' --layer 0 " + (dir_ / "images").string() +
                        " --condition 'car model' -c 'background color' --unconditional --layer 2 --num_layer -1 -o " +
-                       out.string());
+                       db() + " --npy " + out.string());
     ASSERT_EQ(r.status, 0) << r.output;
-    EXPECT_NE(r.output.find("embedded 3 of 3 images x 4 conditions x 3 layers (width 64)"), std::string::npos)
+    EXPECT_NE(r.output.find("3 images: 3 embedded, 0 skipped (already stored), 0 failed; 4 conditions x 3 layers "
+                            "(width 64)"),
+              std::string::npos)
         << r.output;
 
-    std::ifstream        mf(out / "manifest.json");
-    const nlohmann::json m = nlohmann::json::parse(mf);
+    const nlohmann::json m = read_json(out / "manifest.json");
     ASSERT_EQ(m["images"].size(), 3u);
     EXPECT_EQ(m["images"][2]["width"], 700);  // 800x500 -> 700x437
     EXPECT_EQ(m["images"][2]["height"], 437);
-    ASSERT_EQ(m["conditions"].size(), 4u);
-    EXPECT_TRUE(m["conditions"][0]["condition"].is_null());
-    EXPECT_EQ(m["conditions"][1]["instruction"], "Describe this image in one word regarding car color: \"");
-    EXPECT_EQ(m["settings"]["layers"], nlohmann::json({ 0, 2, 4 }));
-    EXPECT_EQ(m["settings"]["positions"], "sequential");
-    ASSERT_EQ(m["files"].size(), 12u);
-    for (const auto & f : m["files"]) {
-        const dior::matrix mat = dior::read_npy((out / f["file"].get<std::string>()).string());
+    ASSERT_EQ(m["settings"].size(), 12u);
+    int n_unconditional = 0;
+    for (const auto & s : m["settings"]) {
+        EXPECT_EQ(s["dataset"], "images");
+        EXPECT_EQ(s["model_id"], "text");
+        EXPECT_EQ(s["positions"], "sequential");
+        n_unconditional += s["condition"].is_null();
+        const dior::matrix mat = dior::read_npy((out / s["file"].get<std::string>()).string());
         EXPECT_EQ(mat.rows, 3u);
         EXPECT_EQ(mat.cols, 64u);
         for (float v : mat.data) {
             ASSERT_TRUE(std::isfinite(v));
         }
     }
-    EXPECT_TRUE(fs::exists(out / "car_color.layer4.npy"));
-    EXPECT_TRUE(fs::exists(out / "None.layer0.npy"));
+    EXPECT_EQ(n_unconditional, 3);
+    EXPECT_TRUE(fs::exists(out / (std::string("images-text-describe-car_color-num_layer=-1") + k_suffix + ".npy")));
+    EXPECT_TRUE(fs::exists(out / (std::string("images-text-describe-None-num_layer=0") + k_suffix + ".npy")));
+    EXPECT_EQ(read_bytes(out / (std::string("images-text-describe-None-num_layer=0") + k_suffix + ".rows.txt")),
+              (dir_ / "images" / "img0.bmp").string() + "\n" + (dir_ / "images" / "img1.bmp").string() + "\n" +
+                  (dir_ / "images" / "img2.bmp").string() + "\n");
 }
 
-TEST_F(Cli, BadFilesAreReportedOnceAndTheRestIsEmbedded) {
+TEST_F(Cli, BadFilesAreReportedOnceStoredWithReasonsAndRetried) {
     dior::test::write_file((dir_ / "images" / "broken.jpg").string(), dior::test::corrupt_jpeg());
     dior::test::write_file((dir_ / "images" / "empty.png").string(), "");
     dior::test::write_file((dir_ / "images" / "notes.png").string(), "just some text\n");
-    const fs::path out = dir_ / "out";
-    const auto     r =
-        run("embed " + model_args() + " " + (dir_ / "images").string() + " -c 'car color' -o " + out.string());
+    const std::string args = "embed " + model_args() + " " + (dir_ / "images").string() + " -c 'car color' -o " + db();
+    const auto        r    = run(args + " --npy " + (dir_ / "npy").string());
     EXPECT_EQ(r.status, 2) << r.output;  // partial
     for (const char * bad : { "broken.jpg", "empty.png", "notes.png" }) {
         EXPECT_EQ(count_lines_with(r.output, "error:", bad), 1) << bad << "\n" << r.output;
     }
     EXPECT_EQ(count_lines_with(r.output, "error:", ".bmp"), 0) << r.output;
-    const dior::matrix mat = dior::read_npy((out / "car_color.layer4.npy").string());
+    const dior::matrix mat = dior::read_npy(
+        (dir_ / "npy" / (std::string("images-text-describe-car_color-num_layer=-1") + k_suffix + ".npy")).string());
     EXPECT_EQ(mat.rows, 3u);
-    std::ifstream        mf(out / "manifest.json");
-    const nlohmann::json m = nlohmann::json::parse(mf);
-    EXPECT_EQ(m["failed"].size(), 3u);
-    EXPECT_EQ(m["images"].size(), 3u);
+    EXPECT_EQ(read_json(dir_ / "npy" / "manifest.json")["failed"].size(), 3u);
+
+    auto status = run("status --db " + db());
+    ASSERT_EQ(status.status, 0) << status.output;
+    EXPECT_NE(status.output.find("3 failed images"), std::string::npos) << status.output;
+    EXPECT_NE(status.output.find("empty.png: empty file"), std::string::npos) << status.output;
+    EXPECT_NE(status.output.find("broken.jpg: cannot decode image"), std::string::npos) << status.output;
+
+    // Fix one file and re-run: the failed ones are retried, the stored ones skipped.
+    dior::test::write_bmp((dir_ / "images" / "notes.png").string(), 30, 30, dior::test::pattern_rgb(30, 30, 9));
+    const auto again = run(args);
+    EXPECT_EQ(again.status, 2) << again.output;
+    EXPECT_NE(again.output.find("6 images: 1 embedded, 3 skipped (already stored), 2 failed"), std::string::npos)
+        << again.output;
+    status = run("status --db " + db());
+    EXPECT_NE(status.output.find("2 failed images"), std::string::npos) << status.output;
+    EXPECT_EQ(status.output.find("notes.png"), std::string::npos) << status.output;
 }
 
 TEST_F(Cli, MissingModelFailsFastAndWritesNothing) {
-    const fs::path out = dir_ / "out";
-    const auto     r   = run("embed -m " + (dir_ / "nope.gguf").string() + " --mmproj " +
-                             (dir_ / "nope-mmproj.gguf").string() + " " + (dir_ / "images").string() + " -o " + out.string());
+    const auto r = run("embed -m " + (dir_ / "nope.gguf").string() + " --mmproj " +
+                       (dir_ / "nope-mmproj.gguf").string() + " " + (dir_ / "images").string() + " -o " + db());
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.output.find("model file not found: " + (dir_ / "nope.gguf").string()), std::string::npos) << r.output;
-    EXPECT_FALSE(fs::exists(out));
+    EXPECT_FALSE(fs::exists(db()));
+}
+
+TEST_F(Cli, UnwritableStoreGivesAClearError) {
+    dior::test::write_file((dir_ / "afile").string(), "x");
+    const auto r =
+        run("embed " + model_args() + " " + (dir_ / "images").string() + " -o " + (dir_ / "afile" / "e.db").string());
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.output.find("cannot open store " + (dir_ / "afile" / "e.db").string()), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, TwoIdenticalRunsGiveBitIdenticalVectors) {
     const std::string args =
-        "embed " + model_args() + " " + (dir_ / "images").string() + " -c 'car color' --unconditional --layer all -o ";
-    ASSERT_EQ(run(args + (dir_ / "a").string()).status, 0);
-    ASSERT_EQ(run(args + (dir_ / "b").string()).status, 0);
+        "embed " + model_args() + " " + (dir_ / "images").string() + " -c 'car color' --unconditional --layer all";
+    ASSERT_EQ(run(args + " -o " + (dir_ / "a.db").string() + " --npy " + (dir_ / "a").string()).status, 0);
+    ASSERT_EQ(run(args + " -o " + (dir_ / "b.db").string() + " --npy " + (dir_ / "b").string()).status, 0);
     int n = 0;
     for (const auto & e : fs::directory_iterator(dir_ / "a")) {
         if (e.path().extension() == ".npy") {
@@ -149,28 +169,133 @@ TEST_F(Cli, TwoIdenticalRunsGiveBitIdenticalVectors) {
     EXPECT_EQ(n, 2 * 5);  // 2 conditions x hidden states 0..4
 }
 
+TEST_F(Cli, ReRunSkipsWhatIsStoredAndNewSettingsAreAdded) {
+    const std::string args = "embed " + model_args() + " " + (dir_ / "images").string() + " -o " + db();
+    ASSERT_EQ(run(args + " -c 'car color'").status, 0);
+    const auto again = run(args + " -c 'car color'");
+    EXPECT_NE(again.output.find("3 images: 0 embedded, 3 skipped"), std::string::npos) << again.output;
+    const auto more = run(args + " -c 'car color' -c 'car model'");  // one new setting: images are embedded again
+    EXPECT_NE(more.output.find("3 images: 3 embedded, 0 skipped"), std::string::npos) << more.output;
+    const auto status = run("status --db " + db());
+    EXPECT_EQ(count_lines_with(status.output, "       3  images-text-describe-car_", "num_layer=-1"), 2)
+        << status.output;
+}
+
 TEST_F(Cli, ListFileAndConditionsFileAndReferenceSpellings) {
     dior::test::write_file((dir_ / "list.txt").string(), "images/img1.bmp\n# a comment\nimages/img0.bmp\n");
     dior::test::write_file((dir_ / "conds.txt").string(), "car color\n\nmovie genre\n");
-    const fs::path out = dir_ / "out";
-    const auto     r = run("embed " + model_args() + " --list " + (dir_ / "list.txt").string() + " --conditions-file " +
-                           (dir_ / "conds.txt").string() +
-                           " --prompt_type express --num_token -1 --image_max_size 64 --use_cache -o " + out.string());
+    const auto r = run("embed " + model_args() + " --list " + (dir_ / "list.txt").string() + " --conditions-file " +
+                       (dir_ / "conds.txt").string() +
+                       " --prompt_type express --num_token -1 --image_max_size 64 --use_cache --name mine -o " + db() +
+                       " --npy " + (dir_ / "npy").string());
     ASSERT_EQ(r.status, 0) << r.output;
-    std::ifstream        mf(out / "manifest.json");
-    const nlohmann::json m = nlohmann::json::parse(mf);
+    const nlohmann::json m = read_json(dir_ / "npy" / "manifest.json");
     ASSERT_EQ(m["images"].size(), 2u);
-    EXPECT_NE(m["images"][0]["path"].get<std::string>().find("img1.bmp"), std::string::npos);
-    EXPECT_EQ(m["images"][0]["width"], 48);  // 90x120 -> 48x64
-    EXPECT_EQ(m["conditions"][1]["instruction"], "Express this image in one word in terms of movie genre: \"");
-    EXPECT_EQ(m["settings"]["prompt_type"], "express");
+    EXPECT_EQ(m["images"][1]["width"], 48);  // img1: 90x120 -> 48x64
+    ASSERT_EQ(m["settings"].size(), 2u);
+    EXPECT_EQ(m["settings"][1]["prompt"], "Express this image in one word in terms of movie genre: \"");
+    EXPECT_EQ(m["settings"][1]["prompt_type"], "express");
+    EXPECT_EQ(m["settings"][1]["image_max_size"], 64);
+    EXPECT_EQ(m["settings"][1]["dataset"], "mine");
 }
 
 TEST_F(Cli, UnknownPromptTypeFallsBackToDescribeWithAWarning) {
     const auto r = run("embed " + model_args() + " " + (dir_ / "images" / "img0.bmp").string() +
-                       " --prompt-type nonsense -o " + (dir_ / "out").string());
+                       " --prompt-type nonsense -o " + db());
     ASSERT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("warning: unknown prompt type 'nonsense'"), std::string::npos);
+}
+
+// A dataset of the registry: a flat folder named like the real one, with files named like its
+// files; every image is embedded with every aspect and the unconditional prompt.
+TEST_F(Cli, DeepfashionDatasetEmbedsEveryImageForAllFivePrompts) {
+    const fs::path ds = dir_ / "datasets" / "deepfashion";
+    fs::create_directories(ds);
+    const char * names[] = { "Floral_Print_Shirt_Dress-img_00000065.jpg",
+                             "Butterfly_Sleeve_Sheath_Dress-img_00000034.jpg", "Classic_Denim_Jacket-img_00000012.jpg",
+                             "Striped_Linen_Shorts-img_00000101.jpg" };
+    int          seed    = 0;
+    for (const char * n : names) {
+        dior::test::write_bmp((ds / n).string(), 40, 60, dior::test::pattern_rgb(40, 60, seed++));  // BMP bytes
+    }
+    dior::test::write_file((ds / "README.txt").string(), "not an image, not listed");
+    const auto r =
+        run("embed " + model_args() + " --dataset deepfashion --datasets-dir " + (dir_ / "datasets").string() +
+            " --model-id Qwen/Qwen2.5-VL-7B-Instruct -o " + db() + " --npy " + (dir_ / "npy").string());
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("4 images: 4 embedded, 0 skipped (already stored), 0 failed; 5 conditions x 1 layers"),
+              std::string::npos)
+        << r.output;
+    const nlohmann::json m = read_json(dir_ / "npy" / "manifest.json");
+    ASSERT_EQ(m["settings"].size(), 5u);
+    std::vector<std::string> files;
+    for (const auto & s : m["settings"]) {
+        EXPECT_EQ(s["shape"][0], 4);
+        files.push_back(s["file"]);
+    }
+    const std::string p = "deepfashion-Qwen_Qwen2.5-VL-7B-Instruct-describe-";
+    EXPECT_EQ(files, (std::vector<std::string>{ p + "None-num_layer=-1" + k_suffix + ".npy",
+                                                p + "clothing_category-num_layer=-1" + k_suffix + ".npy",
+                                                p + "texture_type-num_layer=-1" + k_suffix + ".npy",
+                                                p + "fabric_type-num_layer=-1" + k_suffix + ".npy",
+                                                p + "fit_type-num_layer=-1" + k_suffix + ".npy" }));
+}
+
+TEST_F(Cli, ExportThenImportRoundTripsEveryFloatBitExactly) {
+    ASSERT_EQ(run("embed " + model_args() + " " + (dir_ / "images").string() +
+                  " -c 'car color' --unconditional --layer 0,-1 -o " + db())
+                  .status,
+              0);
+    const fs::path json_dir = dir_ / "json";
+    ASSERT_EQ(run("export --db " + db() + " --json " + json_dir.string() + " --npy " + (dir_ / "npy1").string()).status,
+              0);
+    // The reference's layout: one folder per setting, one <image stem>.json per image.
+    const fs::path one = json_dir / (std::string("images-text-describe-car_color-num_layer=-1") + k_suffix);
+    ASSERT_TRUE(fs::is_directory(one));
+    const nlohmann::json j = read_json(one / "img1.json");
+    EXPECT_EQ(j["embedding"].size(), 64u);
+    EXPECT_EQ(j["prompt"], "Describe this image in one word regarding car color: \"");
+    EXPECT_EQ(j["source"], "input_last");
+
+    const std::string db2 = (dir_ / "imported.db").string();
+    const auto        imp = run("import " + json_dir.string() + " --db " + db2);
+    ASSERT_EQ(imp.status, 0) << imp.output;
+    EXPECT_NE(imp.output.find("imported 4 settings, 12 vectors"), std::string::npos) << imp.output;
+    ASSERT_EQ(run("export --db " + db2 + " --npy " + (dir_ / "npy2").string()).status, 0);
+    int n = 0;
+    for (const auto & e : fs::directory_iterator(dir_ / "npy1")) {
+        if (e.path().extension() == ".npy") {
+            EXPECT_EQ(read_bytes(e.path()), read_bytes(dir_ / "npy2" / e.path().filename())) << e.path();
+            ++n;
+        }
+    }
+    EXPECT_EQ(n, 4);
+}
+
+TEST_F(Cli, NpyFilesLoadWithNumpy) {
+    ASSERT_EQ(run("embed " + model_args() + " " + (dir_ / "images").string() + " --layer 0,-1 -o " + db() + " --npy " +
+                  (dir_ / "npy").string())
+                  .status,
+              0);
+    const std::string f =
+        (dir_ / "npy" / (std::string("images-text-describe-None-num_layer=-1") + k_suffix + ".npy")).string();
+    const auto r = run_shell(dior::test::python() + " -c \"import numpy as np; a = np.load('" + f +
+                             "'); print(a.shape, a.dtype, bool(np.isfinite(a).all()))\"");
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(r.output, "(3, 64) float32 True\n");
+}
+
+TEST_F(Cli, ProgressIsABarOnATerminalAndLinesWhenPiped) {
+    const std::string cmd =
+        dior::test::dior_bin() + " embed " + model_args() + " " + (dir_ / "images").string() + " -o " + db();
+    const auto piped = run_shell(cmd);
+    EXPECT_NE(piped.output.find("progress: 3/3 images"), std::string::npos) << piped.output;
+    EXPECT_EQ(piped.output.find('\r'), std::string::npos);
+    fs::remove(db());
+    const auto tty = run_shell("script -qfec \"" + cmd + "\" /dev/null");  // a pseudo-terminal
+    EXPECT_NE(tty.output.find("\r\033[K["), std::string::npos) << tty.output;
+    EXPECT_NE(tty.output.find("3/3"), std::string::npos) << tty.output;
+    EXPECT_NE(tty.output.find("3 images: 3 embedded"), std::string::npos) << tty.output;
 }
 
 }  // namespace

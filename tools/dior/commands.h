@@ -11,9 +11,9 @@
 namespace dior::cli {
 
 // Exit statuses (documented in README.md).
-constexpr int exit_ok      = 0;  // every image embedded
-constexpr int exit_fatal   = 1;  // bad arguments, model not loadable, nothing embedded
-constexpr int exit_partial = 2;  // some images failed (reported); the others were embedded
+constexpr int exit_ok          = 0;    // every image embedded
+constexpr int exit_fatal       = 1;    // bad arguments, model not loadable, nothing embedded
+constexpr int exit_partial     = 2;    // some images failed (reported); the others were embedded
 constexpr int exit_interrupted = 130;  // Ctrl-C: the current image was finished and stored
 
 // Options every model-using subcommand shares.

@@ -85,7 +85,8 @@ int run_embed(const embed_options & o) {
             throw error("unknown dataset '" + o.dataset + "'; known:" + known);
         }
         if (o.datasets_dir.empty()) {
-            throw error("--dataset needs --datasets-dir DIR (the images of " + o.dataset + " are in DIR/" + o.dataset + ")");
+            throw error("--dataset needs --datasets-dir DIR (the images of " + o.dataset + " are in DIR/" + o.dataset +
+                        ")");
         }
         images     = list_dataset_images((fs::path(o.datasets_dir) / o.dataset).string());
         conditions = d->aspects;
@@ -133,11 +134,11 @@ int run_embed(const embed_options & o) {
     base.token          = o.token;
     base.image_max_size = o.image_max_size;
     base.positions      = o.positions_name;
-    base.engine_options = std::string("kv=") + (o.model.params.kv_f16 ? "f16" : "f32") +
-                          " fa=" + (o.model.params.flash_attn ? "1" : "0");
-    base.n_embd         = m->n_embd();
-    base.model_path     = fs::absolute(o.model.params.model_path).string();
-    base.mmproj_path    = fs::absolute(o.model.params.mmproj_path).string();
+    base.engine_options =
+        std::string("kv=") + (o.model.params.kv_f16 ? "f16" : "f32") + " fa=" + (o.model.params.flash_attn ? "1" : "0");
+    base.n_embd      = m->n_embd();
+    base.model_path  = fs::absolute(o.model.params.model_path).string();
+    base.mmproj_path = fs::absolute(o.model.params.mmproj_path).string();
 
     std::vector<std::vector<int64_t>> ids(conditions.size());  // ids[c][l]
     std::vector<int64_t>              all_ids;
@@ -183,7 +184,7 @@ int run_embed(const embed_options & o) {
                 }
             }
             const std::vector<char> bytes = read_file(path);
-            const image img = decode_image((const uint8_t *) bytes.data(), bytes.size(), path, o.image_max_size);
+            const image img = decode_image((const uint8_t *)bytes.data(), bytes.size(), path, o.image_max_size);
             const auto  res = m->embed(img, todo, ep);
 
             std::vector<std::pair<int64_t, std::vector<float>>> rows;
@@ -192,7 +193,7 @@ int run_embed(const embed_options & o) {
                     rows.emplace_back(ids[todo_index[k]][l], res[k].vectors[l]);
                 }
             }
-            store::image_info info{ path, sha256_hex(bytes.data(), bytes.size()), (int64_t) bytes.size(), img.width,
+            store::image_info info{ path, sha256_hex(bytes.data(), bytes.size()), (int64_t)bytes.size(), img.width,
                                     img.height };
             st->put(info, rows);
             ++n_embedded;
@@ -201,7 +202,7 @@ int run_embed(const embed_options & o) {
                               "(space, permissions) and run the same command again to resume");
         } catch (const error & e) {
             // The message names the file; keep going with the other images.
-            const std::string msg = e.what();
+            const std::string msg    = e.what();
             const std::string reason = msg.rfind(path, 0) == 0 ? msg.substr(path.size() + 2) : msg;
             st->put_failure(path, reason);
             bar.message("error: " + path + ": " + reason);
@@ -217,7 +218,7 @@ int run_embed(const embed_options & o) {
                  "(width %d); %.1f s, %.2f img/s\nstore: %s\n",
                  images.size(), n_embedded, n_skipped, n_failed,
                  n_failed ? (" (reasons: dior status --db " + o.out + ")").c_str() : "", conditions.size(),
-                 ep.layers.size(), m->n_embd(), secs, secs > 0 ? (double) n_embedded / secs : 0.0, o.out.c_str());
+                 ep.layers.size(), m->n_embd(), secs, secs > 0 ? (double)n_embedded / secs : 0.0, o.out.c_str());
     if (g_interrupted) {
         std::fprintf(stderr,
                      "interrupted after %zu of %zu images; everything embedded so far is stored. Run the same "
@@ -244,8 +245,9 @@ void register_embed(CLI::App & app, int & exit_code) {
     o->model.add(*cmd);
     cmd->add_option("inputs", o->inputs, "image files and folders");
     cmd->add_option("--list", o->list_file, "a text file with one image path per line");
-    cmd->add_option("--dataset", o->dataset, "a dataset of the reference (synthetic_cars, cars196, cub200, "
-                                            "deepfashion, movie_posters): its images and all its aspects");
+    cmd->add_option("--dataset", o->dataset,
+                    "a dataset of the reference (synthetic_cars, cars196, cub200, "
+                    "deepfashion, movie_posters): its images and all its aspects");
     cmd->add_option("--datasets-dir", o->datasets_dir, "folder holding one flat folder per dataset");
     cmd->add_option("--name", o->name, "name of an ad-hoc image set (default: the folder's name)");
     cmd->add_option("--model-id", o->model_id,

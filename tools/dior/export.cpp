@@ -81,12 +81,12 @@ std::map<int64_t, std::string> names_of(const std::vector<stored_setting> & all,
 
 void export_npy(const store & st, const std::vector<int64_t> & ids, const std::string & dir) {
     make_dir(dir);
-    const auto all   = st.settings();
-    const auto names = names_of(all, ids);
+    const auto all      = st.settings();
+    const auto names    = names_of(all, ids);
     json       settings = json::array();
     for (int64_t id : ids) {
         std::vector<std::string> paths;
-        const matrix             m = st.vectors(id, &paths);
+        const matrix             m    = st.vectors(id, &paths);
         const std::string        name = names.at(id);
         write_npy((fs::path(dir) / (name + ".npy")).string(), m);
         std::string rows;
@@ -94,10 +94,10 @@ void export_npy(const store & st, const std::vector<int64_t> & ids, const std::s
             rows += p + "\n";
         }
         write_text(fs::path(dir) / (name + ".rows.txt"), rows);
-        json j        = setting_json(find_setting(all, id));
-        j["file"]     = name + ".npy";
-        j["rows"]     = name + ".rows.txt";
-        j["shape"]    = { m.rows, m.cols };
+        json j     = setting_json(find_setting(all, id));
+        j["file"]  = name + ".npy";
+        j["rows"]  = name + ".rows.txt";
+        j["shape"] = { m.rows, m.cols };
         settings.push_back(j);
     }
     json images = json::array(), failed = json::array();
@@ -133,7 +133,7 @@ void export_json(const store & st, const std::vector<int64_t> & ids, const std::
             }
             json emb = json::array();
             for (size_t c = 0; c < m.cols; ++c) {
-                emb.push_back((double) m.data[r * m.cols + c]);  // shortest text that reads back to the same float
+                emb.push_back((double)m.data[r * m.cols + c]);  // shortest text that reads back to the same float
             }
             const json j = { { "embedding", emb }, { "prompt", s.prompt }, { "source", s.source } };
             write_text(sub / (stem + ".json"), j.dump());
@@ -146,8 +146,9 @@ void register_export(CLI::App & app, int & exit_code) {
         std::string          db = "embeddings.db", npy, json_dir;
         std::vector<int64_t> ids;
     };
-    auto   o   = std::make_shared<options>();
-    auto * cmd = app.add_subcommand("export", "write a store's vectors as .npy files or in the reference's JSON layout");
+    auto   o = std::make_shared<options>();
+    auto * cmd =
+        app.add_subcommand("export", "write a store's vectors as .npy files or in the reference's JSON layout");
     cmd->add_option("--db", o->db, "the store");
     cmd->add_option("--npy", o->npy, "folder for .npy matrices, their row names and manifest.json");
     cmd->add_option("--json", o->json_dir, "folder for the reference's layout: <setting>/<image stem>.json");

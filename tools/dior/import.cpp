@@ -62,12 +62,12 @@ void register_import(CLI::App & app, int & exit_code) {
                 }
                 std::vector<float> v;
                 for (const auto & x : j["embedding"]) {
-                    v.push_back((float) x.get<double>());
+                    v.push_back((float)x.get<double>());
                 }
                 if (id < 0) {
                     s->engine = "imported";
                     s->prompt = j.value("prompt", "");
-                    s->n_embd = (int) v.size();
+                    s->n_embd = (int)v.size();
                     id        = st->add_setting(*s);
                     ++n_settings;
                 }

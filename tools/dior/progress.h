@@ -16,11 +16,11 @@ class progress {
     // done: images handled so far (embedded, skipped or failed); work: those that cost time.
     void update(size_t done, size_t work, const std::string & current) {
         const double elapsed = seconds();
-        const double rate    = work > 0 ? (double) work / elapsed : 0.0;
-        const double eta     = rate > 0 ? (double) (total_ - done) / rate : 0.0;
+        const double rate    = work > 0 ? (double)work / elapsed : 0.0;
+        const double eta     = rate > 0 ? (double)(total_ - done) / rate : 0.0;
         if (tty_) {
             const int width  = 30;
-            const int filled = total_ ? (int) (width * done / total_) : width;
+            const int filled = total_ ? (int)(width * done / total_) : width;
             std::fprintf(stderr, "\r\033[K[%s%s] %zu/%zu %.2f img/s ETA %s  %s", std::string(filled, '#').c_str(),
                          std::string(width - filled, '.').c_str(), done, total_, rate, duration(eta).c_str(),
                          std::filesystem::path(current).filename().string().c_str());
@@ -47,9 +47,9 @@ class progress {
         if (s < 60) {
             std::snprintf(buf, sizeof(buf), "%.0fs", s);
         } else if (s < 3600) {
-            std::snprintf(buf, sizeof(buf), "%dm%02ds", (int) s / 60, (int) s % 60);
+            std::snprintf(buf, sizeof(buf), "%dm%02ds", (int)s / 60, (int)s % 60);
         } else {
-            std::snprintf(buf, sizeof(buf), "%dh%02dm", (int) s / 3600, ((int) s % 3600) / 60);
+            std::snprintf(buf, sizeof(buf), "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
         }
         return buf;
     }
