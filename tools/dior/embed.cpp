@@ -100,6 +100,10 @@ int run_embed(const embed_options & o) {
     if (images.empty()) {
         throw error("no images given: pass image files, folders, --list FILE or --dataset NAME --datasets-dir DIR");
     }
+    // Images are known to the store by absolute path, so that a run resumes from any folder.
+    for (auto & p : images) {
+        p = fs::absolute(p).lexically_normal().string();
+    }
     auto ptype = parse_prompt_type(o.prompt_type);
     if (!ptype) {
         // As the reference does: an unknown prompt type falls back to describe.
