@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -26,6 +27,13 @@ struct error : std::runtime_error {
 // image, this stops a run. What was committed before stays readable.
 struct store_error : error {
     using error::error;
+};
+
+// A float32 matrix, row-major: the vectors of a setting, one row per image.
+struct matrix {
+    size_t             rows = 0;
+    size_t             cols = 0;
+    std::vector<float> data;  // rows * cols
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -159,17 +167,62 @@ const dataset_info *              find_dataset(const std::string & name);  // nu
 std::vector<std::string> list_dataset_images(const std::string & folder);
 
 // ---------------------------------------------------------------------------------------------
+// Labels (SPEC section 3) and evaluation (SPEC section 4), as pytorch-metric-learning computes it
+// ---------------------------------------------------------------------------------------------
+
+// Labels of one aspect: image name (file stem) -> label text.
+struct aspect_labels {
+    std::string                        aspect;  // e.g. "bird species"
+    std::map<std::string, std::string> by_image;
+};
+
+struct label_sources {
+    std::string metadata_dir;        // deepfashion_metadata.csv, movie_posters_metadata.tsv (shipped)
+    std::string synthetic_cars_csv;  // the synthetic cars metadata CSV (not shipped)
+    std::string cars196_labels;      // "file,class" rows of the Stanford Cars test split (not shipped)
+    std::vector<std::string> images;  // cub200: the image names to label (labels come from names)
+};
+
+// Every labelled aspect of a dataset. Throws dior::error naming a missing file and what to pass.
+std::vector<aspect_labels> load_labels(const std::string & dataset, const label_sources & src);
+
+// The colour name the reference gives an RGB triple: the CSS3 name that matches exactly, if any,
+// else the nearest CSS 2.1 name by squared RGB distance.
+std::string css_color_name(int r, int g, int b);
+// Synthetic cars: rgb = hsv_to_rgb((hue + 0.5) mod 1, 0.5 sat, 0.5 val) * 255, truncated.
+std::string synthetic_car_color(double hue, double sat, double val);
+
+// pytorch-metric-learning's AccuracyCalculator (2.9, defaults) on raw vectors: exact L2 nearest
+// neighbours with the query itself left out, ties in index order; queries whose label occurs once
+// are left out of the retrieval metrics. Values are fractions (the reference prints them x100).
+struct accuracy {
+    double mean_average_precision_at_r = 0;
+    double precision_at_1              = 0;
+    double NMI                         = 0;
+    double AMI                         = 0;
+    size_t n_queries                   = 0;  // rows with a label that occurs at least twice
+};
+
+struct eval_params {
+    bool clustering = true;   // NMI and AMI (k-means with k = number of labels)
+    int  kmeans_iter = 20;    // as PML's FaissKMeans
+    int  kmeans_seed = 1234;  // faiss' default
+};
+
+accuracy evaluate(const matrix & x, const std::vector<int> & labels, const eval_params & params = {});
+
+// The pieces, for tests and tools.
+void   knn(const matrix & x, size_t k, std::vector<int64_t> & indices);  // n x k, self excluded
+double normalized_mutual_info(const std::vector<int> & a, const std::vector<int> & b);
+double adjusted_mutual_info(const std::vector<int> & a, const std::vector<int> & b);
+std::vector<int> kmeans(const matrix & x, int k, int niter, int seed);
+
+// ---------------------------------------------------------------------------------------------
 // Output
 // ---------------------------------------------------------------------------------------------
 
-// A float32 matrix in NumPy's .npy format (version 1.0, little-endian '<f4', C order). The file
-// is written beside and renamed into place, so a reader never sees half a file.
-struct matrix {
-    size_t             rows = 0;
-    size_t             cols = 0;
-    std::vector<float> data;  // rows * cols
-};
-
+// NumPy's .npy format (version 1.0, little-endian '<f4', C order). The file is written beside and
+// renamed into place, so a reader never sees half a file.
 void   write_npy(const std::string & path, const matrix & m);
 matrix read_npy(const std::string & path);
 

@@ -17,4 +17,6 @@ DEB_PACKAGES=(
   libcli11-dev=2.1.2+ds-1
   libgtest-dev=1.12.1-0.2
   python3-venv=3.11.2-1+b1
+  libopenblas-dev=0.3.21+ds-4
+  libfaiss-dev=1.7.3-2+b1
 )
