@@ -2,11 +2,10 @@
 // computes them (normalized_mutual_info_score, adjusted_mutual_info_score; arithmetic mean).
 #include "dior.h"
 
-#include <faiss/Clustering.h>
-#include <faiss/IndexFlat.h>
-
 #include <algorithm>
 #include <cmath>
+#include <faiss/Clustering.h>
+#include <faiss/IndexFlat.h>
 #include <limits>
 #include <map>
 
@@ -14,9 +13,9 @@ namespace dior {
 namespace {
 
 struct contingency {
-    std::vector<int64_t>                        a, b;  // row and column sums
+    std::vector<int64_t>                         a, b;  // row and column sums
     std::map<std::pair<size_t, size_t>, int64_t> cells;
-    int64_t                                     n = 0;
+    int64_t                                      n = 0;
 };
 
 contingency make_contingency(const std::vector<int> & x, const std::vector<int> & y) {
@@ -48,7 +47,7 @@ contingency make_contingency(const std::vector<int> & x, const std::vector<int> 
         ++c.a[r];
         ++c.b[s];
     }
-    c.n = (int64_t) x.size();
+    c.n = (int64_t)x.size();
     return c;
 }
 
@@ -59,7 +58,7 @@ double entropy(const std::vector<int64_t> & counts, int64_t n) {
     double h = 0;
     for (int64_t c : counts) {
         if (c > 0) {
-            h -= ((double) c / (double) n) * (std::log((double) c) - std::log((double) n));
+            h -= ((double)c / (double)n) * (std::log((double)c) - std::log((double)n));
         }
     }
     return h;
@@ -69,12 +68,12 @@ double mutual_info(const contingency & c) {
     if (c.a.size() == 1 || c.b.size() == 1) {
         return 0.0;
     }
-    const double n   = (double) c.n;
+    const double n   = (double)c.n;
     double       sum = 0;
     for (const auto & [rc, v] : c.cells) {
-        const double nm    = (double) v / n;
-        const double outer = (double) (c.a[rc.first] * c.b[rc.second]);
-        double mi = nm * (std::log((double) v) - std::log(n)) + nm * (-std::log(outer) + std::log(n) + std::log(n));
+        const double nm    = (double)v / n;
+        const double outer = (double)(c.a[rc.first] * c.b[rc.second]);
+        double mi = nm * (std::log((double)v) - std::log(n)) + nm * (-std::log(outer) + std::log(n) + std::log(n));
         if (std::fabs(mi) < std::numeric_limits<double>::epsilon()) {
             mi = 0.0;
         }
@@ -89,27 +88,27 @@ double expected_mutual_info(const contingency & c) {
     if (R == 1 || C == 1) {
         return 0.0;
     }
-    const double N     = (double) c.n;
+    const double  N    = (double)c.n;
     const int64_t maxn = std::max(*std::max_element(c.a.begin(), c.a.end()), *std::max_element(c.b.begin(), c.b.end()));
     std::vector<double> nijs(maxn + 1), term1(maxn + 1), log_Nnij(maxn + 1), gln_Nnij(maxn + 1);
     for (int64_t v = 0; v <= maxn; ++v) {
-        nijs[v]     = v == 0 ? 1.0 : (double) v;
+        nijs[v]     = v == 0 ? 1.0 : (double)v;
         term1[v]    = nijs[v] / N;
         log_Nnij[v] = std::log(N) + std::log(nijs[v]);
         gln_Nnij[v] = std::lgamma(nijs[v] + 1) + std::lgamma(N + 1);
     }
     double emi = 0;
     for (size_t i = 0; i < R; ++i) {
-        const double ai = (double) c.a[i];
+        const double ai = (double)c.a[i];
         for (size_t j = 0; j < C; ++j) {
-            const double  bj    = (double) c.b[j];
+            const double  bj    = (double)c.b[j];
             const int64_t start = std::max<int64_t>(1, c.a[i] - c.n + c.b[j]);
             const int64_t end   = std::min(c.a[i], c.b[j]) + 1;
             for (int64_t nij = start; nij < end; ++nij) {
                 const double term2 = log_Nnij[nij] - std::log(ai) - std::log(bj);
-                const double gln = std::lgamma(ai + 1) + std::lgamma(bj + 1) + std::lgamma(N - ai + 1) +
-                                   std::lgamma(N - bj + 1) - gln_Nnij[nij] - std::lgamma(ai - (double) nij + 1) -
-                                   std::lgamma(bj - (double) nij + 1) - std::lgamma(N - ai - bj + (double) nij + 1);
+                const double gln   = std::lgamma(ai + 1) + std::lgamma(bj + 1) + std::lgamma(N - ai + 1) +
+                                   std::lgamma(N - bj + 1) - gln_Nnij[nij] - std::lgamma(ai - (double)nij + 1) -
+                                   std::lgamma(bj - (double)nij + 1) - std::lgamma(N - ai - bj + (double)nij + 1);
                 emi += term1[nij] * term2 * std::exp(gln);
             }
         }
@@ -159,14 +158,14 @@ std::vector<int> kmeans(const matrix & x, int k, int niter, int seed) {
     cp.niter   = niter;
     cp.seed    = seed;
     cp.verbose = false;
-    faiss::Clustering  clus((int) x.cols, k, cp);
-    faiss::IndexFlatL2 index((faiss::Index::idx_t) x.cols);
-    clus.train((faiss::Index::idx_t) x.rows, x.data.data(), index);
-    std::vector<float>        dist(x.rows);
+    faiss::Clustering  clus((int)x.cols, k, cp);
+    faiss::IndexFlatL2 index((faiss::Index::idx_t)x.cols);
+    clus.train((faiss::Index::idx_t)x.rows, x.data.data(), index);
+    std::vector<float>               dist(x.rows);
     std::vector<faiss::Index::idx_t> idx(x.rows);
-    index.search((faiss::Index::idx_t) x.rows, x.data.data(), 1, dist.data(), idx.data());
+    index.search((faiss::Index::idx_t)x.rows, x.data.data(), 1, dist.data(), idx.data());
     for (size_t i = 0; i < x.rows; ++i) {
-        out[i] = (int) idx[i];
+        out[i] = (int)idx[i];
     }
     return out;
 }

@@ -16,7 +16,7 @@ namespace dior {
 
 void knn(const matrix & x, size_t k, std::vector<int64_t> & out) {
     const size_t n = x.rows, d = x.cols;
-    k              = std::min(k, n > 0 ? n - 1 : 0);
+    k = std::min(k, n > 0 ? n - 1 : 0);
     out.assign(n * k, -1);
     if (n == 0 || k == 0) {
         return;
@@ -33,21 +33,21 @@ void knn(const matrix & x, size_t k, std::vector<int64_t> & out) {
     std::vector<float> ip(block * n);
     for (size_t q0 = 0; q0 < n; q0 += block) {
         const size_t nq = std::min(block, n - q0);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) nq, (int) n, (int) d, 1.0f, &x.data[q0 * d], (int) d,
-                    x.data.data(), (int) d, 0.0f, ip.data(), (int) n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)n, (int)d, 1.0f, &x.data[q0 * d], (int)d,
+                    x.data.data(), (int)d, 0.0f, ip.data(), (int)n);
 #pragma omp parallel for schedule(dynamic, 16)
-        for (long long qi = 0; qi < (long long) nq; ++qi) {
-            const size_t                          q = q0 + (size_t) qi;
+        for (long long qi = 0; qi < (long long)nq; ++qi) {
+            const size_t                           q = q0 + (size_t)qi;
             std::vector<std::pair<float, int64_t>> cand;
             cand.reserve(n - 1);
             for (size_t r = 0; r < n; ++r) {
                 if (r == q) {
                     continue;
                 }
-                float dis = norms[q] + norms[r] - 2.0f * ip[(size_t) qi * n + r];
-                cand.emplace_back(dis < 0 ? 0.0f : dis, (int64_t) r);
+                float dis = norms[q] + norms[r] - 2.0f * ip[(size_t)qi * n + r];
+                cand.emplace_back(dis < 0 ? 0.0f : dis, (int64_t)r);
             }
-            std::partial_sort(cand.begin(), cand.begin() + (long) k, cand.end());
+            std::partial_sort(cand.begin(), cand.begin() + (long)k, cand.end());
             for (size_t j = 0; j < k; ++j) {
                 out[q * k + j] = cand[j].second;
             }
@@ -57,9 +57,10 @@ void knn(const matrix & x, size_t k, std::vector<int64_t> & out) {
 
 accuracy evaluate(const matrix & x, const std::vector<int> & labels, const eval_params & params) {
     if (labels.size() != x.rows) {
-        throw error("evaluate: " + std::to_string(x.rows) + " vectors but " + std::to_string(labels.size()) + " labels");
+        throw error("evaluate: " + std::to_string(x.rows) + " vectors but " + std::to_string(labels.size()) +
+                    " labels");
     }
-    accuracy         acc;
+    accuracy              acc;
     std::map<int, size_t> count;
     for (int l : labels) {
         ++count[l];
@@ -83,18 +84,18 @@ accuracy evaluate(const matrix & x, const std::vector<int> & labels, const eval_
         for (size_t i = 0; i < r; ++i) {
             if (labels[nn[q * k + i]] == labels[q]) {
                 ++correct;
-                ap += (double) correct / (double) (i + 1);
+                ap += (double)correct / (double)(i + 1);
             }
         }
-        sum_ap += ap / (double) r;
+        sum_ap += ap / (double)r;
         sum_p1 += labels[nn[q * k]] == labels[q] ? 1.0 : 0.0;
         ++acc.n_queries;
     }
     const double nan                = std::numeric_limits<double>::quiet_NaN();
-    acc.mean_average_precision_at_r = acc.n_queries ? sum_ap / (double) acc.n_queries : nan;
-    acc.precision_at_1              = acc.n_queries ? sum_p1 / (double) acc.n_queries : nan;
+    acc.mean_average_precision_at_r = acc.n_queries ? sum_ap / (double)acc.n_queries : nan;
+    acc.precision_at_1              = acc.n_queries ? sum_p1 / (double)acc.n_queries : nan;
     if (params.clustering) {
-        const auto clusters = kmeans(x, (int) count.size(), params.kmeans_iter, params.kmeans_seed);
+        const auto clusters = kmeans(x, (int)count.size(), params.kmeans_iter, params.kmeans_seed);
         acc.NMI             = normalized_mutual_info(labels, clusters);
         acc.AMI             = adjusted_mutual_info(labels, clusters);
     } else {

@@ -16,6 +16,11 @@ inline std::string pil_cases_dir() {
     return DIOR_TEST_PIL_DIR;
 }
 
+// what tests/oracle/pml_cases.py wrote
+inline std::string pml_cases_dir() {
+    return DIOR_TEST_PML_DIR;
+}
+
 // the dior tool
 inline std::string dior_bin() {
     return DIOR_TEST_BIN;
