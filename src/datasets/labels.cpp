@@ -46,7 +46,7 @@ struct table {
         for (const auto & n : names) {
             for (size_t i = 0; i < header.size(); ++i) {
                 if (header[i] == n) {
-                    return (int) i;
+                    return (int)i;
                 }
             }
         }
@@ -102,8 +102,8 @@ int required_column(const table & t, const std::vector<std::string> & names, con
 std::vector<aspect_labels> from_table(const std::string & path, char sep, const std::string & key_column,
                                       const std::vector<std::pair<std::string, std::string>> & aspect_columns,
                                       const std::string & what_to_do, size_t max_rows = SIZE_MAX) {
-    const table t   = read_table(path, sep, what_to_do);
-    const int   key = required_column(t, { key_column }, path);
+    const table                t   = read_table(path, sep, what_to_do);
+    const int                  key = required_column(t, { key_column }, path);
     std::vector<aspect_labels> out;
     for (const auto & [aspect, column] : aspect_columns) {
         const int     c = required_column(t, { column }, path);
@@ -111,7 +111,7 @@ std::vector<aspect_labels> from_table(const std::string & path, char sep, const 
         a.aspect = aspect;
         for (size_t r = 0; r < t.rows.size() && r < max_rows; ++r) {
             const auto & row = t.rows[r];
-            if ((int) row.size() > std::max(key, c)) {
+            if ((int)row.size() > std::max(key, c)) {
                 a.by_image[stem(row[key])] = row[c];
             }
         }
@@ -127,61 +127,166 @@ struct named_color {
 
 // CSS 2.1: the 16 HTML 4 colours and orange.
 const std::array<named_color, 17> k_css21 = { {
-    { "aqua", 0x00ffff }, { "black", 0x000000 },  { "blue", 0x0000ff },   { "fuchsia", 0xff00ff }, { "gray", 0x808080 },
-    { "green", 0x008000 }, { "lime", 0x00ff00 },  { "maroon", 0x800000 }, { "navy", 0x000080 },    { "olive", 0x808000 },
-    { "orange", 0xffa500 }, { "purple", 0x800080 }, { "red", 0xff0000 },  { "silver", 0xc0c0c0 },  { "teal", 0x008080 },
-    { "white", 0xffffff }, { "yellow", 0xffff00 },
+    { "aqua", 0x00ffff },
+    { "black", 0x000000 },
+    { "blue", 0x0000ff },
+    { "fuchsia", 0xff00ff },
+    { "gray", 0x808080 },
+    { "green", 0x008000 },
+    { "lime", 0x00ff00 },
+    { "maroon", 0x800000 },
+    { "navy", 0x000080 },
+    { "olive", 0x808000 },
+    { "orange", 0xffa500 },
+    { "purple", 0x800080 },
+    { "red", 0xff0000 },
+    { "silver", 0xc0c0c0 },
+    { "teal", 0x008080 },
+    { "white", 0xffffff },
+    { "yellow", 0xffff00 },
 } };
 
 // CSS3 (SVG 1.1) colour keywords, one name per value as the webcolors package answers
 // rgb_to_name(spec="css3"): the "gray" spellings, and cyan / magenta for the aqua / fuchsia values.
 const named_color k_css3[] = {
-    { "aliceblue", 0xf0f8ff },      { "antiquewhite", 0xfaebd7 },   { "aquamarine", 0x7fffd4 },
-    { "azure", 0xf0ffff },          { "beige", 0xf5f5dc },          { "bisque", 0xffe4c4 },
-    { "black", 0x000000 },          { "blanchedalmond", 0xffebcd }, { "blue", 0x0000ff },
-    { "blueviolet", 0x8a2be2 },     { "brown", 0xa52a2a },          { "burlywood", 0xdeb887 },
-    { "cadetblue", 0x5f9ea0 },      { "chartreuse", 0x7fff00 },     { "chocolate", 0xd2691e },
-    { "coral", 0xff7f50 },          { "cornflowerblue", 0x6495ed }, { "cornsilk", 0xfff8dc },
-    { "crimson", 0xdc143c },        { "cyan", 0x00ffff },           { "darkblue", 0x00008b },
-    { "darkcyan", 0x008b8b },       { "darkgoldenrod", 0xb8860b },  { "darkgray", 0xa9a9a9 },
-    { "darkgreen", 0x006400 },      { "darkkhaki", 0xbdb76b },      { "darkmagenta", 0x8b008b },
-    { "darkolivegreen", 0x556b2f }, { "darkorange", 0xff8c00 },     { "darkorchid", 0x9932cc },
-    { "darkred", 0x8b0000 },        { "darksalmon", 0xe9967a },     { "darkseagreen", 0x8fbc8f },
-    { "darkslateblue", 0x483d8b },  { "darkslategray", 0x2f4f4f },  { "darkturquoise", 0x00ced1 },
-    { "darkviolet", 0x9400d3 },     { "deeppink", 0xff1493 },       { "deepskyblue", 0x00bfff },
-    { "dimgray", 0x696969 },        { "dodgerblue", 0x1e90ff },     { "firebrick", 0xb22222 },
-    { "floralwhite", 0xfffaf0 },    { "forestgreen", 0x228b22 },    { "gainsboro", 0xdcdcdc },
-    { "ghostwhite", 0xf8f8ff },     { "gold", 0xffd700 },           { "goldenrod", 0xdaa520 },
-    { "gray", 0x808080 },           { "green", 0x008000 },          { "greenyellow", 0xadff2f },
-    { "honeydew", 0xf0fff0 },       { "hotpink", 0xff69b4 },        { "indianred", 0xcd5c5c },
-    { "indigo", 0x4b0082 },         { "ivory", 0xfffff0 },          { "khaki", 0xf0e68c },
-    { "lavender", 0xe6e6fa },       { "lavenderblush", 0xfff0f5 },  { "lawngreen", 0x7cfc00 },
-    { "lemonchiffon", 0xfffacd },   { "lightblue", 0xadd8e6 },      { "lightcoral", 0xf08080 },
-    { "lightcyan", 0xe0ffff },      { "lightgoldenrodyellow", 0xfafad2 }, { "lightgray", 0xd3d3d3 },
-    { "lightgreen", 0x90ee90 },     { "lightpink", 0xffb6c1 },      { "lightsalmon", 0xffa07a },
-    { "lightseagreen", 0x20b2aa },  { "lightskyblue", 0x87cefa },   { "lightslategray", 0x778899 },
-    { "lightsteelblue", 0xb0c4de }, { "lightyellow", 0xffffe0 },    { "lime", 0x00ff00 },
-    { "limegreen", 0x32cd32 },      { "linen", 0xfaf0e6 },          { "magenta", 0xff00ff },
-    { "maroon", 0x800000 },         { "mediumaquamarine", 0x66cdaa }, { "mediumblue", 0x0000cd },
-    { "mediumorchid", 0xba55d3 },   { "mediumpurple", 0x9370db },   { "mediumseagreen", 0x3cb371 },
-    { "mediumslateblue", 0x7b68ee }, { "mediumspringgreen", 0x00fa9a }, { "mediumturquoise", 0x48d1cc },
-    { "mediumvioletred", 0xc71585 }, { "midnightblue", 0x191970 },  { "mintcream", 0xf5fffa },
-    { "mistyrose", 0xffe4e1 },      { "moccasin", 0xffe4b5 },       { "navajowhite", 0xffdead },
-    { "navy", 0x000080 },           { "oldlace", 0xfdf5e6 },        { "olive", 0x808000 },
-    { "olivedrab", 0x6b8e23 },      { "orange", 0xffa500 },         { "orangered", 0xff4500 },
-    { "orchid", 0xda70d6 },         { "palegoldenrod", 0xeee8aa },  { "palegreen", 0x98fb98 },
-    { "paleturquoise", 0xafeeee },  { "palevioletred", 0xdb7093 },  { "papayawhip", 0xffefd5 },
-    { "peachpuff", 0xffdab9 },      { "peru", 0xcd853f },           { "pink", 0xffc0cb },
-    { "plum", 0xdda0dd },           { "powderblue", 0xb0e0e6 },     { "purple", 0x800080 },
-    { "red", 0xff0000 },            { "rosybrown", 0xbc8f8f },      { "royalblue", 0x4169e1 },
-    { "saddlebrown", 0x8b4513 },    { "salmon", 0xfa8072 },         { "sandybrown", 0xf4a460 },
-    { "seagreen", 0x2e8b57 },       { "seashell", 0xfff5ee },       { "sienna", 0xa0522d },
-    { "silver", 0xc0c0c0 },         { "skyblue", 0x87ceeb },        { "slateblue", 0x6a5acd },
-    { "slategray", 0x708090 },      { "snow", 0xfffafa },           { "springgreen", 0x00ff7f },
-    { "steelblue", 0x4682b4 },      { "tan", 0xd2b48c },            { "teal", 0x008080 },
-    { "thistle", 0xd8bfd8 },        { "tomato", 0xff6347 },         { "turquoise", 0x40e0d0 },
-    { "violet", 0xee82ee },         { "wheat", 0xf5deb3 },          { "white", 0xffffff },
-    { "whitesmoke", 0xf5f5f5 },     { "yellow", 0xffff00 },         { "yellowgreen", 0x9acd32 },
+    { "aliceblue", 0xf0f8ff },
+    { "antiquewhite", 0xfaebd7 },
+    { "aquamarine", 0x7fffd4 },
+    { "azure", 0xf0ffff },
+    { "beige", 0xf5f5dc },
+    { "bisque", 0xffe4c4 },
+    { "black", 0x000000 },
+    { "blanchedalmond", 0xffebcd },
+    { "blue", 0x0000ff },
+    { "blueviolet", 0x8a2be2 },
+    { "brown", 0xa52a2a },
+    { "burlywood", 0xdeb887 },
+    { "cadetblue", 0x5f9ea0 },
+    { "chartreuse", 0x7fff00 },
+    { "chocolate", 0xd2691e },
+    { "coral", 0xff7f50 },
+    { "cornflowerblue", 0x6495ed },
+    { "cornsilk", 0xfff8dc },
+    { "crimson", 0xdc143c },
+    { "cyan", 0x00ffff },
+    { "darkblue", 0x00008b },
+    { "darkcyan", 0x008b8b },
+    { "darkgoldenrod", 0xb8860b },
+    { "darkgray", 0xa9a9a9 },
+    { "darkgreen", 0x006400 },
+    { "darkkhaki", 0xbdb76b },
+    { "darkmagenta", 0x8b008b },
+    { "darkolivegreen", 0x556b2f },
+    { "darkorange", 0xff8c00 },
+    { "darkorchid", 0x9932cc },
+    { "darkred", 0x8b0000 },
+    { "darksalmon", 0xe9967a },
+    { "darkseagreen", 0x8fbc8f },
+    { "darkslateblue", 0x483d8b },
+    { "darkslategray", 0x2f4f4f },
+    { "darkturquoise", 0x00ced1 },
+    { "darkviolet", 0x9400d3 },
+    { "deeppink", 0xff1493 },
+    { "deepskyblue", 0x00bfff },
+    { "dimgray", 0x696969 },
+    { "dodgerblue", 0x1e90ff },
+    { "firebrick", 0xb22222 },
+    { "floralwhite", 0xfffaf0 },
+    { "forestgreen", 0x228b22 },
+    { "gainsboro", 0xdcdcdc },
+    { "ghostwhite", 0xf8f8ff },
+    { "gold", 0xffd700 },
+    { "goldenrod", 0xdaa520 },
+    { "gray", 0x808080 },
+    { "green", 0x008000 },
+    { "greenyellow", 0xadff2f },
+    { "honeydew", 0xf0fff0 },
+    { "hotpink", 0xff69b4 },
+    { "indianred", 0xcd5c5c },
+    { "indigo", 0x4b0082 },
+    { "ivory", 0xfffff0 },
+    { "khaki", 0xf0e68c },
+    { "lavender", 0xe6e6fa },
+    { "lavenderblush", 0xfff0f5 },
+    { "lawngreen", 0x7cfc00 },
+    { "lemonchiffon", 0xfffacd },
+    { "lightblue", 0xadd8e6 },
+    { "lightcoral", 0xf08080 },
+    { "lightcyan", 0xe0ffff },
+    { "lightgoldenrodyellow", 0xfafad2 },
+    { "lightgray", 0xd3d3d3 },
+    { "lightgreen", 0x90ee90 },
+    { "lightpink", 0xffb6c1 },
+    { "lightsalmon", 0xffa07a },
+    { "lightseagreen", 0x20b2aa },
+    { "lightskyblue", 0x87cefa },
+    { "lightslategray", 0x778899 },
+    { "lightsteelblue", 0xb0c4de },
+    { "lightyellow", 0xffffe0 },
+    { "lime", 0x00ff00 },
+    { "limegreen", 0x32cd32 },
+    { "linen", 0xfaf0e6 },
+    { "magenta", 0xff00ff },
+    { "maroon", 0x800000 },
+    { "mediumaquamarine", 0x66cdaa },
+    { "mediumblue", 0x0000cd },
+    { "mediumorchid", 0xba55d3 },
+    { "mediumpurple", 0x9370db },
+    { "mediumseagreen", 0x3cb371 },
+    { "mediumslateblue", 0x7b68ee },
+    { "mediumspringgreen", 0x00fa9a },
+    { "mediumturquoise", 0x48d1cc },
+    { "mediumvioletred", 0xc71585 },
+    { "midnightblue", 0x191970 },
+    { "mintcream", 0xf5fffa },
+    { "mistyrose", 0xffe4e1 },
+    { "moccasin", 0xffe4b5 },
+    { "navajowhite", 0xffdead },
+    { "navy", 0x000080 },
+    { "oldlace", 0xfdf5e6 },
+    { "olive", 0x808000 },
+    { "olivedrab", 0x6b8e23 },
+    { "orange", 0xffa500 },
+    { "orangered", 0xff4500 },
+    { "orchid", 0xda70d6 },
+    { "palegoldenrod", 0xeee8aa },
+    { "palegreen", 0x98fb98 },
+    { "paleturquoise", 0xafeeee },
+    { "palevioletred", 0xdb7093 },
+    { "papayawhip", 0xffefd5 },
+    { "peachpuff", 0xffdab9 },
+    { "peru", 0xcd853f },
+    { "pink", 0xffc0cb },
+    { "plum", 0xdda0dd },
+    { "powderblue", 0xb0e0e6 },
+    { "purple", 0x800080 },
+    { "red", 0xff0000 },
+    { "rosybrown", 0xbc8f8f },
+    { "royalblue", 0x4169e1 },
+    { "saddlebrown", 0x8b4513 },
+    { "salmon", 0xfa8072 },
+    { "sandybrown", 0xf4a460 },
+    { "seagreen", 0x2e8b57 },
+    { "seashell", 0xfff5ee },
+    { "sienna", 0xa0522d },
+    { "silver", 0xc0c0c0 },
+    { "skyblue", 0x87ceeb },
+    { "slateblue", 0x6a5acd },
+    { "slategray", 0x708090 },
+    { "snow", 0xfffafa },
+    { "springgreen", 0x00ff7f },
+    { "steelblue", 0x4682b4 },
+    { "tan", 0xd2b48c },
+    { "teal", 0x008080 },
+    { "thistle", 0xd8bfd8 },
+    { "tomato", 0xff6347 },
+    { "turquoise", 0x40e0d0 },
+    { "violet", 0xee82ee },
+    { "wheat", 0xf5deb3 },
+    { "white", 0xffffff },
+    { "whitesmoke", 0xf5f5f5 },
+    { "yellow", 0xffff00 },
+    { "yellowgreen", 0x9acd32 },
 };
 
 double py_mod1(double x) {  // Python's x % 1.0 (never negative)
@@ -195,34 +300,46 @@ void hsv_to_rgb(double h, double s, double v, double & r, double & g, double & b
         r = g = b = v;
         return;
     }
-    int          i = (int) (h * 6.0);
+    int          i = (int)(h * 6.0);
     const double f = h * 6.0 - i;
     const double p = v * (1.0 - s), q = v * (1.0 - s * f), t = v * (1.0 - s * (1.0 - f));
     i %= 6;
     switch (i) {
-        case 0: r = v, g = t, b = p; break;
-        case 1: r = q, g = v, b = p; break;
-        case 2: r = p, g = v, b = t; break;
-        case 3: r = p, g = q, b = v; break;
-        case 4: r = t, g = p, b = v; break;
-        default: r = v, g = p, b = q; break;
+        case 0:
+            r = v, g = t, b = p;
+            break;
+        case 1:
+            r = q, g = v, b = p;
+            break;
+        case 2:
+            r = p, g = v, b = t;
+            break;
+        case 3:
+            r = p, g = q, b = v;
+            break;
+        case 4:
+            r = t, g = p, b = v;
+            break;
+        default:
+            r = v, g = p, b = q;
+            break;
     }
 }
 
 }  // namespace
 
 std::string css_color_name(int r, int g, int b) {
-    const uint32_t rgb = ((uint32_t) r << 16) | ((uint32_t) g << 8) | (uint32_t) b;
+    const uint32_t rgb = ((uint32_t)r << 16) | ((uint32_t)g << 8) | (uint32_t)b;
     for (const auto & c : k_css3) {
         if (c.rgb == rgb) {
             return c.name;
         }
     }
-    const char * best = nullptr;
+    const char * best   = nullptr;
     long         best_d = 0;
     for (const auto & c : k_css21) {
-        const long dr = r - (long) (c.rgb >> 16), dg = g - (long) ((c.rgb >> 8) & 0xff), db = b - (long) (c.rgb & 0xff);
-        const long d  = dr * dr + dg * dg + db * db;
+        const long dr = r - (long)(c.rgb >> 16), dg = g - (long)((c.rgb >> 8) & 0xff), db = b - (long)(c.rgb & 0xff);
+        const long d = dr * dr + dg * dg + db * db;
         if (!best || d < best_d) {
             best   = c.name;
             best_d = d;
@@ -234,7 +351,7 @@ std::string css_color_name(int r, int g, int b) {
 std::string synthetic_car_color(double hue, double sat, double val) {
     double r = 0, g = 0, b = 0;
     hsv_to_rgb(py_mod1(hue + 0.5), 0.5 * sat, 0.5 * val, r, g, b);
-    return css_color_name((int) (r * 255), (int) (g * 255), (int) (b * 255));
+    return css_color_name((int)(r * 255), (int)(g * 255), (int)(b * 255));
 }
 
 std::vector<aspect_labels> load_labels(const std::string & dataset, const label_sources & src) {
@@ -269,8 +386,9 @@ std::vector<aspect_labels> load_labels(const std::string & dataset, const label_
     }
     if (dataset == "cars196") {
         if (src.cars196_labels.empty()) {
-            throw error("cars196 labels are not published by the reference: pass --cars196-labels FILE, a CSV of "
-                        "\"file,class\" rows for the Stanford Cars test split (e.g. from cars_test_annos_withlabels)");
+            throw error(
+                "cars196 labels are not published by the reference: pass --cars196-labels FILE, a CSV of "
+                "\"file,class\" rows for the Stanford Cars test split (e.g. from cars_test_annos_withlabels)");
         }
         std::ifstream f(src.cars196_labels);
         if (!f) {
@@ -280,7 +398,7 @@ std::vector<aspect_labels> load_labels(const std::string & dataset, const label_
         a.aspect = "car model";
         for (std::string line; std::getline(f, line);) {
             const auto rec = split_record(line, ',');
-            if (rec.size() >= 2 && !rec[1].empty() && std::isdigit((unsigned char) rec[1][0])) {
+            if (rec.size() >= 2 && !rec[1].empty() && std::isdigit((unsigned char)rec[1][0])) {
                 a.by_image[stem(rec[0])] = rec[1];
             }
         }
@@ -290,17 +408,17 @@ std::vector<aspect_labels> load_labels(const std::string & dataset, const label_
         if (src.synthetic_cars_csv.empty()) {
             throw error("synthetic_cars needs its metadata CSV: pass --synthetic-cars-csv FILE");
         }
-        const std::string path = src.synthetic_cars_csv;
-        const table       t    = read_table(path, ',', "pass --synthetic-cars-csv FILE");
-        const int key   = required_column(t, { "file_name", "filename", "image", "image_name", "file" }, path);
-        const int model = required_column(t, { "model", "car_model" }, path);
-        const int ch    = required_column(t, { "car_hue", "hue" }, path);
-        const int cs    = required_column(t, { "car_saturation", "car_sat", "saturation" }, path);
-        const int cv    = required_column(t, { "car_value", "car_val", "value" }, path);
-        const int bh    = required_column(t, { "background_hue", "bg_hue" }, path);
-        const int bs    = required_column(t, { "background_saturation", "bg_saturation", "bg_sat" }, path);
-        const int bv    = required_column(t, { "background_value", "bg_value", "bg_val" }, path);
-        aspect_labels m{ "car model", {} }, c{ "car color", {} }, bg{ "background color", {} };
+        const std::string path  = src.synthetic_cars_csv;
+        const table       t     = read_table(path, ',', "pass --synthetic-cars-csv FILE");
+        const int         key   = required_column(t, { "file_name", "filename", "image", "image_name", "file" }, path);
+        const int         model = required_column(t, { "model", "car_model" }, path);
+        const int         ch    = required_column(t, { "car_hue", "hue" }, path);
+        const int         cs    = required_column(t, { "car_saturation", "car_sat", "saturation" }, path);
+        const int         cv    = required_column(t, { "car_value", "car_val", "value" }, path);
+        const int         bh    = required_column(t, { "background_hue", "bg_hue" }, path);
+        const int         bs    = required_column(t, { "background_saturation", "bg_saturation", "bg_sat" }, path);
+        const int         bv    = required_column(t, { "background_value", "bg_value", "bg_val" }, path);
+        aspect_labels     m{ "car model", {} }, c{ "car color", {} }, bg{ "background color", {} };
         for (size_t r = 0; r < t.rows.size() && r < 1000; ++r) {  // the reference uses the first 1000 rows
             const auto & row = t.rows[r];
             if (row.size() < t.header.size()) {
@@ -312,7 +430,8 @@ std::vector<aspect_labels> load_labels(const std::string & dataset, const label_
                 c.by_image[k]  = synthetic_car_color(std::stod(row[ch]), std::stod(row[cs]), std::stod(row[cv]));
                 bg.by_image[k] = synthetic_car_color(std::stod(row[bh]), std::stod(row[bs]), std::stod(row[bv]));
             } catch (const std::exception &) {
-                throw error(path + ": row " + std::to_string(r + 2) + " has a hue, saturation or value that is not a number");
+                throw error(path + ": row " + std::to_string(r + 2) +
+                            " has a hue, saturation or value that is not a number");
             }
         }
         return { m, c, bg };

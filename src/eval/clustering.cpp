@@ -155,9 +155,10 @@ std::vector<int> kmeans(const matrix & x, int k, int niter, int seed) {
         return out;
     }
     faiss::ClusteringParameters cp;
-    cp.niter   = niter;
-    cp.seed    = seed;
-    cp.verbose = false;
+    cp.niter                   = niter;
+    cp.seed                    = seed;
+    cp.verbose                 = false;
+    cp.min_points_per_centroid = 1;  // only silences faiss' "please provide at least ..." warning
     faiss::Clustering  clus((int)x.cols, k, cp);
     faiss::IndexFlatL2 index((faiss::Index::idx_t)x.cols);
     clus.train((faiss::Index::idx_t)x.rows, x.data.data(), index);

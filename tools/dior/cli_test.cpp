@@ -298,4 +298,53 @@ TEST_F(Cli, ProgressIsABarOnATerminalAndLinesWhenPiped) {
     EXPECT_NE(tty.output.find("3 images: 3 embedded"), std::string::npos) << tty.output;
 }
 
+// dior eval on a store and on the reference's JSON layout of the same vectors: the same table,
+// one JSON per setting, the same summary.csv.
+TEST_F(Cli, EvalScoresAStoreAndAReferenceJsonTreeAlike) {
+    const fs::path ds = dir_ / "datasets" / "deepfashion";
+    fs::create_directories(ds);
+    std::ifstream meta(std::string(DIOR_TEST_SOURCE_DIR) + "/data/reference/deepfashion_metadata.csv");
+    std::string   line;
+    std::getline(meta, line);  // header
+    for (int i = 0; i < 8 && std::getline(meta, line); ++i) {
+        const std::string file = line.substr(0, line.find(','));
+        dior::test::write_bmp((ds / file).string(), 40, 56, dior::test::pattern_rgb(40, 56, i));
+    }
+    ASSERT_EQ(run("embed " + model_args() + " --dataset deepfashion --datasets-dir " + (dir_ / "datasets").string() +
+                  " -o " + db())
+                  .status,
+              0);
+    const auto r = run("eval --db " + db() + " -o " + (dir_ / "res1").string());
+    ASSERT_EQ(r.status, 0) << r.output;
+    // The aspect named in the setting comes first, marked; the others follow.
+    const size_t at =
+        r.output.find("deepfashion-text-describe-fit_type-num_layer=-1-num_token=-1-embedsrc=input_last\n");
+    ASSERT_NE(at, std::string::npos) << r.output;
+    std::stringstream table(r.output.substr(at));
+    std::string       title, header, first, second;
+    std::getline(table, title);
+    std::getline(table, header);
+    std::getline(table, first);
+    std::getline(table, second);
+    EXPECT_NE(header.find("map_r  prec_1"), std::string::npos) << header;
+    EXPECT_EQ(first.rfind("  fit type *", 0), 0u) << first;
+    EXPECT_EQ(second.rfind("  clothing category ", 0), 0u) << second;
+    EXPECT_NE(r.output.find("evaluated 5 settings"), std::string::npos) << r.output;
+    const nlohmann::json j = read_json(
+        dir_ / "res1" / "deepfashion-text-describe-fit_type-num_layer=-1-num_token=-1-embedsrc=input_last.json");
+    EXPECT_EQ(j["aspect"], "fit type");
+    EXPECT_EQ(j["results"].size(), 4u);
+    EXPECT_EQ(j["results"]["clothing category"]["images"], 8);
+    const double map_r = j["results"]["fit type"]["map_r"].get<double>();
+    EXPECT_GE(map_r, 0.0);
+    EXPECT_LE(map_r, 100.0);
+    const std::string csv1 = read_bytes(dir_ / "res1" / "summary.csv");
+    EXPECT_EQ(std::count(csv1.begin(), csv1.end(), '\n'), 1 + 5 * 4);
+
+    ASSERT_EQ(run("export --db " + db() + " --json " + (dir_ / "json").string()).status, 0);
+    const auto r2 = run("eval --embedding-dir " + (dir_ / "json").string() + " -o " + (dir_ / "res2").string());
+    ASSERT_EQ(r2.status, 0) << r2.output;
+    EXPECT_EQ(read_bytes(dir_ / "res2" / "summary.csv"), csv1);
+}
+
 }  // namespace

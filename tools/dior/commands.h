@@ -40,10 +40,15 @@ void export_npy(const store & st, const std::vector<int64_t> & setting_ids, cons
 // Writes settings in the reference's JSON layout: DIR/<reference_dir_name>/<image stem>.json.
 void export_json(const store & st, const std::vector<int64_t> & setting_ids, const std::string & dir);
 
+// Reads setting folders of the reference's JSON layout (names matching the glob) into a store;
+// returns how many settings were read.
+size_t import_reference_tree(store & st, const std::string & dir, const std::string & pattern);
+
 void register_embed(CLI::App & app, int & exit_code);
 void register_bench(CLI::App & app, int & exit_code);
 void register_export(CLI::App & app, int & exit_code);
 void register_import(CLI::App & app, int & exit_code);
 void register_status(CLI::App & app, int & exit_code);
+void register_eval(CLI::App & app, int & exit_code);
 
 }  // namespace dior::cli
