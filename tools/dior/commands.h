@@ -50,5 +50,6 @@ void register_export(CLI::App & app, int & exit_code);
 void register_import(CLI::App & app, int & exit_code);
 void register_status(CLI::App & app, int & exit_code);
 void register_eval(CLI::App & app, int & exit_code);
+void register_bench_eval(CLI::App & app, int & exit_code);
 
 }  // namespace dior::cli
