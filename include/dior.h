@@ -57,6 +57,15 @@ image decode_image(const uint8_t * data, size_t size, const std::string & source
 // Image.resize(..., Image.LANCZOS).
 image resize_lanczos(const image & img, int width, int height);
 
+// Pillow-compatible bicubic resampling (Image.BICUBIC), as Hugging Face's Qwen2-VL image
+// processor resizes.
+image resize_bicubic(const image & img, int width, int height);
+
+// Hugging Face's Qwen2-VL smart_resize: both sides multiples of factor (rounded half to even, as
+// Python does), the area kept within [min_pixels, max_pixels] at the same aspect ratio.
+void smart_resize(int width, int height, int factor, int64_t min_pixels, int64_t max_pixels, int & out_width,
+                  int & out_height);
+
 // The size load_image() downscales to: the longer side becomes max_size exactly, the other side
 // is scaled by the same ratio and truncated. Unchanged when the longer side is <= max_size.
 void fit_size(int width, int height, int max_size, int & out_width, int & out_height);
@@ -94,6 +103,9 @@ struct model_params {
     bool        flash_attn   = false;  // off by default: Q would be rounded to F16
     bool        kv_f16       = false;  // F32 KV cache by default, for fidelity
     bool        verbose      = false;  // let llama.cpp / mtmd log
+    // Qwen2-VL / Qwen2.5-VL projectors: resize images as Hugging Face's image processor does
+    // (smart_resize to multiples of 28, Pillow bicubic) instead of mtmd's own resize.
+    bool hf_image_preprocessing = true;
 };
 
 struct embed_params {
@@ -177,10 +189,10 @@ struct aspect_labels {
 };
 
 struct label_sources {
-    std::string metadata_dir;        // deepfashion_metadata.csv, movie_posters_metadata.tsv (shipped)
-    std::string synthetic_cars_csv;  // the synthetic cars metadata CSV (not shipped)
-    std::string cars196_labels;      // "file,class" rows of the Stanford Cars test split (not shipped)
-    std::vector<std::string> images;  // cub200: the image names to label (labels come from names)
+    std::string              metadata_dir;        // deepfashion_metadata.csv, movie_posters_metadata.tsv (shipped)
+    std::string              synthetic_cars_csv;  // the synthetic cars metadata CSV (not shipped)
+    std::string              cars196_labels;      // "file,class" rows of the Stanford Cars test split (not shipped)
+    std::vector<std::string> images;              // cub200: the image names to label (labels come from names)
 };
 
 // Every labelled aspect of a dataset. Throws dior::error naming a missing file and what to pass.
@@ -204,7 +216,7 @@ struct accuracy {
 };
 
 struct eval_params {
-    bool clustering = true;   // NMI and AMI (k-means with k = number of labels)
+    bool clustering  = true;  // NMI and AMI (k-means with k = number of labels)
     int  kmeans_iter = 20;    // as PML's FaissKMeans
     int  kmeans_seed = 1234;  // faiss' default
 };
@@ -212,9 +224,9 @@ struct eval_params {
 accuracy evaluate(const matrix & x, const std::vector<int> & labels, const eval_params & params = {});
 
 // The pieces, for tests and tools.
-void   knn(const matrix & x, size_t k, std::vector<int64_t> & indices);  // n x k, self excluded
-double normalized_mutual_info(const std::vector<int> & a, const std::vector<int> & b);
-double adjusted_mutual_info(const std::vector<int> & a, const std::vector<int> & b);
+void             knn(const matrix & x, size_t k, std::vector<int64_t> & indices);  // n x k, self excluded
+double           normalized_mutual_info(const std::vector<int> & a, const std::vector<int> & b);
+double           adjusted_mutual_info(const std::vector<int> & a, const std::vector<int> & b);
 std::vector<int> kmeans(const matrix & x, int k, int niter, int seed);
 
 // ---------------------------------------------------------------------------------------------

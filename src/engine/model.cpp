@@ -9,6 +9,7 @@
 // bit-identical vectors (see tests/engine_test.cpp).
 #include "dior.h"
 #include "engine/capture.h"
+#include "gguf.h"
 #include "llama.h"
 #include "mtmd-helper.h"
 #include "mtmd.h"
@@ -30,6 +31,9 @@ namespace {
 
 bool g_verbose = false;
 
+// mtmd's own upper limit of image tokens for Qwen2-VL models (clip.cpp: set_limit_image_tokens).
+constexpr int k_mtmd_max_image_tokens = 4096;
+
 void log_callback(ggml_log_level level, const char * text, void *) {
     if (g_verbose || level == GGML_LOG_LEVEL_ERROR) {
         std::fputs(text, stderr);
@@ -48,6 +52,27 @@ void require_file(const std::string & path, const char * what) {
     if (!std::filesystem::is_regular_file(path, ec)) {
         throw error(std::string(what) + " not found: " + path);
     }
+}
+
+// The projector type and patch size written in an mmproj file ("" / 0 if absent).
+void read_projector(const std::string & path, std::string & type, int & patch_size) {
+    gguf_init_params gp{ true, nullptr };
+    gguf_context *   g = gguf_init_from_file(path.c_str(), gp);
+    if (!g) {
+        return;
+    }
+    for (const char * key : { "clip.vision.projector_type", "clip.projector_type" }) {
+        const int64_t id = gguf_find_key(g, key);
+        if (id >= 0 && gguf_get_kv_type(g, id) == GGUF_TYPE_STRING) {
+            type = gguf_get_val_str(g, id);
+            break;
+        }
+    }
+    const int64_t p = gguf_find_key(g, "clip.vision.patch_size");
+    if (p >= 0 && gguf_get_kv_type(g, p) == GGUF_TYPE_UINT32) {
+        patch_size = (int)gguf_get_val_u32(g, p);
+    }
+    gguf_free(g);
 }
 
 struct llama_model_deleter {
@@ -112,12 +137,26 @@ class model_impl final : public model {
                         "); try a smaller --ctx-size");
         }
 
+        // Qwen2-VL / Qwen2.5-VL: resize images as Hugging Face's image processor does (smart_resize,
+        // Pillow bicubic) before mtmd sees them; mtmd then keeps them as they are. Its lower token
+        // limit is lowered to Hugging Face's (min_pixels 56 x 56 = 4 tokens).
+        std::string proj;
+        int         patch = 0;
+        read_projector(p.mmproj_path, proj, patch);
+        hf_factor_ = (p.hf_image_preprocessing && patch > 0 && (proj == "qwen2vl_merger" || proj == "qwen2.5vl_merger"))
+                         ? patch * 2
+                         : 0;
+
         mtmd_context_params mcp = mtmd_context_params_default();
-        mcp.use_gpu             = p.n_gpu_layers != 0;
-        mcp.n_threads           = n_threads;
-        mcp.print_timings       = false;
-        mcp.warmup              = false;
-        mcp.flash_attn_type     = cp.flash_attn_type;
+        if (hf_factor_ > 0) {
+            mcp.image_min_tokens = 4;
+            mcp.image_max_tokens = k_mtmd_max_image_tokens;
+        }
+        mcp.use_gpu         = p.n_gpu_layers != 0;
+        mcp.n_threads       = n_threads;
+        mcp.print_timings   = false;
+        mcp.warmup          = false;
+        mcp.flash_attn_type = cp.flash_attn_type;
         mtmd_.reset(mtmd_init_from_file(p.mmproj_path.c_str(), model_.get(), mcp));
         if (!mtmd_) {
             throw error("cannot load projector " + p.mmproj_path +
@@ -306,7 +345,20 @@ class model_impl final : public model {
         tail_special_ = "";
     }
 
-    prepared_image prepare(const image & img) {
+    prepared_image prepare(const image & original) {
+        image resized;
+        if (hf_factor_ > 0) {
+            int w = 0, h = 0;
+            // Hugging Face's pixel limits (Qwen2.5-VL's preprocessor_config.json), the upper one
+            // capped where mtmd would downscale again.
+            const int64_t max_pixels =
+                std::min<int64_t>(12845056, (int64_t)k_mtmd_max_image_tokens * hf_factor_ * hf_factor_);
+            smart_resize(original.width, original.height, hf_factor_, 3136, max_pixels, w, h);
+            if (w != original.width || h != original.height) {
+                resized = resize_bicubic(original, w, h);
+            }
+        }
+        const image &    img = resized.rgb.empty() ? original : resized;
         mtmd::bitmap_ptr bmp(mtmd_bitmap_init((uint32_t)img.width, (uint32_t)img.height, img.rgb.data()));
         if (!bmp) {
             throw error(img.source + ": cannot pass the image to mtmd");
@@ -519,8 +571,9 @@ class model_impl final : public model {
     chat_layout                                           layout_;
     std::string                                           tail_plain_;
     std::string                                           tail_special_;
-    hidden_capture                                        capture_;
-    timings                                               timings_;
+    int            hf_factor_ = 0;  // > 0: Hugging Face's Qwen2-VL resize with this factor
+    hidden_capture capture_;
+    timings        timings_;
 };
 
 }  // namespace

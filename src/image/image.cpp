@@ -1,6 +1,8 @@
 // Image loading: bytes -> RGB (stb_image, as vendored by llama.cpp) -> downscale (Lanczos).
 #include "dior.h"
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <iterator>
 
@@ -27,6 +29,28 @@ void fit_size(int width, int height, int max_size, int & out_width, int & out_he
     }
     out_width  = out_width < 1 ? 1 : out_width;
     out_height = out_height < 1 ? 1 : out_height;
+}
+
+void smart_resize(int width, int height, int factor, int64_t min_pixels, int64_t max_pixels, int & out_width,
+                  int & out_height) {
+    const double h = height, w = width, f = factor;
+    if (std::max(h, w) / std::min(h, w) > 200) {
+        throw error("image " + std::to_string(width) + "x" + std::to_string(height) +
+                    ": aspect ratio over 200, which Qwen2-VL's image processor refuses");
+    }
+    // Python's round() rounds halves to even, as std::nearbyint does by default.
+    double h_bar = std::nearbyint(h / f) * f, w_bar = std::nearbyint(w / f) * f;
+    if (h_bar * w_bar > (double)max_pixels) {
+        const double beta = std::sqrt(h * w / (double)max_pixels);
+        h_bar             = std::max(f, std::floor(h / beta / f) * f);
+        w_bar             = std::max(f, std::floor(w / beta / f) * f);
+    } else if (h_bar * w_bar < (double)min_pixels) {
+        const double beta = std::sqrt((double)min_pixels / (h * w));
+        h_bar             = std::ceil(h * beta / f) * f;
+        w_bar             = std::ceil(w * beta / f) * f;
+    }
+    out_width  = (int)w_bar;
+    out_height = (int)h_bar;
 }
 
 image decode_image(const uint8_t * data, size_t size, const std::string & source, int max_size) {

@@ -1,5 +1,7 @@
-// Lanczos resampling exactly as Pillow does it (libImaging/Resample.c): separable, horizontal
-// pass first, coefficients in double, then fixed point with 22 fractional bits for 8-bit data.
+// Resampling exactly as Pillow does it (libImaging/Resample.c): separable, horizontal pass first,
+// coefficients in double, then fixed point with 22 fractional bits for 8-bit data. Two of
+// Pillow's filters: Lanczos (the reference's downscale) and bicubic (Hugging Face's Qwen2-VL
+// image processor).
 #include "dior.h"
 
 #include <cmath>
@@ -23,6 +25,26 @@ double lanczos(double x) {
     return (-3.0 <= x && x < 3.0) ? sinc(x) * sinc(x / 3.0) : 0.0;
 }
 
+double bicubic(double x) {  // a = -0.5
+    const double a = -0.5;
+    x              = x < 0 ? -x : x;
+    if (x < 1.0) {
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+    }
+    if (x < 2.0) {
+        return (((x - 5) * x + 8) * x - 4) * a;
+    }
+    return 0.0;
+}
+
+struct filter {
+    double (*fn)(double);
+    double support;
+};
+
+constexpr filter k_lanczos{ lanczos, 3.0 };
+constexpr filter k_bicubic{ bicubic, 2.0 };
+
 // Per output pixel: the first input pixel, how many input pixels, and their fixed-point weights.
 struct coeffs {
     int              ksize = 0;
@@ -30,10 +52,10 @@ struct coeffs {
     std::vector<int> k;       // ksize weights per output pixel
 };
 
-coeffs precompute(int in_size, int out_size) {
+coeffs precompute(int in_size, int out_size, const filter & f) {
     const double scale       = static_cast<double>(in_size) / out_size;
     const double filterscale = scale < 1.0 ? 1.0 : scale;
-    const double support     = lanczos_support * filterscale;
+    const double support     = f.support * filterscale;
 
     coeffs c;
     c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
@@ -55,7 +77,7 @@ coeffs precompute(int in_size, int out_size) {
         xmax -= xmin;
         double ww = 0.0;
         for (int x = 0; x < xmax; ++x) {
-            w[x] = lanczos((x + xmin - center + 0.5) * ss);
+            w[x] = f.fn((x + xmin - center + 0.5) * ss);
             ww += w[x];
         }
         for (int x = 0; x < xmax; ++x) {
@@ -76,15 +98,17 @@ uint8_t clip8(int v) {
 
 }  // namespace
 
-image resize_lanczos(const image & img, int width, int height) {
+namespace {
+
+image resize_pil(const image & img, int width, int height, const filter & f) {
     if (width <= 0 || height <= 0) {
         throw error("resize " + img.source + ": target size must be positive");
     }
     if (width == img.width && height == img.height) {
         return img;
     }
-    const coeffs h = precompute(img.width, width);
-    const coeffs v = precompute(img.height, height);
+    const coeffs h = precompute(img.width, width, f);
+    const coeffs v = precompute(img.height, height, f);
 
     // Rows of the source that the vertical pass reads.
     const int y_first = v.bounds[0];
@@ -144,6 +168,16 @@ image resize_lanczos(const image & img, int width, int height) {
         }
     }
     return out;
+}
+
+}  // namespace
+
+image resize_lanczos(const image & img, int width, int height) {
+    return resize_pil(img, width, height, k_lanczos);
+}
+
+image resize_bicubic(const image & img, int width, int height) {
+    return resize_pil(img, width, height, k_bicubic);
 }
 
 }  // namespace dior

@@ -21,6 +21,11 @@ inline std::string pml_cases_dir() {
     return DIOR_TEST_PML_DIR;
 }
 
+// what tests/oracle/hf_parity.py wrote
+inline std::string hf_parity_dir() {
+    return DIOR_TEST_HF_PARITY_DIR;
+}
+
 // the dior tool
 inline std::string dior_bin() {
     return DIOR_TEST_BIN;

@@ -1,0 +1,223 @@
+"""Test oracle: the reference's own engine (Hugging Face transformers) on a tiny random Qwen2.5-VL.
+
+1. Builds a small random Qwen2_5_VLForConditionalGeneration (fixed seed) with a working processor:
+   the real Qwen2 BPE tokenizer rebuilt from llama.cpp's models/ggml-vocab-qwen2.gguf plus
+   Qwen2.5-VL's added tokens and chat template, and the Qwen2-VL image processor with Qwen2.5-VL's
+   pixel limits.
+2. Converts it with llama.cpp's convert_hf_to_gguf.py: text model and mmproj, in f32 and f16.
+3. Computes what the reference computes for every case: image downscaled to at most 700 px
+   (Lanczos), the chat template applied to [image, prompt] with the generation prompt, one forward
+   pass with hidden states, vector = hidden_states[layer][0, token]; position ids either sequential
+   (the reference's single-image path) or none (native 3-D M-RoPE, its batched path).
+
+Usage: python hf_parity.py LLAMA_CPP_SOURCE OUT_DIR
+Writes OUT_DIR/{f32,f16}/{text,mmproj}.gguf, OUT_DIR/images/*.png, OUT_DIR/cases.json and
+OUT_DIR/vectors.npy (one row per case).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+SRC = sys.argv[1]
+OUT = sys.argv[2]
+sys.path.insert(0, os.path.join(SRC, "gguf-py"))
+from gguf import GGUFReader  # noqa: E402
+from transformers import (  # noqa: E402
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2TokenizerFast,
+    Qwen2VLImageProcessor,
+)
+
+CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
+    "<|im_end|>\n{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in "
+    "content or 'image_url' in content %}{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}"
+    "Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] "
+    "== 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}"
+    "Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content "
+    "%}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}"
+    "<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL = ["<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>", "<|box_end|>",
+           "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>",
+           "<|video_pad|>"]
+AFTER = [("<tool_call>", False), ("</tool_call>", False), ("<|fim_prefix|>", True), ("<|fim_middle|>", True),
+         ("<|fim_suffix|>", True), ("<|fim_pad|>", True), ("<|repo_name|>", True), ("<|file_sep|>", True)]
+
+PROMPTS = {
+    "describe": ('Describe this image in one word regarding {aspect}: "', 'Describe this image in one word: "'),
+    "express": ('Express this image in one word in terms of {aspect}: "', 'Express this image in one word: "'),
+    "summarize": ('Summarize this image in one word regarding {aspect}: "', 'Summarize this image in one word: "'),
+    "capture": ('Capture this image in one word based on {aspect}: "', 'Capture this image in one word: "'),
+    "convey": ('Convey this image in one word with respect to {aspect}: "', 'Convey this image in one word: "'),
+    "depict": ('Depict this image in one word, considering {aspect}: "', 'Depict this image in one word: "'),
+    "describe_unconstraint": ('Describe this image regarding {aspect}: "', 'Describe this image: "'),
+}
+
+
+def build_tokenizer(model_dir):
+    r = GGUFReader(os.path.join(SRC, "models", "ggml-vocab-qwen2.gguf"))
+    toks = r.fields["tokenizer.ggml.tokens"]
+    merges = r.fields["tokenizer.ggml.merges"]
+    vocab = {}
+    for i in range(151643):
+        vocab[bytes(toks.parts[toks.data[i]]).decode("utf-8")] = i
+    with open(os.path.join(model_dir, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    with open(os.path.join(model_dir, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n")
+        for i in range(len(merges.data)):
+            f.write(bytes(merges.parts[merges.data[i]]).decode("utf-8") + "\n")
+    tok = Qwen2TokenizerFast(vocab_file=os.path.join(model_dir, "vocab.json"),
+                             merges_file=os.path.join(model_dir, "merges.txt"),
+                             unk_token=None, bos_token=None, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tok.add_special_tokens({"additional_special_tokens": SPECIAL})
+    for t, special in AFTER:
+        if special:
+            tok.add_special_tokens({"additional_special_tokens": tok.additional_special_tokens + [t]})
+        else:
+            tok.add_tokens([t])
+    tok.eos_token = "<|im_end|>"  # as Qwen2.5-VL's tokenizer_config.json
+    tok.chat_template = CHAT_TEMPLATE
+    assert tok.convert_tokens_to_ids("<|endoftext|>") == 151643, tok.convert_tokens_to_ids("<|endoftext|>")
+    assert tok.convert_tokens_to_ids("<|image_pad|>") == 151655
+    assert tok.convert_tokens_to_ids("<|file_sep|>") == 151664
+    ids = tok("<|im_start|>system\nYou are a helpful assistant.<|im_end|>")["input_ids"]
+    assert ids == [151644, 8948, 198, 2610, 525, 264, 10950, 17847, 13, 151645], ids
+    return tok
+
+
+def build_model(model_dir):
+    os.makedirs(model_dir, exist_ok=True)
+    tok = build_tokenizer(model_dir)
+    cfg = Qwen2_5_VLConfig(
+        vocab_size=151936, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=32768, rms_norm_eps=1e-6, rope_theta=1000000.0,
+        rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}, tie_word_embeddings=True,
+        image_token_id=151655, video_token_id=151656, vision_start_token_id=151652, vision_end_token_id=151653,
+        vision_token_id=151654,
+        vision_config={"depth": 4, "hidden_size": 32, "intermediate_size": 48, "num_heads": 2, "out_hidden_size": 64,
+                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
+                       "fullatt_block_indexes": [1, 3], "in_channels": 3, "hidden_act": "silu"},
+        torch_dtype="float32",
+    )
+    torch.manual_seed(0)
+    model = Qwen2_5_VLForConditionalGeneration(cfg).eval()
+    with torch.no_grad():  # larger than the default init, so that layers differ visibly
+        # (vision depth 4: the converter maps merger.mlp.{0,2} as if they were blocks, so depth must exceed 2)
+        for name, p in model.named_parameters():
+            if p.dim() >= 2:
+                p.normal_(0.0, 0.5 / p.shape[-1] ** 0.5 if "embed_tokens" not in name else 1.0)
+            elif "norm" in name:
+                p.normal_(1.0, 0.1)
+            else:
+                p.normal_(0.0, 0.1)
+    model.save_pretrained(model_dir, safe_serialization=True)
+    image_processor = Qwen2VLImageProcessor(min_pixels=3136, max_pixels=12845056)
+    image_processor.save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    return model, tok, image_processor
+
+
+def processor(tok, image_processor, text, img):
+    """What Qwen2_5_VLProcessor.__call__ does for one image (the class itself insists on a video
+    processor, which needs torchvision): pixel values, and <|image_pad|> repeated once per merged patch."""
+    image_inputs = image_processor(images=[img], return_tensors="pt")
+    n = int(image_inputs["image_grid_thw"][0].prod()) // image_processor.merge_size ** 2
+    text = text.replace("<|image_pad|>", "<|placeholder|>" * n).replace("<|placeholder|>", "<|image_pad|>")
+    inputs = tok([text], return_tensors="pt")
+    return {**inputs, **image_inputs}
+
+
+def convert(model_dir, out_dir, outtype):
+    os.makedirs(out_dir, exist_ok=True)
+    script = os.path.join(SRC, "convert_hf_to_gguf.py")
+    for extra, name in (([], "text.gguf"), (["--mmproj"], "mmproj.gguf")):
+        subprocess.run([sys.executable, script, model_dir, "--outfile", os.path.join(out_dir, name), "--outtype",
+                        outtype] + extra, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def make_images(img_dir):
+    os.makedirs(img_dir, exist_ok=True)
+    rng = np.random.default_rng(5)
+    sizes = {"small_56x84": (56, 84), "square_224": (224, 224), "wide_420x140": (420, 140),
+             "tall_150x390": (150, 390), "large_900x610": (900, 610), "odd_131x97": (131, 97)}
+    for name, (w, h) in sizes.items():
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([(xx * 255 // w), (yy * 255 // h), ((xx // 16 + yy // 16) % 2) * 180], -1)
+        noise = rng.integers(0, 60, (h, w, 3))
+        Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(os.path.join(img_dir, name + ".png"))
+    return sorted(sizes)
+
+
+def load_like_reference(path, max_size=700):
+    img = Image.open(path).convert("RGB")
+    w, h = img.size
+    if max(w, h) > max_size:
+        ratio = max_size / max(w, h)
+        size = (max_size, int(h * ratio)) if w >= h else (int(w * ratio), max_size)
+        img = img.resize(size, Image.LANCZOS)
+    return img
+
+
+def main():
+    model_dir = os.path.join(OUT, "hf")
+    model, tok, image_processor = build_model(model_dir)
+    convert(model_dir, os.path.join(OUT, "f32"), "f32")
+    convert(model_dir, os.path.join(OUT, "f16"), "f16")
+    names = make_images(os.path.join(OUT, "images"))
+
+    cases = []
+    for name in names:  # every image: two conditions + unconditional, layers 0 / middle / -1, both position modes
+        for cond in ["car color", "movie genre", None]:
+            for layer in [0, 2, -1]:
+                for pos in ["sequential", "native"]:
+                    cases.append(dict(image=name, prompt_type="describe", condition=cond, layer=layer, token=-1,
+                                      positions=pos))
+    for pt in PROMPTS:  # every prompt type, with and without a condition
+        for cond in ["bird species", None]:
+            for pos in ["sequential", "native"]:
+                cases.append(dict(image="square_224", prompt_type=pt, condition=cond, layer=-1, token=-1, positions=pos))
+    for pos in ["sequential", "native"]:  # a fixed token index: in the system turn, and among image tokens
+        for token in [5, 20]:
+            cases.append(dict(image="wide_420x140", prompt_type="describe", condition="car color", layer=-1,
+                              token=token, positions=pos))
+
+    vectors = []
+    cache = {}
+    for c in cases:
+        with_c, without_c = PROMPTS[c["prompt_type"]]
+        prompt = with_c.replace("{aspect}", c["condition"]) if c["condition"] is not None else without_c
+        key = (c["image"], prompt, c["positions"])
+        if key not in cache:
+            img = load_like_reference(os.path.join(OUT, "images", c["image"] + ".png"))
+            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+            text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            inputs = processor(tok, image_processor, text, img)
+            kwargs = {}
+            if c["positions"] == "sequential":
+                kwargs["position_ids"] = torch.arange(inputs["input_ids"].shape[1])[None]
+            with torch.no_grad():
+                out = model(**inputs, **kwargs, output_hidden_states=True)
+            cache[key] = ([h[0].numpy() for h in out.hidden_states], inputs["input_ids"].shape[1],
+                          int(inputs["image_grid_thw"].prod()) // 4)
+        hs, n_tokens, n_image = cache[key]
+        vectors.append(hs[c["layer"]][c["token"]])
+        c["n_tokens"] = n_tokens
+        c["n_image_tokens"] = n_image
+    np.save(os.path.join(OUT, "vectors.npy"), np.stack(vectors).astype(np.float32))
+    with open(os.path.join(OUT, "cases.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+    print(f"wrote {len(cases)} transformers cases to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
