@@ -6,7 +6,7 @@
 // With prefix reuse the prefix is evaluated once per image and each condition evaluates only its
 // suffix on top of it. Without, every condition evaluates the whole prompt from an empty cache.
 // Both run the suffix as the same batches over the same cache contents, so they give
-// bit-identical vectors (see tests/engine_test.cpp).
+// bit-identical vectors (see engine_test.cpp beside this file).
 #include "dior.h"
 #include "engine/capture.h"
 #include "gguf.h"
