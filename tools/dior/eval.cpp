@@ -57,10 +57,9 @@ std::string csv_field(const std::string & s) {
     return q + "\"";
 }
 
-std::vector<aspect_result> evaluate_setting(const store & st, const stored_setting & s,
-                                            const std::vector<aspect_labels> & all_labels, const eval_params & ep) {
-    std::vector<std::string>   paths;
-    const matrix               x = st.vectors(s.id, &paths);
+std::vector<aspect_result> evaluate_setting(const matrix & x, const std::vector<std::string> & paths,
+                                            const stored_setting & s, const std::vector<aspect_labels> & all_labels,
+                                            const eval_params & ep) {
     std::vector<aspect_result> out;
     for (const auto & lab : all_labels) {
         // Rows with a label for this aspect; label texts -> integers in sorted order.
@@ -147,13 +146,13 @@ int run_eval(const eval_options & o) {
             std::fprintf(stderr, "skipped %s: no labels for dataset '%s'\n", name.c_str(), s.s.dataset.c_str());
             continue;
         }
+        std::vector<std::string>   paths;
+        const matrix               x = st->vectors(s.id, &paths);
         std::vector<aspect_labels> labels;
         if (s.s.dataset == "cub200") {  // labels come from the image names
-            label_sources            src = o.labels;
-            std::vector<std::string> paths;
-            st->vectors(s.id, &paths);
-            src.images = paths;
-            labels     = load_labels("cub200", src);
+            label_sources src = o.labels;
+            src.images        = paths;
+            labels            = load_labels("cub200", src);
         } else {
             auto it = label_cache.find(s.s.dataset);
             if (it == label_cache.end()) {
@@ -161,7 +160,7 @@ int run_eval(const eval_options & o) {
             }
             labels = it->second;
         }
-        const auto results = evaluate_setting(*st, s, labels, ep);
+        const auto results = evaluate_setting(x, paths, s, labels, ep);
 
         std::printf("%s\n  %-30s %7s %7s %7s %8s %8s\n", name.c_str(), "aspect", "images", "map_r", "prec_1", "nmi",
                     "ami");
