@@ -5,6 +5,8 @@
 //   instruction()     the DIOR prompt for a condition ("Describe this image in one word ...")
 //   model::embed()    chat template -> tokens -> one forward pass -> hidden state of one token,
 //                     at one or more layers; the image prefix is computed once for all conditions
+//   store             vectors of every (image, setting), crash-safe, in one SQLite file
+//   evaluate()        labels of the reference's datasets -> mAP@R, P@1, NMI, AMI
 //
 // Errors are reported as dior::error exceptions whose message names the file and what to do.
 #pragma once
@@ -162,72 +164,8 @@ class model {
     virtual const timings & last_timings() const = 0;
 };
 
-// ---------------------------------------------------------------------------------------------
-// Datasets (the reference's five; SPEC section 3)
-// ---------------------------------------------------------------------------------------------
-
-struct dataset_info {
-    std::string                             name;     // "synthetic_cars", "cars196", ...
-    std::vector<std::optional<std::string>> aspects;  // nullopt (no condition) first
-};
-
-const std::vector<dataset_info> & datasets();
-const dataset_info *              find_dataset(const std::string & name);  // nullptr if unknown
-
-// The images of a dataset folder as the reference lists them: the folder's own files (not
-// recursive) ending in .png, .jpg, .jpeg, .bmp or .gif (any case), sorted by name.
-std::vector<std::string> list_dataset_images(const std::string & folder);
-
-// ---------------------------------------------------------------------------------------------
-// Labels (SPEC section 3) and evaluation (SPEC section 4), as pytorch-metric-learning computes it
-// ---------------------------------------------------------------------------------------------
-
-// Labels of one aspect: image name (file stem) -> label text.
-struct aspect_labels {
-    std::string                        aspect;  // e.g. "bird species"
-    std::map<std::string, std::string> by_image;
-};
-
-struct label_sources {
-    std::string              metadata_dir;        // deepfashion_metadata.csv, movie_posters_metadata.tsv (shipped)
-    std::string              synthetic_cars_csv;  // the synthetic cars metadata CSV (not shipped)
-    std::string              cars196_labels;      // "file,class" rows of the Stanford Cars test split (not shipped)
-    std::vector<std::string> images;              // cub200: the image names to label (labels come from names)
-};
-
-// Every labelled aspect of a dataset. Throws dior::error naming a missing file and what to pass.
-std::vector<aspect_labels> load_labels(const std::string & dataset, const label_sources & src);
-
-// The colour name the reference gives an RGB triple: the CSS3 name that matches exactly, if any,
-// else the nearest CSS 2.1 name by squared RGB distance.
-std::string css_color_name(int r, int g, int b);
-// Synthetic cars: rgb = hsv_to_rgb((hue + 0.5) mod 1, 0.5 sat, 0.5 val) * 255, truncated.
-std::string synthetic_car_color(double hue, double sat, double val);
-
-// pytorch-metric-learning's AccuracyCalculator (2.9, defaults) on raw vectors: exact L2 nearest
-// neighbours with the query itself left out, ties in index order; queries whose label occurs once
-// are left out of the retrieval metrics. Values are fractions (the reference prints them x100).
-struct accuracy {
-    double mean_average_precision_at_r = 0;
-    double precision_at_1              = 0;
-    double NMI                         = 0;
-    double AMI                         = 0;
-    size_t n_queries                   = 0;  // rows with a label that occurs at least twice
-};
-
-struct eval_params {
-    bool clustering  = true;  // NMI and AMI (k-means with k = number of labels)
-    int  kmeans_iter = 20;    // as PML's FaissKMeans
-    int  kmeans_seed = 1234;  // faiss' default
-};
-
-accuracy evaluate(const matrix & x, const std::vector<int> & labels, const eval_params & params = {});
-
-// The pieces, for tests and tools.
-void             knn(const matrix & x, size_t k, std::vector<int64_t> & indices);  // n x k, self excluded
-double           normalized_mutual_info(const std::vector<int> & a, const std::vector<int> & b);
-double           adjusted_mutual_info(const std::vector<int> & a, const std::vector<int> & b);
-std::vector<int> kmeans(const matrix & x, int k, int niter, int seed);
+// The engine build (llama.cpp version, commit, our patches, backend), recorded with every setting.
+std::string engine_version();
 
 // ---------------------------------------------------------------------------------------------
 // Output
@@ -318,7 +256,71 @@ std::string reference_dir_name(const setting & s);
 // dataset registry keeps its own spelling), layer, token and source. nullopt if it does not parse.
 std::optional<setting> parse_reference_dir_name(const std::string & name);
 
-// Engine (llama.cpp) identification, for manifests.
-std::string engine_version();
+// ---------------------------------------------------------------------------------------------
+// Datasets (the reference's five; SPEC section 3)
+// ---------------------------------------------------------------------------------------------
+
+struct dataset_info {
+    std::string                             name;     // "synthetic_cars", "cars196", ...
+    std::vector<std::optional<std::string>> aspects;  // nullopt (no condition) first
+};
+
+const std::vector<dataset_info> & datasets();
+const dataset_info *              find_dataset(const std::string & name);  // nullptr if unknown
+
+// The images of a dataset folder as the reference lists them: the folder's own files (not
+// recursive) ending in .png, .jpg, .jpeg, .bmp or .gif (any case), sorted by name.
+std::vector<std::string> list_dataset_images(const std::string & folder);
+
+// ---------------------------------------------------------------------------------------------
+// Labels (SPEC section 3) and evaluation (SPEC section 4), as pytorch-metric-learning computes it
+// ---------------------------------------------------------------------------------------------
+
+// Labels of one aspect: image name (file stem) -> label text.
+struct aspect_labels {
+    std::string                        aspect;  // e.g. "bird species"
+    std::map<std::string, std::string> by_image;
+};
+
+struct label_sources {
+    std::string              metadata_dir;        // deepfashion_metadata.csv, movie_posters_metadata.tsv (shipped)
+    std::string              synthetic_cars_csv;  // the synthetic cars metadata CSV (not shipped)
+    std::string              cars196_labels;      // "file,class" rows of the Stanford Cars test split (not shipped)
+    std::vector<std::string> images;              // cub200: the image names to label (labels come from names)
+};
+
+// Every labelled aspect of a dataset. Throws dior::error naming a missing file and what to pass.
+std::vector<aspect_labels> load_labels(const std::string & dataset, const label_sources & src);
+
+// The colour name the reference gives an RGB triple: the CSS3 name that matches exactly, if any,
+// else the nearest CSS 2.1 name by squared RGB distance.
+std::string css_color_name(int r, int g, int b);
+// Synthetic cars: rgb = hsv_to_rgb((hue + 0.5) mod 1, 0.5 sat, 0.5 val) * 255, truncated.
+std::string synthetic_car_color(double hue, double sat, double val);
+
+// pytorch-metric-learning's AccuracyCalculator (2.9, defaults) on raw vectors: exact L2 nearest
+// neighbours with the query itself left out, ties in index order; queries whose label occurs once
+// are left out of the retrieval metrics. Values are fractions (the reference prints them x100).
+struct accuracy {
+    double mean_average_precision_at_r = 0;
+    double precision_at_1              = 0;
+    double NMI                         = 0;
+    double AMI                         = 0;
+    size_t n_queries                   = 0;  // rows with a label that occurs at least twice
+};
+
+struct eval_params {
+    bool clustering  = true;  // NMI and AMI (k-means with k = number of labels)
+    int  kmeans_iter = 20;    // as PML's FaissKMeans
+    int  kmeans_seed = 1234;  // faiss' default
+};
+
+accuracy evaluate(const matrix & x, const std::vector<int> & labels, const eval_params & params = {});
+
+// The pieces, for tests and tools.
+void             knn(const matrix & x, size_t k, std::vector<int64_t> & indices);  // n x k, self excluded
+double           normalized_mutual_info(const std::vector<int> & a, const std::vector<int> & b);
+double           adjusted_mutual_info(const std::vector<int> & a, const std::vector<int> & b);
+std::vector<int> kmeans(const matrix & x, int k, int niter, int seed);
 
 }  // namespace dior
