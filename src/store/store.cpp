@@ -26,6 +26,8 @@ std::string to_hex(const unsigned char (&digest)[SHA256_DIGEST_SIZE]) {
     return out;
 }
 
+const char * k_space_hint = " (disk full, a file size limit, or the storage failed)";
+
 const char * k_schema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS settings(
@@ -99,7 +101,10 @@ class statement {
             return true;
         }
         if (rc != SQLITE_DONE) {
-            throw store_error(std::string("store: ") + sqlite3_errmsg(db_));
+            const char * file = sqlite3_db_filename(db_, "main");
+            throw store_error(std::string("store ") + (file && *file ? file : "(in memory)") + ": " +
+                              sqlite3_errmsg(db_) +
+                              ((rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_IOERR ? k_space_hint : ""));
         }
         return false;
     }
@@ -349,11 +354,13 @@ class sqlite_store final : public store {
     };
 
     void exec(const char * sql) {
-        char * err = nullptr;
-        if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+        char *    err = nullptr;
+        const int rc  = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+        if (rc != SQLITE_OK) {
             std::string msg = err ? err : sqlite3_errmsg(db_);
             sqlite3_free(err);
-            throw store_error("store " + path_ + ": " + msg);
+            throw store_error("store " + path_ + ": " + msg +
+                              ((rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_IOERR ? k_space_hint : ""));
         }
     }
 

@@ -347,4 +347,32 @@ TEST_F(Cli, EvalScoresAStoreAndAReferenceJsonTreeAlike) {
     EXPECT_EQ(read_bytes(dir_ / "res2" / "summary.csv"), csv1);
 }
 
+// A store that cannot grow (here: a file size limit, as a full disk would do) stops the run with
+// an error naming it; what was committed stays readable, and the run resumes once space is back.
+TEST_F(Cli, StoreThatCannotGrowStopsTheRunAndKeepsWhatWasCommitted) {
+    for (int i = 3; i < 12; ++i) {
+        dior::test::write_bmp((dir_ / "images" / ("more" + std::to_string(i) + ".bmp")).string(), 60, 60,
+                              dior::test::pattern_rgb(60, 60, i));
+    }
+    const std::string cmd = dior::test::dior_bin() + " embed " + model_args() + " " + (dir_ / "images").string() +
+                            " -c 'car color' --layer all -o " + db();
+    // bash: ignore SIGXFSZ so that writes past the limit fail with EFBIG instead of killing.
+    const auto full = run_shell("bash -c \"trap '' XFSZ; ulimit -f 250; " + cmd + "\"");
+    EXPECT_EQ(full.status, 1) << full.output;
+    EXPECT_NE(full.output.find("error: store " + db()), std::string::npos) << full.output;
+    EXPECT_NE(full.output.find("run the same command again to resume"), std::string::npos) << full.output;
+    const auto status = run("status --db " + db());
+    ASSERT_EQ(status.status, 0) << status.output;
+    const int stored = std::stoi(status.output.substr(status.output.find(": ") + 2));
+    std::printf("stored before the store could not grow: %d of 12 images\n", stored);
+    EXPECT_GT(stored, 0);
+    EXPECT_LT(stored, 12);
+    const auto again = run_shell(cmd);
+    EXPECT_EQ(again.status, 0) << again.output;
+    EXPECT_NE(again.output.find("12 images: " + std::to_string(12 - stored) + " embedded, " + std::to_string(stored) +
+                                " skipped"),
+              std::string::npos)
+        << again.output;
+}
+
 }  // namespace
