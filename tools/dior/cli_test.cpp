@@ -292,7 +292,7 @@ TEST_F(Cli, ProgressIsABarOnATerminalAndLinesWhenPiped) {
     EXPECT_NE(piped.output.find("progress: 3/3 images"), std::string::npos) << piped.output;
     EXPECT_EQ(piped.output.find('\r'), std::string::npos);
     fs::remove(db());
-    const auto tty = run_shell("script -qfec \"" + cmd + "\" /dev/null");  // a pseudo-terminal
+    const auto tty = run_shell("script -qfec \"" + cmd + "\" /dev/null < /dev/null");  // a pseudo-terminal
     EXPECT_NE(tty.output.find("\r\033[K["), std::string::npos) << tty.output;
     EXPECT_NE(tty.output.find("3/3"), std::string::npos) << tty.output;
     EXPECT_NE(tty.output.find("3 images: 3 embedded"), std::string::npos) << tty.output;
