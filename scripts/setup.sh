@@ -20,7 +20,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$here/scripts/versions.sh"
 
-cache=${DIOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dior.cpp}
+cache=${DIOR_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/dior.cpp}
 backend=${DIOR_BACKEND:-cpu}
 build_dir=${DIOR_BUILD_DIR:-$here/build}
 jobs=${JOBS:-$(nproc)}
