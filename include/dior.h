@@ -113,7 +113,7 @@ struct model_params {
 struct embed_params {
     prompt_type      prompt       = prompt_type::describe;
     std::vector<int> layers       = { -1 };  // Hugging Face hidden_states indices; negative from the end
-    int              token        = -1;      // -1: last prompt token; k >= 0: absolute position k
+    int              token        = -1;      // -1: last prompt token; k >= 0: absolute position k; -k: from the end
     positions        position     = positions::sequential;
     bool             reuse_prefix = true;  // compute system turn + image once for all conditions
 };

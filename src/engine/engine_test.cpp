@@ -219,6 +219,16 @@ TEST_F(Engine, TokenIndexInThePrefixIsTheSameForEveryConditionAndImage) {
     EXPECT_GT(max_abs_diff(c[0].vectors[0], d[0].vectors[0]), 1e-4f);
     ep.token = 100000;
     EXPECT_THROW(m_->embed(make_image(64, 64, 1), { "car color" }, ep), dior::error);
+    ep.token = -100000;
+    EXPECT_THROW(m_->embed(make_image(64, 64, 1), { "car color" }, ep), dior::error);
+    // -2 is the second-to-last token, as Python indexing: "assistant" before the final "\n".
+    const auto toks =
+        m_->prompt_tokens(make_image(64, 64, 1), dior::instruction(dior::prompt_type::describe, "car color"));
+    ep.token     = -2;
+    const auto e = m_->embed(make_image(64, 64, 1), { "car color" }, ep);
+    ep.token     = (int)toks.size() - 2;
+    const auto f = m_->embed(make_image(64, 64, 1), { "car color" }, ep);
+    EXPECT_EQ(max_abs_diff(e[0].vectors[0], f[0].vectors[0]), 0.0f);
 }
 
 // hidden_states[0] is the token-embedding row of the last token ("\n", id 198), read here

@@ -249,10 +249,10 @@ class model_impl final : public model {
                             " tokens, more than the context (" + std::to_string(params_.n_ctx) +
                             "); lower --image-max-size or raise --ctx-size");
             }
-            j.token = ep.token < 0 ? total - 1 : ep.token;
-            if (j.token >= total) {
-                throw error("token " + std::to_string(ep.token) + " is past the end of the prompt (" +
-                            std::to_string(total) + " tokens)");
+            j.token = ep.token < 0 ? total + ep.token : ep.token;  // negative counts from the end, as in Python
+            if (j.token < 0 || j.token >= total) {
+                throw error("token " + std::to_string(ep.token) + " is outside the prompt (" + std::to_string(total) +
+                            " tokens)");
             }
             jobs.push_back(std::move(j));
         }

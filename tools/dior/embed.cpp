@@ -265,7 +265,8 @@ void register_embed(CLI::App & app, int & exit_code) {
     cmd->add_option("--layer,--num_layer", o->layers,
                     "hidden-state index (HF hidden_states; -1 = final; repeatable, comma list, or 'all')")
         ->allow_extra_args(false);
-    cmd->add_option("--token,--num_token", o->token, "token index (-1 = last prompt token)");
+    cmd->add_option("--token,--num_token", o->token,
+                    "token index (-1 = last prompt token; negative counts from the end)");
     cmd->add_option("--image-max-size,--image_max_size", o->image_max_size,
                     "downscale so the longer side is at most this");
     cmd->add_option("--positions", o->positions_name, "sequential (the reference's default) or native (M-RoPE)");
