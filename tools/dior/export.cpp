@@ -81,13 +81,15 @@ std::map<int64_t, std::string> names_of(const std::vector<stored_setting> & all,
 
 void export_npy(const store & st, const std::vector<int64_t> & ids, const std::string & dir) {
     make_dir(dir);
-    const auto all      = st.settings();
-    const auto names    = names_of(all, ids);
-    json       settings = json::array();
+    const auto            all      = st.settings();
+    const auto            names    = names_of(all, ids);
+    json                  settings = json::array();
+    std::set<std::string> exported;
     for (int64_t id : ids) {
         std::vector<std::string> paths;
         const matrix             m    = st.vectors(id, &paths);
         const std::string        name = names.at(id);
+        exported.insert(paths.begin(), paths.end());
         write_npy((fs::path(dir) / (name + ".npy")).string(), m);
         std::string rows;
         for (const auto & p : paths) {
@@ -101,8 +103,11 @@ void export_npy(const store & st, const std::vector<int64_t> & ids, const std::s
         settings.push_back(j);
     }
     json images = json::array(), failed = json::array();
-    for (const auto & i : st.images()) {
-        images.push_back({ { "path", i.path }, { "width", i.width }, { "height", i.height }, { "sha256", i.sha256 } });
+    for (const auto & i : st.images()) {  // the images of the exported settings only
+        if (exported.count(i.path)) {
+            images.push_back(
+                { { "path", i.path }, { "width", i.width }, { "height", i.height }, { "sha256", i.sha256 } });
+        }
     }
     for (const auto & f : st.failures()) {
         failed.push_back({ { "path", f.path }, { "error", f.reason }, { "time", f.time } });
