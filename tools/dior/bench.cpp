@@ -35,7 +35,7 @@ image generated_image(int side) {
 }
 
 int run_bench(const bench_options & o) {
-    auto        m   = model::load(o.model.params);
+    auto        m   = model::load(o.model.resolved());
     const image img = o.image_path.empty() ? generated_image(o.image_size) : load_image(o.image_path, o.image_max_size);
 
     static const char *                     names[] = { "car color",    "car model",    "background color",

@@ -375,4 +375,18 @@ TEST_F(Cli, StoreThatCannotGrowStopsTheRunAndKeepsWhatWasCommitted) {
         << again.output;
 }
 
+// --mtmd-image-resize: mtmd's own resize instead of Hugging Face's, a setting of its own.
+TEST_F(Cli, MtmdImageResizeIsASeparateSettingWithOtherVectors) {
+    const std::string args = "embed " + model_args() + " " + (dir_ / "images").string() + " -o " + db();
+    ASSERT_EQ(run(args + " --npy " + (dir_ / "hf").string()).status, 0);
+    ASSERT_EQ(run(args + " --mtmd-image-resize --npy " + (dir_ / "mtmd").string()).status, 0);
+    const nlohmann::json hf = read_json(dir_ / "hf" / "manifest.json"), mt = read_json(dir_ / "mtmd" / "manifest.json");
+    EXPECT_EQ(hf["settings"][0]["engine_options"], "kv=f32 fa=0");
+    EXPECT_EQ(mt["settings"][0]["engine_options"], "kv=f32 fa=0 resize=mtmd");
+    const dior::matrix a = dior::read_npy((dir_ / "hf" / hf["settings"][0]["file"].get<std::string>()).string());
+    const dior::matrix b = dior::read_npy((dir_ / "mtmd" / mt["settings"][0]["file"].get<std::string>()).string());
+    ASSERT_EQ(a.data.size(), b.data.size());
+    EXPECT_NE(a.data, b.data);  // 64x48 and 90x120 are not multiples of 28: the two resizes differ
+}
+
 }  // namespace

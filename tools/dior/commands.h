@@ -19,7 +19,20 @@ constexpr int exit_interrupted = 130;  // Ctrl-C: the current image was finished
 // Options every model-using subcommand shares.
 struct model_options {
     model_params params;
+    bool         mtmd_resize = false;
     void         add(CLI::App & app);
+
+    model_params resolved() const {
+        model_params p           = params;
+        p.hf_image_preprocessing = !mtmd_resize;
+        return p;
+    }
+
+    // The options that change vectors, recorded with every setting.
+    std::string engine_options() const {
+        return std::string("kv=") + (params.kv_f16 ? "f16" : "f32") + " fa=" + (params.flash_attn ? "1" : "0") +
+               (mtmd_resize ? " resize=mtmd" : "");
+    }
 };
 
 // Image inputs: files, folders (their image files, sorted, not recursive) and list files.

@@ -115,7 +115,7 @@ int run_embed(const embed_options & o) {
     }
 
     // --- the model first: a missing or broken model fails before anything is written ---------
-    auto m = model::load(o.model.params);
+    auto m = model::load(o.model.resolved());
 
     embed_params ep;
     ep.prompt       = *ptype;
@@ -138,11 +138,10 @@ int run_embed(const embed_options & o) {
     base.token          = o.token;
     base.image_max_size = o.image_max_size;
     base.positions      = o.positions_name;
-    base.engine_options =
-        std::string("kv=") + (o.model.params.kv_f16 ? "f16" : "f32") + " fa=" + (o.model.params.flash_attn ? "1" : "0");
-    base.n_embd      = m->n_embd();
-    base.model_path  = fs::absolute(o.model.params.model_path).string();
-    base.mmproj_path = fs::absolute(o.model.params.mmproj_path).string();
+    base.engine_options = o.model.engine_options();
+    base.n_embd         = m->n_embd();
+    base.model_path     = fs::absolute(o.model.params.model_path).string();
+    base.mmproj_path    = fs::absolute(o.model.params.mmproj_path).string();
 
     std::vector<std::vector<int64_t>> ids(conditions.size());  // ids[c][l]
     std::vector<int64_t>              all_ids;

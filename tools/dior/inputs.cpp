@@ -18,6 +18,8 @@ void model_options::add(CLI::App & app) {
     app.add_option("--gpu-layers", params.n_gpu_layers, "layers to offload to a GPU build (-1: all)");
     app.add_flag("--flash-attn", params.flash_attn, "use flash attention (faster; rounds Q to F16)");
     app.add_flag("--kv-f16", params.kv_f16, "F16 KV cache (less memory; rounds K and V)");
+    app.add_flag("--mtmd-image-resize", mtmd_resize,
+                 "Qwen2-VL/2.5-VL: let mtmd resize images (default: as Hugging Face's processor does)");
     app.add_flag("-v,--verbose", params.verbose, "show llama.cpp's and mtmd's logs");
 }
 
