@@ -52,8 +52,9 @@ struct image {
 // Decodes JPEG, PNG, BMP, GIF (first frame), TGA, PSD, HDR, PIC, PNM to RGB (alpha dropped,
 // grey expanded, as PIL's convert("RGB")), then downscales so that the longer side is at most
 // max_size (Lanczos, as PIL's resize; never upscales). max_size <= 0 keeps the original size.
-image load_image(const std::string & path, int max_size = 700);
-image decode_image(const uint8_t * data, size_t size, const std::string & source, int max_size = 700);
+image                load_image(const std::string & path, int max_size = 700);
+std::vector<uint8_t> read_file(const std::string & path);  // the bytes; dior::error naming the file
+image                decode_image(const uint8_t * data, size_t size, const std::string & source, int max_size = 700);
 
 // PIL-compatible Lanczos (a = 3) resampling of an 8-bit RGB image, bit-exact with Pillow's
 // Image.resize(..., Image.LANCZOS).

@@ -78,15 +78,20 @@ image decode_image(const uint8_t * data, size_t size, const std::string & source
     return (tw == w && th == h) ? img : resize_lanczos(img, tw, th);
 }
 
-image load_image(const std::string & path, int max_size) {
+std::vector<uint8_t> read_file(const std::string & path) {
     std::ifstream f(path, std::ios::binary);
     if (!f) {
         throw error(path + ": cannot open file (missing or unreadable)");
     }
-    const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     if (f.bad()) {
         throw error(path + ": read error");
     }
+    return bytes;
+}
+
+image load_image(const std::string & path, int max_size) {
+    const std::vector<uint8_t> bytes = read_file(path);
     return decode_image(bytes.data(), bytes.size(), path, max_size);
 }
 

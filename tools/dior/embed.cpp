@@ -7,7 +7,6 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <memory>
 
 namespace fs = std::filesystem;
@@ -43,14 +42,6 @@ struct embed_options {
     std::string              out            = "embeddings.db";
     std::string              npy_dir;
 };
-
-std::vector<char> read_file(const std::string & path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) {
-        throw error(path + ": cannot open file (missing or unreadable)");
-    }
-    return std::vector<char>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
 
 // Name of an ad-hoc run's image set: --name, else the folder's name, else "images".
 std::string run_name(const embed_options & o) {
@@ -186,9 +177,9 @@ int run_embed(const embed_options & o) {
                     }
                 }
             }
-            const std::vector<char> bytes = read_file(path);
-            const image img = decode_image((const uint8_t *)bytes.data(), bytes.size(), path, o.image_max_size);
-            const auto  res = m->embed(img, todo, ep);
+            const std::vector<uint8_t> bytes = read_file(path);
+            const image                img   = decode_image(bytes.data(), bytes.size(), path, o.image_max_size);
+            const auto                 res   = m->embed(img, todo, ep);
 
             std::vector<std::pair<int64_t, std::vector<float>>> rows;
             for (size_t k = 0; k < res.size(); ++k) {
