@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -27,7 +28,16 @@ dior::setting make_setting(const std::optional<std::string> & cond, int layer) {
 class Store : public ::testing::Test {
   protected:
     void SetUp() override {
-        path_ = (fs::temp_directory_path() / "dior_store_test.db").string();
+        path_ = (fs::temp_directory_path() /
+                 ("dior_store_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
+                  std::to_string(getpid()) + ".db"))
+                    .string();
+        for (const char * ext : { "", "-wal", "-shm" }) {
+            fs::remove(path_ + ext);
+        }
+    }
+
+    void TearDown() override {
         for (const char * ext : { "", "-wal", "-shm" }) {
             fs::remove(path_ + ext);
         }

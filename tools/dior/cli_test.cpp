@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using dior::test::run_shell;
@@ -50,7 +51,8 @@ class Cli : public ::testing::Test {
   protected:
     void SetUp() override {
         dir_ = fs::temp_directory_path() /
-               ("dior_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+               ("dior_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
+                std::to_string(getpid()));
         fs::remove_all(dir_);
         fs::create_directories(dir_ / "images");
         const int sizes[3][2] = { { 64, 48 }, { 90, 120 }, { 800, 500 } };  // the last is downscaled to 700

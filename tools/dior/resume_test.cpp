@@ -14,6 +14,7 @@
 #include <map>
 #include <sqlite3.h>
 #include <thread>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -58,7 +59,8 @@ int stored_images(const std::string & path) {
 class Resume : public ::testing::Test {
   protected:
     static void SetUpTestSuite() {
-        dir_ = fs::temp_directory_path() / "dior_resume_test";
+        // One folder per process: ctest -j runs the two tests of this suite at once.
+        dir_ = fs::temp_directory_path() / ("dior_resume_test_" + std::to_string(getpid()));
         fs::remove_all(dir_);
         fs::create_directories(dir_ / "images");
         for (int i = 0; i < k_images; ++i) {  // ~0.2 s each on one thread: time to kill mid-image
