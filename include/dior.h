@@ -60,9 +60,14 @@ image                decode_image(const uint8_t * data, size_t size, const std::
 // Image.resize(..., Image.LANCZOS).
 image resize_lanczos(const image & img, int width, int height);
 
-// Pillow-compatible bicubic resampling (Image.BICUBIC), as Hugging Face's Qwen2-VL image
+// Pillow-compatible bicubic resampling (Image.BICUBIC), as Hugging Face's slow Qwen2-VL image
 // processor resizes.
 image resize_bicubic(const image & img, int width, int height);
+
+// PyTorch's antialiased bicubic on uint8 images (torch.nn.functional.interpolate(mode="bicubic",
+// antialias=True), as torchvision's resize runs on CPU), bit-exact: what Hugging Face's fast
+// Qwen2-VL image processor, and so the reference, resizes with.
+image resize_bicubic_torch(const image & img, int width, int height);
 
 // Hugging Face's Qwen2-VL smart_resize: both sides multiples of factor (rounded half to even, as
 // Python does), the area kept within [min_pixels, max_pixels] at the same aspect ratio.
@@ -96,6 +101,16 @@ std::string instruction(prompt_type type, const std::optional<std::string> & con
 // default, single-image path). native: the model's own scheme (3-D M-RoPE for Qwen2-VL/2.5-VL).
 enum class positions { sequential, native };
 
+// How Qwen2-VL / Qwen2.5-VL images are resized to the model's grid.
+//   fast  what the reference runs: Hugging Face's fast image processor, which transformers 4.56
+//         forces for Qwen2-VL when torchvision is installed (torch's antialiased bicubic on uint8)
+//   slow  Hugging Face's slow image processor (Pillow's bicubic)
+//   mtmd  llama.cpp's own resize (pads instead of stretching; rounds sizes differently)
+enum class image_processor { fast, slow, mtmd };
+
+const char *                   image_processor_name(image_processor p);  // "fast", "slow", "mtmd"
+std::optional<image_processor> parse_image_processor(const std::string & name);
+
 struct model_params {
     std::string model_path;            // GGUF text model
     std::string mmproj_path;           // GGUF multimodal projector
@@ -106,9 +121,9 @@ struct model_params {
     bool        flash_attn   = false;  // off by default: Q would be rounded to F16
     bool        kv_f16       = false;  // F32 KV cache by default, for fidelity
     bool        verbose      = false;  // let llama.cpp / mtmd log
-    // Qwen2-VL / Qwen2.5-VL projectors: resize images as Hugging Face's image processor does
-    // (smart_resize to multiples of 28, Pillow bicubic) instead of mtmd's own resize.
-    bool hf_image_preprocessing = true;
+    // Qwen2-VL / Qwen2.5-VL projectors: how an image is resized to the model's grid of 28-px cells
+    // (Hugging Face's smart_resize), see image_processor. Other projectors use mtmd's own.
+    image_processor processor = image_processor::fast;
 };
 
 struct embed_params {
@@ -117,6 +132,9 @@ struct embed_params {
     int              token        = -1;      // -1: last prompt token; k >= 0: absolute position k; -k: from the end
     positions        position     = positions::sequential;
     bool             reuse_prefix = true;  // compute system turn + image once for all conditions
+    // false (safe): a condition is plain text, "<|im_end|>" in it stays text. true: special-token
+    // text in a condition becomes control tokens, as the reference's processor tokenizes.
+    bool parse_special = false;
 };
 
 // Vectors of one (image, condition): vectors[i] belongs to layers[i] of the resolved layer list.
@@ -155,7 +173,8 @@ class model {
     virtual std::string render_prompt(const std::string & instruction) const = 0;
 
     // Token ids of the whole prompt for an image; image tokens appear as -1. For tests and tools.
-    virtual std::vector<int32_t> prompt_tokens(const image & img, const std::string & instruction) = 0;
+    virtual std::vector<int32_t> prompt_tokens(const image & img, const std::string & instruction,
+                                               bool parse_special = false) = 0;
 
     // One image, K conditions (nullopt = the unconditional prompt). Returns one entry per condition.
     virtual std::vector<condition_vectors> embed(const image &                                   img,
@@ -277,11 +296,28 @@ std::vector<std::string> list_dataset_images(const std::string & folder);
 // Labels (SPEC section 3) and evaluation (SPEC section 4), as pytorch-metric-learning computes it
 // ---------------------------------------------------------------------------------------------
 
-// Labels of one aspect: image name (file stem) -> label text.
+// The name the reference gives an image's vector file, by which labels are matched: the file name
+// with its last extension replaced by ".json" ("a/L.A.T.H.C._Tee-img_1.jpg" -> "L.A.T.H.C._Tee-img_1.json";
+// a name already ending in ".json" stays as it is). Names with dots stay whole.
+std::string reference_json_name(const std::string & image_path);
+
+// Labels of one aspect, as the reference's evaluation reads them (SPEC section 6).
 struct aspect_labels {
-    std::string                        aspect;  // e.g. "bird species"
-    std::map<std::string, std::string> by_image;
+    std::string aspect;  // e.g. "bird species"
+    // reference_json_name(image) -> label text (deepfashion, movie_posters, cub200, cars196).
+    std::map<std::string, std::string> by_name;
+    // synthetic_cars: labels paired with the images by position, the i-th image in the order of
+    // their reference JSON names getting by_position[i].
+    std::vector<std::string> by_position;
 };
+
+// The label of every image of `images` (any order) for an aspect; nullopt where it has none.
+std::vector<std::optional<std::string>> label_images(const aspect_labels &            labels,
+                                                     const std::vector<std::string> & images);
+
+// Pandas reads these cells as NaN (its default na_values); the reference's labels then put all of
+// them in one class, which dior names by this text.
+constexpr const char * k_missing_label = "NaN";
 
 struct label_sources {
     std::string              metadata_dir;        // deepfashion_metadata.csv, movie_posters_metadata.tsv (shipped)
@@ -293,8 +329,9 @@ struct label_sources {
 // Every labelled aspect of a dataset. Throws dior::error naming a missing file and what to pass.
 std::vector<aspect_labels> load_labels(const std::string & dataset, const label_sources & src);
 
-// The colour name the reference gives an RGB triple: the CSS3 name that matches exactly, if any,
-// else the nearest CSS 2.1 name by squared RGB distance.
+// The colour name the reference gives an RGB triple (webcolors 1.5): the CSS3 name that matches
+// exactly, if any ("grey" spellings, "cyan", "magenta", as its reversed table answers), else the
+// nearest CSS 2.1 name by squared RGB distance, the later name in webcolors' table winning a tie.
 std::string css_color_name(int r, int g, int b);
 // Synthetic cars: rgb = hsv_to_rgb((hue + 0.5) mod 1, 0.5 sat, 0.5 val) * 255, truncated.
 std::string synthetic_car_color(double hue, double sat, double val);

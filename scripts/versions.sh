@@ -19,4 +19,5 @@ DEB_PACKAGES=(
   python3-venv=3.11.2-1+b1
   libopenblas-dev=0.3.21+ds-4
   libfaiss-dev=1.7.3-2+b1
+  libjpeg62-turbo-dev=1:2.1.5-2
 )

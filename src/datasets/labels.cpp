@@ -1,6 +1,8 @@
-// Labels of the reference's five datasets (SPEC section 3), keyed by image name (file stem).
+// Labels of the reference's five datasets (SPEC sections 3 and 6), matched to images by the name of
+// their vector files, or by position (synthetic_cars), as the reference's evaluation does.
 #include "dior.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <filesystem>
@@ -74,8 +76,30 @@ table read_table(const std::string & path, char sep, const std::string & what_to
     return t;
 }
 
-std::string stem(const std::string & name) {
-    return fs::path(name).stem().string();
+// pandas.read_csv's default na_values: such a cell becomes NaN, and all NaN cells of a column
+// form one label class in the reference.
+bool pandas_na(const std::string & cell) {
+    static const char * const na[] = { "",     "#N/A",   "#N/A N/A", "#NA",  "-1.#IND", "-1.#QNAN", "-NaN",
+                                       "-nan", "1.#IND", "1.#QNAN",  "<NA>", "N/A",     "NA",       "NULL",
+                                       "NaN",  "None",   "n/a",      "nan",  "null" };
+    for (const char * v : na) {
+        if (cell == v) {
+            return true;
+        }
+    }
+    return false;
+}
+
+std::string label_cell(const std::string & cell) {
+    return pandas_na(cell) ? std::string(k_missing_label) : cell;
+}
+
+// Python's str.replace(old, new): every occurrence.
+std::string replace_all(std::string s, const std::string & from, const std::string & to) {
+    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+        s.replace(at, from.size(), to);
+    }
+    return s;
 }
 
 std::string header_list(const table & t) {
@@ -98,10 +122,11 @@ int required_column(const table & t, const std::vector<std::string> & names, con
     return c;
 }
 
-// Columns of a metadata table -> aspects.
+// Columns of a metadata table -> aspects, keyed by key_of(key cell).
+template <typename KeyFn>
 std::vector<aspect_labels> from_table(const std::string & path, char sep, const std::string & key_column,
                                       const std::vector<std::pair<std::string, std::string>> & aspect_columns,
-                                      const std::string & what_to_do, size_t max_rows = SIZE_MAX) {
+                                      const std::string & what_to_do, KeyFn key_of) {
     const table                t   = read_table(path, sep, what_to_do);
     const int                  key = required_column(t, { key_column }, path);
     std::vector<aspect_labels> out;
@@ -109,10 +134,9 @@ std::vector<aspect_labels> from_table(const std::string & path, char sep, const 
         const int     c = required_column(t, { column }, path);
         aspect_labels a;
         a.aspect = aspect;
-        for (size_t r = 0; r < t.rows.size() && r < max_rows; ++r) {
-            const auto & row = t.rows[r];
+        for (const auto & row : t.rows) {
             if ((int)row.size() > std::max(key, c)) {
-                a.by_image[stem(row[key])] = row[c];
+                a.by_name[key_of(row[key])] = label_cell(row[c]);
             }
         }
         out.push_back(std::move(a));
@@ -125,29 +149,31 @@ struct named_color {
     uint32_t     rgb;
 };
 
-// CSS 2.1: the 16 HTML 4 colours and orange.
+// CSS 2.1: the 16 HTML 4 colours and orange, in the order of webcolors 1.5's CSS21_HEX_TO_NAMES
+// (the order decides ties: the reference keeps the later name at equal distance).
 const std::array<named_color, 17> k_css21 = { {
     { "aqua", 0x00ffff },
     { "black", 0x000000 },
     { "blue", 0x0000ff },
     { "fuchsia", 0xff00ff },
-    { "gray", 0x808080 },
     { "green", 0x008000 },
+    { "gray", 0x808080 },
     { "lime", 0x00ff00 },
     { "maroon", 0x800000 },
     { "navy", 0x000080 },
     { "olive", 0x808000 },
-    { "orange", 0xffa500 },
     { "purple", 0x800080 },
     { "red", 0xff0000 },
     { "silver", 0xc0c0c0 },
     { "teal", 0x008080 },
     { "white", 0xffffff },
     { "yellow", 0xffff00 },
+    { "orange", 0xffa500 },
 } };
 
-// CSS3 (SVG 1.1) colour keywords, one name per value as the webcolors package answers
-// rgb_to_name(spec="css3"): the "gray" spellings, and cyan / magenta for the aqua / fuchsia values.
+// CSS3 (SVG 1.1) colour keywords, one name per value as webcolors 1.5 answers rgb_to_name(spec="css3")
+// on Python 3.7+: its reversed table keeps the last name of each value, so "grey" spellings, "cyan"
+// and "magenta" (generated from webcolors 1.5's CSS3_HEX_TO_NAMES).
 const named_color k_css3[] = {
     { "aliceblue", 0xf0f8ff },
     { "antiquewhite", 0xfaebd7 },
@@ -172,8 +198,8 @@ const named_color k_css3[] = {
     { "darkblue", 0x00008b },
     { "darkcyan", 0x008b8b },
     { "darkgoldenrod", 0xb8860b },
-    { "darkgray", 0xa9a9a9 },
     { "darkgreen", 0x006400 },
+    { "darkgrey", 0xa9a9a9 },
     { "darkkhaki", 0xbdb76b },
     { "darkmagenta", 0x8b008b },
     { "darkolivegreen", 0x556b2f },
@@ -183,12 +209,12 @@ const named_color k_css3[] = {
     { "darksalmon", 0xe9967a },
     { "darkseagreen", 0x8fbc8f },
     { "darkslateblue", 0x483d8b },
-    { "darkslategray", 0x2f4f4f },
+    { "darkslategrey", 0x2f4f4f },
     { "darkturquoise", 0x00ced1 },
     { "darkviolet", 0x9400d3 },
     { "deeppink", 0xff1493 },
     { "deepskyblue", 0x00bfff },
-    { "dimgray", 0x696969 },
+    { "dimgrey", 0x696969 },
     { "dodgerblue", 0x1e90ff },
     { "firebrick", 0xb22222 },
     { "floralwhite", 0xfffaf0 },
@@ -197,9 +223,9 @@ const named_color k_css3[] = {
     { "ghostwhite", 0xf8f8ff },
     { "gold", 0xffd700 },
     { "goldenrod", 0xdaa520 },
-    { "gray", 0x808080 },
     { "green", 0x008000 },
     { "greenyellow", 0xadff2f },
+    { "grey", 0x808080 },
     { "honeydew", 0xf0fff0 },
     { "hotpink", 0xff69b4 },
     { "indianred", 0xcd5c5c },
@@ -214,13 +240,13 @@ const named_color k_css3[] = {
     { "lightcoral", 0xf08080 },
     { "lightcyan", 0xe0ffff },
     { "lightgoldenrodyellow", 0xfafad2 },
-    { "lightgray", 0xd3d3d3 },
     { "lightgreen", 0x90ee90 },
+    { "lightgrey", 0xd3d3d3 },
     { "lightpink", 0xffb6c1 },
     { "lightsalmon", 0xffa07a },
     { "lightseagreen", 0x20b2aa },
     { "lightskyblue", 0x87cefa },
-    { "lightslategray", 0x778899 },
+    { "lightslategrey", 0x778899 },
     { "lightsteelblue", 0xb0c4de },
     { "lightyellow", 0xffffe0 },
     { "lime", 0x00ff00 },
@@ -272,7 +298,7 @@ const named_color k_css3[] = {
     { "silver", 0xc0c0c0 },
     { "skyblue", 0x87ceeb },
     { "slateblue", 0x6a5acd },
-    { "slategray", 0x708090 },
+    { "slategrey", 0x708090 },
     { "snow", 0xfffafa },
     { "springgreen", 0x00ff7f },
     { "steelblue", 0x4682b4 },
@@ -340,7 +366,7 @@ std::string css_color_name(int r, int g, int b) {
     for (const auto & c : k_css21) {
         const long dr = r - (long)(c.rgb >> 16), dg = g - (long)((c.rgb >> 8) & 0xff), db = b - (long)(c.rgb & 0xff);
         const long d = dr * dr + dg * dg + db * db;
-        if (!best || d < best_d) {
+        if (!best || d <= best_d) {  // a later name wins a tie
             best   = c.name;
             best_d = d;
         }
@@ -354,33 +380,80 @@ std::string synthetic_car_color(double hue, double sat, double val) {
     return css_color_name((int)(r * 255), (int)(g * 255), (int)(b * 255));
 }
 
+std::string reference_json_name(const std::string & image_path) {
+    const std::string name = fs::path(image_path).filename().string();
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) {
+        return name;
+    }
+    return fs::path(name).stem().string() + ".json";
+}
+
+std::vector<std::optional<std::string>> label_images(const aspect_labels &            labels,
+                                                     const std::vector<std::string> & images) {
+    std::vector<std::optional<std::string>> out(images.size());
+    if (!labels.by_position.empty()) {
+        // The reference pairs the i-th row with the i-th vector file in name order.
+        std::vector<size_t> order(images.size());
+        for (size_t i = 0; i < order.size(); ++i) {
+            order[i] = i;
+        }
+        std::vector<std::string> names(images.size());
+        for (size_t i = 0; i < images.size(); ++i) {
+            names[i] = reference_json_name(images[i]);
+        }
+        std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return names[x] < names[y]; });
+        for (size_t k = 0; k < order.size() && k < labels.by_position.size(); ++k) {
+            out[order[k]] = labels.by_position[k];
+        }
+        return out;
+    }
+    for (size_t i = 0; i < images.size(); ++i) {
+        const auto it = labels.by_name.find(reference_json_name(images[i]));
+        if (it != labels.by_name.end()) {
+            out[i] = it->second;
+        }
+    }
+    return out;
+}
+
 std::vector<aspect_labels> load_labels(const std::string & dataset, const label_sources & src) {
-    const std::string meta = src.metadata_dir.empty() ? std::string(DIOR_DATA_DIR "/reference") : src.metadata_dir;
+    const std::string meta    = src.metadata_dir.empty() ? std::string(DIOR_DATA_DIR "/reference") : src.metadata_dir;
+    const std::string shipped = "it ships with dior.cpp in data/reference/; pass --metadata-dir";
     if (dataset == "deepfashion") {
+        // The reference looks up vector files by the metadata's file names with ".jpg" -> ".json".
         return from_table((fs::path(meta) / "deepfashion_metadata.csv").string(), ',', "file_names",
                           { { "clothing category", "clothing_category" },
                             { "texture type", "texture" },
                             { "fabric type", "fabric" },
                             { "fit type", "fit" } },
-                          "it ships with dior.cpp in data/reference/; pass --metadata-dir");
+                          shipped, [](const std::string & f) { return replace_all(f, ".jpg", ".json"); });
     }
     if (dataset == "movie_posters") {
         return from_table((fs::path(meta) / "movie_posters_metadata.tsv").string(), '\t', "imdbID",
-                          { { "movie genre", "Genre" }, { "movie's production country", "Country" } },
-                          "it ships with dior.cpp in data/reference/; pass --metadata-dir");
+                          { { "movie genre", "Genre" }, { "movie's production country", "Country" } }, shipped,
+                          [](const std::string & id) { return id + ".json"; });
     }
     if (dataset == "cub200") {
-        // Species from the file name: the name without its last two "_" parts
-        // (Black_Footed_Albatross_0001_796111 -> Black_Footed_Albatross).
+        // Species from the file name: the name up to its first ".", split on "_", the last two parts
+        // dropped, joined with spaces (Black_Footed_Albatross_0001_796111 -> "Black Footed Albatross").
         aspect_labels a;
         a.aspect = "bird species";
         for (const auto & img : src.images) {
-            const std::string s  = stem(img);
-            const size_t      p1 = s.rfind('_');
-            const size_t      p2 = p1 == std::string::npos || p1 == 0 ? std::string::npos : s.rfind('_', p1 - 1);
-            if (p2 != std::string::npos) {
-                a.by_image[s] = s.substr(0, p2);
+            const std::string        json = reference_json_name(img);
+            const std::string        base = json.substr(0, json.find('.'));
+            std::vector<std::string> parts(1);
+            for (char ch : base) {
+                if (ch == '_') {
+                    parts.emplace_back();
+                } else {
+                    parts.back().push_back(ch);
+                }
             }
+            std::string species;
+            for (size_t i = 0; i + 2 < parts.size(); ++i) {
+                species += (i ? " " : "") + parts[i];
+            }
+            a.by_name[json] = species;
         }
         return { a };
     }
@@ -399,40 +472,48 @@ std::vector<aspect_labels> load_labels(const std::string & dataset, const label_
         for (std::string line; std::getline(f, line);) {
             const auto rec = split_record(line, ',');
             if (rec.size() >= 2 && !rec[1].empty() && std::isdigit((unsigned char)rec[1][0])) {
-                a.by_image[stem(rec[0])] = rec[1];
+                a.by_name[reference_json_name(rec[0])] = rec[1];
             }
         }
         return { a };
     }
     if (dataset == "synthetic_cars") {
+        // pandas.read_csv(csv, index_col=0)[:1000]; rows are paired with the images by position.
         if (src.synthetic_cars_csv.empty()) {
             throw error("synthetic_cars needs its metadata CSV: pass --synthetic-cars-csv FILE");
         }
         const std::string path  = src.synthetic_cars_csv;
         const table       t     = read_table(path, ',', "pass --synthetic-cars-csv FILE");
-        const int         key   = required_column(t, { "file_name", "filename", "image", "image_name", "file" }, path);
-        const int         model = required_column(t, { "model", "car_model" }, path);
-        const int         ch    = required_column(t, { "car_hue", "hue" }, path);
-        const int         cs    = required_column(t, { "car_saturation", "car_sat", "saturation" }, path);
-        const int         cv    = required_column(t, { "car_value", "car_val", "value" }, path);
-        const int         bh    = required_column(t, { "background_hue", "bg_hue" }, path);
-        const int         bs    = required_column(t, { "background_saturation", "bg_saturation", "bg_sat" }, path);
-        const int         bv    = required_column(t, { "background_value", "bg_value", "bg_val" }, path);
-        aspect_labels     m{ "car model", {} }, c{ "car color", {} }, bg{ "background color", {} };
+        const int         model = required_column(t, { "model" }, path);
+        const int         ch    = required_column(t, { "color_hue" }, path);
+        const int         cs    = required_column(t, { "color_sat" }, path);
+        const int         cv    = required_column(t, { "color_val" }, path);
+        const int         bh    = required_column(t, { "bg_color_hue" }, path);
+        const int         bs    = required_column(t, { "bg_color_sat" }, path);
+        const int         bv    = required_column(t, { "bg_color_val" }, path);
+        aspect_labels     m{ "car model", {}, {} }, c{ "car color", {}, {} }, bg{ "background color", {}, {} };
         for (size_t r = 0; r < t.rows.size() && r < 1000; ++r) {  // the reference uses the first 1000 rows
-            const auto & row = t.rows[r];
-            if (row.size() < t.header.size()) {
-                continue;
-            }
-            const std::string k = stem(row[key]);
-            try {
-                m.by_image[k]  = row[model];
-                c.by_image[k]  = synthetic_car_color(std::stod(row[ch]), std::stod(row[cs]), std::stod(row[cv]));
-                bg.by_image[k] = synthetic_car_color(std::stod(row[bh]), std::stod(row[bs]), std::stod(row[bv]));
-            } catch (const std::exception &) {
-                throw error(path + ": row " + std::to_string(r + 2) +
-                            " has a hue, saturation or value that is not a number");
-            }
+            const auto & row  = t.rows[r];
+            const auto   cell = [&](int col) { return col < (int)row.size() ? row[col] : std::string(); };
+            const auto   num  = [&](int col) {
+                const std::string v = cell(col);
+                try {
+                    size_t       used = 0;
+                    const double d    = std::stod(v, &used);
+                    if (used == v.size()) {
+                        return d;
+                    }
+                } catch (const std::exception &) {
+                }
+                throw error(path + ": row " + std::to_string(r + 2) + ", column " + t.header[col] + ": '" + v +
+                               "' is not a number (hue, saturation and value are numbers in 0..1)");
+            };
+            m.by_position.push_back(label_cell(cell(model)));
+            c.by_position.push_back(synthetic_car_color(num(ch), num(cs), num(cv)));
+            bg.by_position.push_back(synthetic_car_color(num(bh), num(bs), num(bv)));
+        }
+        if (t.rows.empty()) {
+            throw error(path + ": no rows");
         }
         return { m, c, bg };
     }

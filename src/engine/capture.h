@@ -1,7 +1,8 @@
 // Reads hidden states out of llama.cpp's compute graph while a batch is evaluated.
 //
 // Hugging Face hidden_states[i] maps to these graph tensors (llama.cpp's naming):
-//   i = 0            "embd"          token embeddings (or image embeddings) entering layer 0
+//   i = 0            "embd"          token embeddings entering layer 0 (image tokens enter as input
+//                                    embeddings with no named node: the engine stores those rows)
 //   0 < i < n_layer  "l_out-{i-1}"   output of decoder layer i-1 (0-based)
 //   i = n_layer      "result_norm"   output of the last layer after the final norm
 // In the last layer llama.cpp keeps only the rows of tokens marked as outputs, so every wanted
@@ -30,7 +31,11 @@ class hidden_capture {
     // The stored vector of a token at a layer; throws dior::error if it was never captured.
     const std::vector<float> & get(int64_t token, int layer) const;
     bool                       has(int64_t token, int layer) const;
-    void                       clear() { got_.clear(); }
+    bool wants_layer(int layer) const { return layer >= 0 && layer <= n_layer_ && want_layer_[layer]; }
+    // Stores a vector computed outside the graph (layer 0 of image tokens: the image embedding
+    // itself enters the graph as input, not as a named tensor).
+    void put(int64_t token, int layer, std::vector<float> v) { got_[{ token, layer }] = std::move(v); }
+    void clear() { got_.clear(); }
 
     // Empty unless the last batch's tensors could not be read (checked after llama_decode).
     const std::string & batch_error() const { return error_; }

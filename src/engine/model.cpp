@@ -138,12 +138,13 @@ class model_impl final : public model {
         }
 
         // Qwen2-VL / Qwen2.5-VL: resize images as Hugging Face's image processor does (smart_resize,
-        // Pillow bicubic) before mtmd sees them; mtmd then keeps them as they are. Its lower token
-        // limit is lowered to Hugging Face's (min_pixels 56 x 56 = 4 tokens).
+        // then torch's or Pillow's bicubic) before mtmd sees them; mtmd then keeps them as they are.
+        // Its lower token limit is lowered to Hugging Face's (min_pixels 56 x 56 = 4 tokens).
         std::string proj;
         int         patch = 0;
         read_projector(p.mmproj_path, proj, patch);
-        hf_factor_ = (p.hf_image_preprocessing && patch > 0 && (proj == "qwen2vl_merger" || proj == "qwen2.5vl_merger"))
+        hf_factor_ = (p.processor != image_processor::mtmd && patch > 0 &&
+                      (proj == "qwen2vl_merger" || proj == "qwen2.5vl_merger"))
                          ? patch * 2
                          : 0;
 
@@ -207,7 +208,7 @@ class model_impl final : public model {
         return layout_.head + marker_ + instr + layout_.tail;
     }
 
-    std::vector<int32_t> prompt_tokens(const image & img, const std::string & instr) override {
+    std::vector<int32_t> prompt_tokens(const image & img, const std::string & instr, bool parse_special) override {
         prepared_image       pi = prepare(img);
         std::vector<int32_t> out;
         for (size_t i = 0; i < pi.n_prefix_chunks; ++i) {
@@ -220,7 +221,7 @@ class model_impl final : public model {
                 out.insert(out.end(), mtmd_input_chunk_get_n_tokens(c), -1);
             }
         }
-        const auto suffix = suffix_tokens(pi, instr);
+        const auto suffix = suffix_tokens(pi, instr, parse_special);
         out.insert(out.end(), suffix.begin(), suffix.end());
         return out;
     }
@@ -242,7 +243,7 @@ class model_impl final : public model {
         std::vector<job> jobs;
         for (const auto & cond : conditions) {
             job j;
-            j.suffix            = suffix_tokens(pi, instruction(ep.prompt, cond));
+            j.suffix            = suffix_tokens(pi, instruction(ep.prompt, cond), ep.parse_special);
             const int64_t total = pi.n_prefix_tokens + (int64_t)j.suffix.size();
             if (total > params_.n_ctx) {
                 throw error(img.source + ": the prompt has " + std::to_string(total) +
@@ -355,7 +356,8 @@ class model_impl final : public model {
                 std::min<int64_t>(12845056, (int64_t)k_mtmd_max_image_tokens * hf_factor_ * hf_factor_);
             smart_resize(original.width, original.height, hf_factor_, 3136, max_pixels, w, h);
             if (w != original.width || h != original.height) {
-                resized = resize_bicubic(original, w, h);
+                resized = params_.processor == image_processor::fast ? resize_bicubic_torch(original, w, h)
+                                                                     : resize_bicubic(original, w, h);
             }
         }
         const image &    img = resized.rgb.empty() ? original : resized;
@@ -391,9 +393,12 @@ class model_impl final : public model {
         return pi;
     }
 
-    std::vector<llama_token> suffix_tokens(const prepared_image & pi, const std::string & instr) const {
+    // The user's text is tokenized with special tokens off (a condition is plain text) unless
+    // parse_special asks for the reference's behaviour (its processor parses the whole prompt).
+    std::vector<llama_token> suffix_tokens(const prepared_image & pi, const std::string & instr,
+                                           bool parse_special) const {
         std::vector<llama_token> out  = pi.image_close;
-        const auto               user = tokenize(instr + tail_plain_, false);  // never control tokens
+        const auto               user = tokenize(instr + tail_plain_, parse_special);
         const auto               tmpl = tokenize(tail_special_, true);
         out.insert(out.end(), user.begin(), user.end());
         out.insert(out.end(), tmpl.begin(), tmpl.end());
@@ -538,6 +543,14 @@ class model_impl final : public model {
                         logits[i] |= (t == tok + k);
                     }
                 }
+                // Hugging Face's hidden_states[0] of an image token is its row of the merged
+                // image embedding, which enters the graph as input rather than as a named node.
+                if (capture_.wants_layer(0)) {
+                    for (int64_t t : w) {
+                        const float * row = embd.data() + (size_t)(t - tok) * n_inp;
+                        capture_.put(t, 0, std::vector<float>(row, row + n_embd_));
+                    }
+                }
                 seq[n] = nullptr;
                 llama_batch batch{};
                 batch.n_tokens = n;
@@ -580,6 +593,27 @@ class model_impl final : public model {
 
 std::unique_ptr<model> model::load(const model_params & params) {
     return std::make_unique<model_impl>(params);
+}
+
+const char * image_processor_name(image_processor p) {
+    switch (p) {
+        case image_processor::fast:
+            return "fast";
+        case image_processor::slow:
+            return "slow";
+        case image_processor::mtmd:
+            return "mtmd";
+    }
+    return "?";
+}
+
+std::optional<image_processor> parse_image_processor(const std::string & name) {
+    for (image_processor p : { image_processor::fast, image_processor::slow, image_processor::mtmd }) {
+        if (name == image_processor_name(p)) {
+            return p;
+        }
+    }
+    return std::nullopt;
 }
 
 std::string engine_version() {

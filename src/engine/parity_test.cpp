@@ -9,7 +9,9 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 namespace fs = std::filesystem;
 
@@ -38,6 +40,31 @@ void compare(const std::vector<float> & ours, const float * ref, size_t n, doubl
     rel = std::sqrt(diff / nb);
 }
 
+std::string group_of(const nlohmann::json & c) {
+    std::string group = "layer " + std::to_string(c["layer"].get<int>());
+    if (c["parse_special"].get<bool>()) {
+        group = "special tokens parsed";
+    } else if (c["condition"].is_string() && c["condition"].get<std::string>().find("<|") != std::string::npos) {
+        group = "special tokens as text";
+    } else if (c["processor"] == "slow") {
+        group = "slow processor";
+    } else if (c["token"].get<int>() >= 0) {
+        group = "token " + std::to_string(c["token"].get<int>()) + " layer " + std::to_string(c["layer"].get<int>());
+    } else if (c["prompt_type"] != "describe") {
+        group = "prompt types";
+    } else if (c["image"].get<std::string>().find(".jpg") != std::string::npos) {
+        group = "jpeg layer " + std::to_string(c["layer"].get<int>());
+    }
+    return group;
+}
+
+std::optional<std::string> condition_of(const nlohmann::json & c) {
+    if (c["condition"].is_null()) {
+        return std::nullopt;
+    }
+    return c["condition"].get<std::string>();
+}
+
 // Runs every case on one GGUF pair; returns stats per group ("<group> / <positions>").
 std::map<std::string, stats> run_cases(const std::string & weights, bool reuse_prefix,
                                        std::vector<std::vector<float>> * vectors = nullptr) {
@@ -47,41 +74,38 @@ std::map<std::string, stats> run_cases(const std::string & weights, bool reuse_p
     const dior::matrix   want  = dior::read_npy((dir / "vectors.npy").string());
     EXPECT_EQ(want.rows, cases.size());
 
-    dior::model_params mp;
-    mp.model_path  = (dir / weights / "text.gguf").string();
-    mp.mmproj_path = (dir / weights / "mmproj.gguf").string();
-    mp.n_threads   = 2;
-    auto m         = dior::model::load(mp);
-    EXPECT_EQ((size_t)m->n_embd(), want.cols);
-
-    std::map<std::string, stats> out;
+    std::map<std::string, std::unique_ptr<dior::model>> models;  // one per image processor
+    std::map<std::string, stats>                        out;
     for (size_t i = 0; i < cases.size(); ++i) {
-        const auto &       c = cases[i];
-        dior::embed_params ep;
-        ep.prompt       = *dior::parse_prompt_type(c["prompt_type"].get<std::string>());
-        ep.layers       = { c["layer"].get<int>() };
-        ep.token        = c["token"].get<int>();
-        ep.position     = c["positions"] == "native" ? dior::positions::native : dior::positions::sequential;
-        ep.reuse_prefix = reuse_prefix;
-        std::optional<std::string> cond;
-        if (!c["condition"].is_null()) {
-            cond = c["condition"].get<std::string>();
+        const auto &      c    = cases[i];
+        const std::string proc = c["processor"].get<std::string>();
+        auto &            m    = models[proc];
+        if (!m) {
+            dior::model_params mp;
+            mp.model_path  = (dir / weights / "text.gguf").string();
+            mp.mmproj_path = (dir / weights / "mmproj.gguf").string();
+            mp.n_threads   = 2;
+            mp.processor   = *dior::parse_image_processor(proc);
+            m              = dior::model::load(mp);
+            EXPECT_EQ((size_t)m->n_embd(), want.cols);
         }
-        const dior::image img = dior::load_image((dir / "images" / (c["image"].get<std::string>() + ".png")).string());
+        dior::embed_params ep;
+        ep.prompt             = *dior::parse_prompt_type(c["prompt_type"].get<std::string>());
+        ep.layers             = { c["layer"].get<int>() };
+        ep.token              = c["token"].get<int>();
+        ep.position           = c["positions"] == "native" ? dior::positions::native : dior::positions::sequential;
+        ep.reuse_prefix       = reuse_prefix;
+        ep.parse_special      = c["parse_special"].get<bool>();
+        const dior::image img = dior::load_image((dir / "images" / c["image"].get<std::string>()).string());
         // Two conditions per call, so that prefix reuse is exercised; the case's own is the second.
-        const auto res = m->embed(img, { std::string("a different condition"), cond }, ep);
+        const auto res = m->embed(img, { std::string("a different condition"), condition_of(c) }, ep);
         EXPECT_EQ(res[1].n_tokens, c["n_tokens"].get<int>()) << "case " << i << " " << c.dump();
         double cos = 0, rel = 0;
         compare(res[1].vectors[0], &want.data[i * want.cols], want.cols, cos, rel);
         if (vectors) {
             vectors->push_back(res[1].vectors[0]);
         }
-        std::string group = "layer " + std::to_string(c["layer"].get<int>());
-        if (c["token"].get<int>() >= 0) {
-            group = "token " + std::to_string(c["token"].get<int>());
-        } else if (c["prompt_type"] != "describe") {
-            group = "prompt types";
-        }
+        const std::string group = group_of(c);
         out[group + " / " + c["positions"].get<std::string>()].add(cos, rel);
         out["all / " + c["positions"].get<std::string>()].add(cos, rel);
         if (cos < 0.9999) {
@@ -129,6 +153,98 @@ TEST(Parity, F16WeightsStayWithinTheirStatedBounds) {
         EXPECT_GE(v.worst_cos, 0.9999) << k;
         EXPECT_LE(v.worst_rel, 2e-3) << k;
     }
+}
+
+// --layer all at image tokens: every hidden state from one pass, layer 0 included (the merged
+// image embedding), equal to the single-layer cases.
+TEST(Parity, AllLayersAtImageTokensInOnePass) {
+    const fs::path       dir = dior::test::hf_parity_dir();
+    std::ifstream        cf(dir / "cases.json");
+    const nlohmann::json cases = nlohmann::json::parse(cf);
+    const dior::matrix   want  = dior::read_npy((dir / "vectors.npy").string());
+    dior::model_params   mp;
+    mp.model_path  = (dir / "f32" / "text.gguf").string();
+    mp.mmproj_path = (dir / "f32" / "mmproj.gguf").string();
+    mp.n_threads   = 2;
+    auto m         = dior::model::load(mp);
+    int  n         = 0;
+    for (size_t i = 0; i < cases.size(); ++i) {
+        const auto & c = cases[i];
+        if (c["token"].get<int>() < 15 || c["token"].get<int>() > 89) {
+            continue;  // image tokens only
+        }
+        dior::embed_params ep;
+        ep.layers        = m->all_layers();
+        ep.token         = c["token"].get<int>();
+        ep.position      = c["positions"] == "native" ? dior::positions::native : dior::positions::sequential;
+        const auto res   = m->embed(dior::load_image((dir / "images" / c["image"].get<std::string>()).string()),
+                                    { condition_of(c) }, ep);
+        const int  layer = c["layer"].get<int>() < 0 ? m->n_layer() + 1 + c["layer"].get<int>() : c["layer"].get<int>();
+        double     cos = 0, rel = 0;
+        compare(res[0].vectors[(size_t)layer], &want.data[i * want.cols], want.cols, cos, rel);
+        EXPECT_GE(cos, 0.9999) << c.dump();
+        EXPECT_LE(rel, 1e-3) << c.dump();
+        ++n;
+    }
+    EXPECT_GE(n, 18);
+}
+
+// The pixels the vision encoder sees: dior resizes (torch's or Pillow's bicubic, bit-exact, see
+// image_test.cpp) and mtmd normalizes ((x / 255 - mean) / std in float32); Hugging Face's fast
+// processor normalizes as (x - 255 mean) / (255 std), its slow one as (x * (1/255) - mean) / std.
+// Stated bound: a few float32 ulps (max |diff| <= 2e-6 on values within about -1.8..2.2).
+TEST(Parity, PixelValuesMatchTheReferenceProcessor) {
+    const fs::path       dir = dior::test::hf_parity_dir();
+    std::ifstream        pf(dir / "pixels.json");
+    const nlohmann::json px = nlohmann::json::parse(pf);
+    float                mean[3], sd[3];
+    for (int k = 0; k < 3; ++k) {
+        mean[k] = px["image_mean"][k].get<float>();
+        sd[k]   = px["image_std"][k].get<float>();
+    }
+    double worst_fast = 0, worst_slow = 0, worst_fast_vs_slow_rel = 0;
+    int    n = 0;
+    for (const auto & e : px["images"]) {
+        const std::string proc = e["processor"].get<std::string>();
+        const dior::image img  = dior::load_image((dir / "images" / e["image"].get<std::string>()).string());
+        int               w = 0, h = 0;
+        dior::smart_resize(img.width, img.height, 28, 3136, 12845056, w, h);
+        ASSERT_EQ(w, e["width"].get<int>()) << e.dump();
+        ASSERT_EQ(h, e["height"].get<int>()) << e.dump();
+        const dior::image  r = proc == "fast" ? dior::resize_bicubic_torch(img, w, h) : dior::resize_bicubic(img, w, h);
+        const dior::matrix want =
+            dior::read_npy((dir / "pixels" / proc / (e["image"].get<std::string>() + ".npy")).string());
+        ASSERT_EQ(want.data.size(), (size_t)3 * w * h);
+        double worst = 0;
+        for (int y = 0; y < h; ++y) {
+            for (int x = 0; x < w; ++x) {
+                for (int k = 0; k < 3; ++k) {
+                    const float v = ((float)r.rgb[((size_t)y * w + x) * 3 + k] / 255.0f - mean[k]) / sd[k];
+                    worst         = std::max(worst, (double)std::fabs(v - want.data[((size_t)k * h + y) * w + x]));
+                }
+            }
+        }
+        EXPECT_LE(worst, 2e-6) << e.dump();
+        (proc == "fast" ? worst_fast : worst_slow) = std::max(proc == "fast" ? worst_fast : worst_slow, worst);
+        if (proc == "fast") {  // how far the two processors are apart on this image
+            const dior::matrix slow =
+                dior::read_npy((dir / "pixels" / "slow" / (e["image"].get<std::string>() + ".npy")).string());
+            double d = 0, nn = 0;
+            for (size_t i = 0; i < want.data.size(); ++i) {
+                d += (double)(want.data[i] - slow.data[i]) * (want.data[i] - slow.data[i]);
+                nn += (double)slow.data[i] * slow.data[i];
+            }
+            worst_fast_vs_slow_rel = std::max(worst_fast_vs_slow_rel, std::sqrt(d / nn));
+            std::printf("  %-22s %4dx%-4d fast vs slow processor: rel. L2 %.2e\n",
+                        e["image"].get<std::string>().c_str(), w, h, std::sqrt(d / nn));
+        }
+        ++n;
+    }
+    std::printf(
+        "pixel values vs the reference's processor: worst |diff| fast %.2e, slow %.2e; fast vs slow rel. L2 up "
+        "to %.2e\n",
+        worst_fast, worst_slow, worst_fast_vs_slow_rel);
+    EXPECT_GE(n, 16);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <map>
 #include <nlohmann/json.hpp>
 
 namespace fs = std::filesystem;
@@ -57,6 +58,39 @@ TEST(Clustering, MutualInformationEdgeCases) {
     EXPECT_DOUBLE_EQ(dior::normalized_mutual_info({ 0, 0, 1, 1 }, { 0, 1, 0, 1 }), 0.0);
 }
 
+// How far P@1 and mAP@R may be from PML's: only a query with a bit-identical neighbour whose label
+// differs from some other member of its group of duplicates can score differently, because the
+// order among exact duplicates follows float rounding (faiss' GEMM vs ours) and PML drops the first
+// neighbour faiss returns as "the query itself". Each such query moves either metric by at most
+// 1 / (number of queries).
+double duplicate_bound(const dior::matrix & x, const std::vector<int> & labels) {
+    std::map<std::vector<float>, std::vector<size_t>> groups;
+    for (size_t i = 0; i < x.rows; ++i) {
+        groups[std::vector<float>(x.data.begin() + (long)(i * x.cols), x.data.begin() + (long)((i + 1) * x.cols))]
+            .push_back(i);
+    }
+    std::map<int, size_t> count;
+    for (int l : labels) {
+        ++count[l];
+    }
+    size_t n_queries = 0, n_affected = 0;
+    for (size_t i = 0; i < labels.size(); ++i) {
+        n_queries += count[labels[i]] > 1;
+    }
+    for (const auto & [v, rows] : groups) {
+        bool mixed = false;
+        for (size_t r : rows) {
+            mixed |= labels[r] != labels[rows[0]];
+        }
+        if (rows.size() > 1 && mixed) {
+            for (size_t r : rows) {
+                n_affected += count[labels[r]] > 1;
+            }
+        }
+    }
+    return n_queries ? (double)n_affected / (double)n_queries : 0.0;
+}
+
 // pytorch-metric-learning 2.9 itself, run by tests/oracle/pml_cases.py on the same vectors.
 TEST(PmlOracle, MetricsMatchPytorchMetricLearning) {
     const fs::path dir = dior::test::pml_cases_dir();
@@ -84,8 +118,14 @@ TEST(PmlOracle, MetricsMatchPytorchMetricLearning) {
                     name.c_str(), acc.mean_average_precision_at_r, want["mean_average_precision_at_r"].get<double>(),
                     acc.precision_at_1, want["precision_at_1"].get<double>(), acc.NMI, want["NMI"].get<double>(),
                     acc.AMI, want["AMI"].get<double>());
-        EXPECT_LE(d_map, 1e-6) << name;
-        EXPECT_LE(d_p1, 1e-6) << name;
+        // Exact (1e-6) without duplicates; with them, within the bound stated in the README.
+        const double bound = duplicate_bound(x, labels);
+        if (bound > 0) {
+            std::printf("%-15s bit-identical vectors of mixed labels: bound %.4f, |diff| map@r %.2e p@1 %.2e\n",
+                        name.c_str(), bound, d_map, d_p1);
+        }
+        EXPECT_LE(d_map, 1e-6 + bound) << name;
+        EXPECT_LE(d_p1, 1e-6 + bound) << name;
         EXPECT_LE(d_nmi, 0.02) << name;
         EXPECT_LE(d_ami, 0.02) << name;
         EXPECT_LE(d_exact, 1e-12) << name;
@@ -100,7 +140,7 @@ TEST(PmlOracle, MetricsMatchPytorchMetricLearning) {
         "worst |diff| vs PML over %d cases: map@r %.3g, p@1 %.3g, NMI %.3g, AMI %.3g; "
         "NMI/AMI formulas on PML's own clusters %.3g\n",
         n, worst_map, worst_p1, worst_nmi, worst_ami, worst_mi_exact);
-    EXPECT_GE(n, 7);
+    EXPECT_GE(n, 8);
 }
 
 }  // namespace

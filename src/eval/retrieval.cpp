@@ -3,7 +3,13 @@
 // Distances follow faiss' IndexFlatL2, which PML uses: |q|^2 + |r|^2 - 2 q.r in float32 (negative
 // round-off clamped to 0), computed block by block with one SGEMM per block of queries, so memory
 // stays bounded (about 256 MB of distances at a time) for any N. Neighbours are ordered by
-// (distance, index), as faiss' heaps order ties; the query itself is left out, as PML does.
+// (distance, index) and the query itself is left out by its index.
+//
+// Where this can differ from PML: faiss does not order exact ties by index, its GEMM rounds the
+// distance to a bit-identical vector (a duplicate image) differently from ours, and PML drops the
+// first neighbour faiss returns as "the query itself". So for a query with bit-identical
+// neighbours of other labels P@1 and AP@R may differ; each such query moves a metric by at most
+// 1 / (number of queries) (README, "dior eval"; asserted in eval_test.cpp).
 #include "dior.h"
 
 #include <algorithm>

@@ -1,5 +1,7 @@
-// Image loading: bytes -> RGB (stb_image, as vendored by llama.cpp) -> downscale (Lanczos).
+// Image loading: bytes -> RGB (JPEG: libjpeg-turbo as Pillow; others: stb_image, as vendored by
+// llama.cpp) -> downscale (Lanczos).
 #include "dior.h"
+#include "image/jpeg.h"
 
 #include <algorithm>
 #include <cmath>
@@ -60,18 +62,23 @@ image decode_image(const uint8_t * data, size_t size, const std::string & source
     if (size > static_cast<size_t>(INT32_MAX)) {
         throw error(source + ": file too large to be an image");
     }
-    int       w = 0, h = 0, channels = 0;
-    uint8_t * px = stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &channels, 3);
-    if (px == nullptr) {
-        throw error(source + ": cannot decode image (" + stbi_failure_reason() +
-                    "); supported: JPEG, PNG, BMP, GIF, TGA, PSD, HDR, PIC, PNM");
-    }
     image img;
-    img.source = source;
-    img.width  = w;
-    img.height = h;
-    img.rgb.assign(px, px + static_cast<size_t>(w) * h * 3);
-    stbi_image_free(px);
+    if (is_jpeg(data, size)) {
+        img = decode_jpeg(data, size, source);
+    } else {
+        int       w = 0, h = 0, channels = 0;
+        uint8_t * px = stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &channels, 3);
+        if (px == nullptr) {
+            throw error(source + ": cannot decode image (" + stbi_failure_reason() +
+                        "); supported: JPEG, PNG, BMP, GIF, TGA, PSD, HDR, PIC, PNM");
+        }
+        img.source = source;
+        img.width  = w;
+        img.height = h;
+        img.rgb.assign(px, px + static_cast<size_t>(w) * h * 3);
+        stbi_image_free(px);
+    }
+    const int w = img.width, h = img.height;
 
     int tw = 0, th = 0;
     fit_size(w, h, max_size, tw, th);

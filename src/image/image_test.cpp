@@ -129,5 +129,54 @@ TEST(PillowOracle, LoadImageMatchesPillowBitForBit) {
         EXPECT_EQ(n_diff, 0u) << src << ": " << n_diff << " of " << want.size() << " bytes differ from Pillow";
         ++n_cases;
     }
-    EXPECT_GE(n_cases, 8);
+    EXPECT_GE(n_cases, 23);
+}
+
+// A JPEG cut short: libjpeg would pad it with grey and go on, Pillow refuses it ("image file is
+// truncated"), and so does dior, naming the file.
+TEST(PillowOracle, TruncatedJpegIsRefused) {
+    const fs::path             src   = fs::path(dior::test::pil_cases_dir()) / "jpeg_420_1000x700.jpg";
+    const std::vector<uint8_t> bytes = dior::read_file(src.string());
+    ASSERT_GT(bytes.size(), 1000u);
+    try {
+        dior::decode_image(bytes.data(), bytes.size() / 2, "half.jpg", 0);
+        FAIL() << "no error";
+    } catch (const dior::error & e) {
+        EXPECT_NE(std::string(e.what()).find("half.jpg: the JPEG file is truncated"), std::string::npos) << e.what();
+    }
+}
+
+// Oracle: torch.nn.functional.interpolate(uint8, mode="bicubic", antialias=True), what Hugging
+// Face's fast Qwen2-VL image processor resizes with (tests/oracle/torch_resize.py).
+TEST(TorchOracle, ResizeBicubicTorchMatchesPyTorchBitForBit) {
+    const fs::path dir = fs::path(DIOR_TEST_DATA_DIR) / "torch-resize";
+    std::ifstream  list(dir / "cases.txt");
+    ASSERT_TRUE(list) << "no cases.txt in " << dir;
+    int n_cases = 0, n_pillow_differs = 0;
+    for (std::string line; std::getline(list, line);) {
+        std::istringstream ss(line);
+        std::string        name;
+        int                w = 0, h = 0, ow = 0, oh = 0;
+        ss >> name >> w >> h >> ow >> oh;
+        dior::image in;
+        in.width  = w;
+        in.height = h;
+        in.rgb    = dior::read_file((dir / (name + ".in.rgb")).string());
+        ASSERT_EQ(in.rgb.size(), (size_t)w * h * 3) << name;
+        const std::vector<uint8_t> want = dior::read_file((dir / (name + ".out.rgb")).string());
+        const dior::image          got  = dior::resize_bicubic_torch(in, ow, oh);
+        ASSERT_EQ(got.width, ow);
+        ASSERT_EQ(got.height, oh);
+        ASSERT_EQ(got.rgb.size(), want.size()) << name;
+        size_t n_diff = 0;
+        for (size_t i = 0; i < want.size(); ++i) {
+            n_diff += got.rgb[i] != want[i];
+        }
+        EXPECT_EQ(n_diff, 0u) << name << " " << w << "x" << h << " -> " << ow << "x" << oh;
+        n_pillow_differs += (ow != w || oh != h) && dior::resize_bicubic(in, ow, oh).rgb != want;
+        ++n_cases;
+    }
+    EXPECT_GE(n_cases, 50);
+    // The two bicubics are not the same function: Pillow's differs from torch's on most cases.
+    EXPECT_GT(n_pillow_differs, n_cases / 2);
 }

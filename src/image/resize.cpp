@@ -4,6 +4,7 @@
 // image processor).
 #include "dior.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -178,6 +179,123 @@ image resize_lanczos(const image & img, int width, int height) {
 
 image resize_bicubic(const image & img, int width, int height) {
     return resize_pil(img, width, height, k_bicubic);
+}
+
+}  // namespace dior
+
+// PyTorch's CPU kernel for uint8 antialiased bicubic (aten/src/ATen/native/cpu/UpSampleKernel.cpp:
+// compute_index_ranges_int16_weights, then the separable integer passes), which torchvision's
+// resize and so Hugging Face's fast image processors run. It differs from Pillow's in two ways:
+// the weights are int16 with a precision chosen from the largest weight (Pillow: 22 bits in int32),
+// and the bicubic polynomial for 1 <= |x| < 2 is evaluated in another order.
+namespace dior {
+namespace {
+
+double torch_cubic(double x) {  // Keys, a = -0.5, as torch's aa_filter writes it
+    const double a = -0.5;
+    x              = x < 0 ? -x : x;
+    if (x < 1.0) {
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+    }
+    if (x < 2.0) {
+        return ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a;
+    }
+    return 0.0;
+}
+
+struct torch_coeffs {
+    int                  ksize     = 0;
+    int                  precision = 0;
+    std::vector<int>     bounds;  // (xmin, count) per output pixel
+    std::vector<int16_t> k;       // ksize weights per output pixel
+};
+
+torch_coeffs torch_precompute(int in_size, int out_size) {
+    const double scale    = (double)in_size / (double)out_size;
+    const double support  = scale >= 1.0 ? 2.0 * scale : 2.0;
+    const double invscale = scale >= 1.0 ? 1.0 / scale : 1.0;
+
+    torch_coeffs c;
+    c.ksize = (int)std::ceil(support) * 2 + 1;
+    c.bounds.resize((size_t)out_size * 2);
+    std::vector<double> w((size_t)out_size * c.ksize, 0.0);
+    double              w_max = 0.0;
+    for (int i = 0; i < out_size; ++i) {
+        const double center = scale * (i + 0.5);
+        int          xmin   = std::max((int)(center - support + 0.5), 0);
+        int          n      = std::min((int)(center + support + 0.5), in_size) - xmin;
+        n                   = std::min(std::max(n, 0), c.ksize);
+        double * wi         = &w[(size_t)i * c.ksize];
+        double   total      = 0.0;
+        for (int j = 0; j < n; ++j) {
+            wi[j] = torch_cubic(((double)(j + xmin) - center + 0.5) * invscale);
+            total += wi[j];
+        }
+        if (total != 0.0) {
+            for (int j = 0; j < n; ++j) {
+                wi[j] /= total;
+                w_max = std::max(w_max, wi[j]);
+            }
+        }
+        c.bounds[(size_t)i * 2]     = xmin;
+        c.bounds[(size_t)i * 2 + 1] = n;
+    }
+    // The largest precision at which the largest weight still fits in an int16.
+    c.precision = 0;
+    while (c.precision < 22 && (int)(0.5 + w_max * (double)(1 << (c.precision + 1))) < (1 << 15)) {
+        ++c.precision;
+    }
+    c.k.resize(w.size());
+    for (size_t j = 0; j < w.size(); ++j) {
+        const double v = w[j] * (double)(1 << c.precision);
+        c.k[j]         = (int16_t)(int)(v < 0 ? -0.5 + v : 0.5 + v);
+    }
+    return c;
+}
+
+// One separable pass along x (horizontal) or y (vertical), 8-bit in and out.
+std::vector<uint8_t> torch_pass(const std::vector<uint8_t> & src, int w, int h, int out_size, bool horizontal) {
+    const int            in_size = horizontal ? w : h;
+    const torch_coeffs   c       = torch_precompute(in_size, out_size);
+    const int            ow = horizontal ? out_size : w, oh = horizontal ? h : out_size;
+    std::vector<uint8_t> out((size_t)ow * oh * 3);
+    const int64_t        half = c.precision > 0 ? (int64_t)1 << (c.precision - 1) : 0;
+    for (int y = 0; y < oh; ++y) {
+        for (int x = 0; x < ow; ++x) {
+            const int       i    = horizontal ? x : y;
+            const int       xmin = c.bounds[(size_t)i * 2], n = c.bounds[(size_t)i * 2 + 1];
+            const int16_t * k = &c.k[(size_t)i * c.ksize];
+            for (int ch = 0; ch < 3; ++ch) {
+                int64_t acc = half;
+                for (int j = 0; j < n; ++j) {
+                    const size_t at = horizontal ? ((size_t)y * w + (size_t)(xmin + j)) * 3 + ch
+                                                 : ((size_t)(xmin + j) * w + (size_t)x) * 3 + ch;
+                    acc += (int64_t)src[at] * k[j];
+                }
+                acc >>= c.precision;
+                out[((size_t)y * ow + x) * 3 + ch] = (uint8_t)(acc < 0 ? 0 : acc > 255 ? 255 : acc);
+            }
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+image resize_bicubic_torch(const image & img, int width, int height) {
+    if (width <= 0 || height <= 0) {
+        throw error("resize " + img.source + ": target size must be positive");
+    }
+    image out  = img;
+    out.width  = width;
+    out.height = height;
+    if (width != img.width) {  // horizontal pass first, as torch; each pass only where the size changes
+        out.rgb = torch_pass(out.rgb, img.width, img.height, width, true);
+    }
+    if (height != img.height) {
+        out.rgb = torch_pass(out.rgb, width, img.height, height, false);
+    }
+    return out;
 }
 
 }  // namespace dior

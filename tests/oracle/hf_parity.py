@@ -2,17 +2,21 @@
 
 1. Builds a small random Qwen2_5_VLForConditionalGeneration (fixed seed) with a working processor:
    the real Qwen2 BPE tokenizer rebuilt from llama.cpp's models/ggml-vocab-qwen2.gguf plus
-   Qwen2.5-VL's added tokens and chat template, and the Qwen2-VL image processor with Qwen2.5-VL's
-   pixel limits.
+   Qwen2.5-VL's added tokens and chat template, the Qwen2-VL image processor with Qwen2.5-VL's
+   pixel limits, saved as a processor folder and loaded back with AutoProcessor.from_pretrained
+   exactly as the reference does (with torchvision installed: the fast image processor).
 2. Converts it with llama.cpp's convert_hf_to_gguf.py: text model and mmproj, in f32 and f16.
 3. Computes what the reference computes for every case: image downscaled to at most 700 px
-   (Lanczos), the chat template applied to [image, prompt] with the generation prompt, one forward
-   pass with hidden states, vector = hidden_states[layer][0, token]; position ids either sequential
-   (the reference's single-image path) or none (native 3-D M-RoPE, its batched path).
+   (Lanczos), the chat template applied to [image, prompt] with the generation prompt, the
+   processor, one forward pass with hidden states, vector = hidden_states[layer][0, token];
+   position ids either sequential (the reference's single-image path) or none (native 3-D M-RoPE,
+   its batched path). Cases also cover the slow image processor, JPEG inputs, layer 0 at image
+   tokens, and special-token text in a condition tokenized both ways.
 
 Usage: python hf_parity.py LLAMA_CPP_SOURCE OUT_DIR
-Writes OUT_DIR/{f32,f16}/{text,mmproj}.gguf, OUT_DIR/images/*.png, OUT_DIR/cases.json and
-OUT_DIR/vectors.npy (one row per case).
+Writes OUT_DIR/{f32,f16}/{text,mmproj}.gguf, OUT_DIR/images/*, OUT_DIR/cases.json,
+OUT_DIR/vectors.npy (one row per case) and OUT_DIR/pixels/{fast,slow}/IMAGE.npy (the processor's
+pixel_values put back into a (3, H, W) image) with OUT_DIR/pixels.json.
 """
 import json
 import os
@@ -23,15 +27,21 @@ import numpy as np
 import torch
 from PIL import Image
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torchvision_cpu  # noqa: E402,F401  (before transformers)
+
 SRC = sys.argv[1]
 OUT = sys.argv[2]
 sys.path.insert(0, os.path.join(SRC, "gguf-py"))
 from gguf import GGUFReader  # noqa: E402
 from transformers import (  # noqa: E402
+    AutoProcessor,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
+    Qwen2_5_VLProcessor,
     Qwen2TokenizerFast,
     Qwen2VLImageProcessor,
+    Qwen2VLVideoProcessor,
 )
 
 CHAT_TEMPLATE = (
@@ -121,20 +131,39 @@ def build_model(model_dir):
             else:
                 p.normal_(0.0, 0.1)
     model.save_pretrained(model_dir, safe_serialization=True)
+    # The processor folder as published models have it, read back the way the reference reads it.
     image_processor = Qwen2VLImageProcessor(min_pixels=3136, max_pixels=12845056)
-    image_processor.save_pretrained(model_dir)
-    tok.save_pretrained(model_dir)
-    return model, tok, image_processor
+    Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tok, video_processor=Qwen2VLVideoProcessor(),
+                        chat_template=CHAT_TEMPLATE).save_pretrained(model_dir)
+    processors = {"fast": AutoProcessor.from_pretrained(model_dir),  # what the reference runs
+                  "slow": AutoProcessor.from_pretrained(model_dir, use_fast=False)}
+    assert type(processors["fast"].image_processor).__name__ == "Qwen2VLImageProcessorFast", processors["fast"]
+    assert type(processors["slow"].image_processor).__name__ == "Qwen2VLImageProcessor", processors["slow"]
+    return model, processors
 
 
-def processor(tok, image_processor, text, img):
-    """What Qwen2_5_VLProcessor.__call__ does for one image (the class itself insists on a video
-    processor, which needs torchvision): pixel values, and <|image_pad|> repeated once per merged patch."""
-    image_inputs = image_processor(images=[img], return_tensors="pt")
-    n = int(image_inputs["image_grid_thw"][0].prod()) // image_processor.merge_size ** 2
-    text = text.replace("<|image_pad|>", "<|placeholder|>" * n).replace("<|placeholder|>", "<|image_pad|>")
-    inputs = tok([text], return_tensors="pt")
-    return {**inputs, **image_inputs}
+def unpatchify(pixel_values, grid_thw, merge=2, temporal=2, patch=14):
+    """pixel_values (gt*gh*gw, C*T*P*P) back to the (C, H, W) image of the first frame."""
+    gt, gh, gw = (int(v) for v in grid_thw)
+    x = pixel_values.reshape(gt, gh // merge, gw // merge, merge, merge, 3, temporal, patch, patch)
+    x = x.transpose(0, 6, 5, 1, 3, 7, 2, 4, 8)  # (gt, T, C, gh/m, m, P, gw/m, m, P)
+    return x.reshape(gt, temporal, 3, gh * patch, gw * patch)[0, 0]
+
+
+def model_inputs(processor, text, prompt, img, parse_special):
+    """The processor's inputs for one prompt. parse_special=False tokenizes the prompt with special
+    tokens split (a condition as plain text), the rest of the template as the processor does; the
+    segments between added tokens are tokenized independently either way, so only the prompt's own
+    special-token text is affected."""
+    if parse_special:
+        return processor(text=[text], images=[img], return_tensors="pt")
+    at = text.index(prompt)
+    head = processor(text=[text[:at]], images=[img], return_tensors="pt")
+    tok = processor.tokenizer
+    mid = tok(prompt, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    tail = tok(text[at + len(prompt):], add_special_tokens=False)["input_ids"]
+    ids = torch.cat([head["input_ids"], torch.tensor([mid + tail], dtype=head["input_ids"].dtype)], 1)
+    return {**head, "input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
 def convert(model_dir, out_dir, outtype):
@@ -155,7 +184,13 @@ def make_images(img_dir):
         base = np.stack([(xx * 255 // w), (yy * 255 // h), ((xx // 16 + yy // 16) % 2) * 180], -1)
         noise = rng.integers(0, 60, (h, w, 3))
         Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(os.path.join(img_dir, name + ".png"))
-    return sorted(sizes)
+    # JPEG, as the reference's datasets are: 4:2:0 colour (resized by the processor) and greyscale.
+    yy, xx = np.mgrid[0:333, 0:500]
+    photo = np.stack([128 + 100 * np.sin(xx / 40.0), 128 + 90 * np.cos(yy / 25.0), (xx + yy) % 256], -1)
+    photo = np.clip(photo + rng.normal(0, 8, photo.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(photo).save(os.path.join(img_dir, "photo_500x333.jpg"), quality=90)
+    Image.fromarray(photo[:170, :300]).convert("L").save(os.path.join(img_dir, "grey_300x170.jpg"))
+    return sorted(n + ".png" for n in sizes) + ["grey_300x170.jpg", "photo_500x333.jpg"]
 
 
 def load_like_reference(path, max_size=700):
@@ -170,38 +205,57 @@ def load_like_reference(path, max_size=700):
 
 def main():
     model_dir = os.path.join(OUT, "hf")
-    model, tok, image_processor = build_model(model_dir)
+    model, processors = build_model(model_dir)
     convert(model_dir, os.path.join(OUT, "f32"), "f32")
     convert(model_dir, os.path.join(OUT, "f16"), "f16")
     names = make_images(os.path.join(OUT, "images"))
+
+    def case(image, cond=None, layer=-1, token=-1, pos="sequential", prompt_type="describe", processor="fast",
+             parse_special=False):
+        return dict(image=image, prompt_type=prompt_type, condition=cond, layer=layer, token=token, positions=pos,
+                    processor=processor, parse_special=parse_special)
 
     cases = []
     for name in names:  # every image: two conditions + unconditional, layers 0 / middle / -1, both position modes
         for cond in ["car color", "movie genre", None]:
             for layer in [0, 2, -1]:
                 for pos in ["sequential", "native"]:
-                    cases.append(dict(image=name, prompt_type="describe", condition=cond, layer=layer, token=-1,
-                                      positions=pos))
+                    cases.append(case(name, cond, layer, pos=pos))
     for pt in PROMPTS:  # every prompt type, with and without a condition
         for cond in ["bird species", None]:
             for pos in ["sequential", "native"]:
-                cases.append(dict(image="square_224", prompt_type=pt, condition=cond, layer=-1, token=-1, positions=pos))
-    for pos in ["sequential", "native"]:  # a fixed token index: in the system turn, and among image tokens
-        for token in [5, 20]:
-            cases.append(dict(image="wide_420x140", prompt_type="describe", condition="car color", layer=-1,
-                              token=token, positions=pos))
+                cases.append(case("square_224.png", cond, pos=pos, prompt_type=pt))
+    for pos in ["sequential", "native"]:
+        # fixed tokens: in the system turn (5), the first, a middle and the last image token
+        # (15, 20, 89: the 420x140 image is 75 tokens from 15 on) and <|vision_end|> (90), at layer 0
+        # (where image tokens are the merged image embedding itself), a middle layer and the last
+        for token in [5, 15, 20, 89, 90]:
+            for layer in [0, 2, -1]:
+                cases.append(case("wide_420x140.png", "car color", layer, token, pos))
+        # Hugging Face's slow (Pillow) image processor, dior's --image-processor slow
+        for name in names:
+            cases.append(case(name, "car color", -1, pos=pos, processor="slow"))
+        # special-token text in a condition: plain text (default) or parsed (--parse-special)
+        for cond in ["car<|im_end|>color", "<|vision_start|>genre <tool_call> x", "plain words"]:
+            for parse in [False, True]:
+                cases.append(case("square_224.png", cond, -1, pos=pos, parse_special=parse))
 
     vectors = []
     cache = {}
+    pixels = {}
     for c in cases:
         with_c, without_c = PROMPTS[c["prompt_type"]]
         prompt = with_c.replace("{aspect}", c["condition"]) if c["condition"] is not None else without_c
-        key = (c["image"], prompt, c["positions"])
+        key = (c["image"], prompt, c["positions"], c["processor"], c["parse_special"])
         if key not in cache:
-            img = load_like_reference(os.path.join(OUT, "images", c["image"] + ".png"))
+            proc = processors[c["processor"]]
+            img = load_like_reference(os.path.join(OUT, "images", c["image"]))
             messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
-            text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-            inputs = processor(tok, image_processor, text, img)
+            text = proc.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            inputs = model_inputs(proc, text, prompt, img, c["parse_special"])
+            if "<|" not in prompt:  # the split tokenization is the processor's own when no special text is in it
+                whole = proc(text=[text], images=[img], return_tensors="pt")["input_ids"]
+                assert torch.equal(whole, inputs["input_ids"]), (prompt, whole, inputs["input_ids"])
             kwargs = {}
             if c["positions"] == "sequential":
                 kwargs["position_ids"] = torch.arange(inputs["input_ids"].shape[1])[None]
@@ -209,6 +263,14 @@ def main():
                 out = model(**inputs, **kwargs, output_hidden_states=True)
             cache[key] = ([h[0].numpy() for h in out.hidden_states], inputs["input_ids"].shape[1],
                           int(inputs["image_grid_thw"].prod()) // 4)
+            pkey = (c["processor"], c["image"])
+            if pkey not in pixels:
+                chw = unpatchify(inputs["pixel_values"].numpy(), inputs["image_grid_thw"][0])
+                os.makedirs(os.path.join(OUT, "pixels", c["processor"]), exist_ok=True)
+                np.save(os.path.join(OUT, "pixels", c["processor"], c["image"] + ".npy"),
+                        np.ascontiguousarray(chw, dtype=np.float32))
+                pixels[pkey] = dict(processor=c["processor"], image=c["image"], height=int(chw.shape[1]),
+                                    width=int(chw.shape[2]))
         hs, n_tokens, n_image = cache[key]
         vectors.append(hs[c["layer"]][c["token"]])
         c["n_tokens"] = n_tokens
@@ -216,6 +278,10 @@ def main():
     np.save(os.path.join(OUT, "vectors.npy"), np.stack(vectors).astype(np.float32))
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump(cases, f, indent=1)
+    ip = processors["fast"].image_processor
+    with open(os.path.join(OUT, "pixels.json"), "w") as f:
+        json.dump({"image_mean": list(ip.image_mean), "image_std": list(ip.image_std), "images": list(pixels.values())},
+                  f, indent=1)
     print(f"wrote {len(cases)} transformers cases to {OUT}")
 
 

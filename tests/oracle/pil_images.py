@@ -15,7 +15,7 @@ from PIL import Image
 def reference_load(path, max_size):
     img = Image.open(path).convert("RGB")
     w, h = img.size
-    if max(w, h) > max_size:
+    if max_size > 0 and max(w, h) > max_size:
         ratio = max_size / max(w, h)
         size = (max_size, max(1, int(h * ratio))) if w >= h else (max(1, int(w * ratio)), max_size)
         img = img.resize(size, Image.LANCZOS)
@@ -49,6 +49,22 @@ def main(out):
     add("palette_750x300", Image.fromarray(smooth[:300, :750]).convert("P"), "png")
     add("bmp_1200x500", Image.fromarray(smooth[:500, :1200]), "bmp")
     add("custom_max_300", Image.fromarray(smooth[:400, :1000]), "png", max_size=300)
+    # JPEG, as all five datasets are: Pillow decodes with libjpeg-turbo (islow IDCT, fancy
+    # upsampling); max_size 0 compares the decoded pixels themselves, 700 the whole load.
+    photo = Image.fromarray(np.clip(smooth.astype(int) + rng.integers(-40, 40, smooth.shape), 0, 255).astype(np.uint8))
+    add("jpeg_420_1000x700", photo.crop((0, 0, 1000, 700)), "jpg", max_size=0, quality=90)
+    add("jpeg_420_resized", photo.crop((0, 0, 1000, 700)), "jpg", quality=75)
+    add("jpeg_444_333x211", photo.crop((5, 7, 338, 218)), "jpg", max_size=0, quality=95, subsampling=0)
+    add("jpeg_422_301x199", photo.crop((50, 20, 351, 219)), "jpg", max_size=0, quality=80, subsampling=1)
+    add("jpeg_progressive", photo.crop((0, 0, 517, 389)), "jpg", max_size=0, progressive=True, quality=85)
+    add("jpeg_optimized_restart", photo.crop((0, 0, 250, 250)), "jpg", max_size=0, optimize=True,
+        restart_marker_rows=2)
+    add("jpeg_grey_401x257", photo.crop((0, 0, 401, 257)).convert("L"), "jpg", max_size=0)
+    add("jpeg_grey_resized", photo.convert("L"), "jpg")
+    add("jpeg_cmyk_300x200", photo.crop((0, 0, 300, 200)).convert("CMYK"), "jpg", max_size=0, quality=90)
+    add("jpeg_tiny_1x1", photo.crop((0, 0, 1, 1)), "jpg", max_size=0)
+    add("jpeg_noise_97x61", Image.fromarray(rng.integers(0, 256, (61, 97, 3), dtype=np.uint8)), "jpg", max_size=0)
+
     frames = [Image.fromarray(smooth[:300, :800]).convert("P"),
               Image.fromarray(255 - smooth[:300, :800]).convert("P")]
     frames[0].save(os.path.join(out, "anim_800x300.gif"), save_all=True, append_images=frames[1:])

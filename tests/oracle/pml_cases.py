@@ -25,6 +25,11 @@ def cases(rng):
     base = rng.normal(size=(60, 8))
     dup = np.concatenate([base, base[:30], base[:10]])  # exact duplicates, other labels
     yield "duplicates", dup, rng.integers(0, 5, len(dup))
+    # Duplicate images, as real datasets have a few: bit-identical vectors, large and wide like
+    # hidden states, often in other classes. Rounding decides the order among them (faiss vs dior).
+    base = rng.normal(scale=3.0, size=(300, 256)) + 20.0
+    dup = np.concatenate([base, base[:120], base[:40], base[:40]])
+    yield "duplicate_images", dup, rng.integers(0, 4, len(dup))
     lab = rng.integers(0, 8, 150)
     lab[:6] = np.arange(100, 106)  # six labels that occur once
     yield "lone_labels", rng.normal(size=(150, 12)), lab

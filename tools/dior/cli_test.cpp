@@ -377,18 +377,76 @@ TEST_F(Cli, StoreThatCannotGrowStopsTheRunAndKeepsWhatWasCommitted) {
         << again.output;
 }
 
-// --mtmd-image-resize: mtmd's own resize instead of Hugging Face's, a setting of its own.
-TEST_F(Cli, MtmdImageResizeIsASeparateSettingWithOtherVectors) {
+// --image-processor: the reference's (fast, the default), Hugging Face's slow one, or mtmd's own
+// resize; each is a setting of its own, recorded in its engine options.
+TEST_F(Cli, ImageProcessorsAreSeparateSettingsWithOtherVectors) {
     const std::string args = "embed " + model_args() + " " + (dir_ / "images").string() + " -o " + db();
-    ASSERT_EQ(run(args + " --npy " + (dir_ / "hf").string()).status, 0);
+    ASSERT_EQ(run(args + " --npy " + (dir_ / "fast").string()).status, 0);
+    ASSERT_EQ(run(args + " --image-processor slow --npy " + (dir_ / "slow").string()).status, 0);
     ASSERT_EQ(run(args + " --mtmd-image-resize --npy " + (dir_ / "mtmd").string()).status, 0);
-    const nlohmann::json hf = read_json(dir_ / "hf" / "manifest.json"), mt = read_json(dir_ / "mtmd" / "manifest.json");
-    EXPECT_EQ(hf["settings"][0]["engine_options"], "kv=f32 fa=0");
+    const nlohmann::json fa = read_json(dir_ / "fast" / "manifest.json"),
+                         sl = read_json(dir_ / "slow" / "manifest.json"),
+                         mt = read_json(dir_ / "mtmd" / "manifest.json");
+    EXPECT_EQ(fa["settings"][0]["engine_options"], "kv=f32 fa=0 processor=fast");
+    EXPECT_EQ(sl["settings"][0]["engine_options"], "kv=f32 fa=0");  // as stores written before fast existed
     EXPECT_EQ(mt["settings"][0]["engine_options"], "kv=f32 fa=0 resize=mtmd");
-    const dior::matrix a = dior::read_npy((dir_ / "hf" / hf["settings"][0]["file"].get<std::string>()).string());
-    const dior::matrix b = dior::read_npy((dir_ / "mtmd" / mt["settings"][0]["file"].get<std::string>()).string());
+    const auto load = [&](const char * sub, const nlohmann::json & m) {
+        return dior::read_npy((dir_ / sub / m["settings"][0]["file"].get<std::string>()).string());
+    };
+    const dior::matrix a = load("fast", fa), b = load("slow", sl), c = load("mtmd", mt);
     ASSERT_EQ(a.data.size(), b.data.size());
-    EXPECT_NE(a.data, b.data);  // 64x48 and 90x120 are not multiples of 28: the two resizes differ
+    ASSERT_EQ(a.data.size(), c.data.size());
+    EXPECT_NE(b.data, c.data);  // 64x48 and 90x120 are not multiples of 28: the resizes differ
+    EXPECT_NE(a.data, b.data);
+    const auto bad = run(args + " --image-processor pillow");
+    EXPECT_EQ(bad.status, 1);
+    EXPECT_NE(bad.output.find("--image-processor pillow: use fast, slow or mtmd"), std::string::npos) << bad.output;
+}
+
+// --parse-special: a condition's special-token text becomes control tokens, as in the reference's
+// processor; by default it stays text. Either way a setting of its own.
+TEST_F(Cli, ParseSpecialIsASettingOfItsOwn) {
+    const std::string args =
+        "embed " + model_args() + " " + (dir_ / "images").string() + " -o " + db() + " -c 'car<|im_end|>color'";
+    ASSERT_EQ(run(args + " --npy " + (dir_ / "text").string()).status, 0);
+    ASSERT_EQ(run(args + " --parse-special --npy " + (dir_ / "parsed").string()).status, 0);
+    const nlohmann::json t = read_json(dir_ / "text" / "manifest.json"),
+                         p = read_json(dir_ / "parsed" / "manifest.json");
+    EXPECT_EQ(p["settings"][0]["engine_options"], "kv=f32 fa=0 processor=fast special=parse");
+    const dior::matrix a = dior::read_npy((dir_ / "text" / t["settings"][0]["file"].get<std::string>()).string());
+    const dior::matrix b = dior::read_npy((dir_ / "parsed" / p["settings"][0]["file"].get<std::string>()).string());
+    ASSERT_EQ(a.data.size(), b.data.size());
+    EXPECT_NE(a.data, b.data);
+}
+
+// All 4000 deepfashion names, the 8 with dots in them included, are labelled and scored from the
+// reference's JSON layout; a file the metadata does not know is reported, not dropped silently.
+TEST_F(Cli, EvalLabelsEveryDeepfashionNameAndReportsUnlabeledImages) {
+    const fs::path set =
+        dir_ / "tree" / "deepfashion-some_model-describe-fit_type-num_layer=-1-num_token=-1-embedsrc=input_last";
+    fs::create_directories(set);
+    std::ifstream meta(std::string(DIOR_TEST_SOURCE_DIR) + "/data/reference/deepfashion_metadata.csv");
+    std::string   line;
+    std::getline(meta, line);
+    int n = 0;
+    while (std::getline(meta, line)) {
+        std::string name = line[0] == '"' ? line.substr(1, line.find('"', 1) - 1) : line.substr(0, line.find(','));
+        name             = name.substr(0, name.size() - 4) + ".json";
+        std::ofstream(set / name) << "{\"embedding\": [" << (n % 7) << ", " << (n % 3) << ", 1.5], \"prompt\": \"p\"}";
+        ++n;
+    }
+    ASSERT_EQ(n, 4000);
+    std::ofstream(set / "Not.In.The.Metadata-img_1.json") << "{\"embedding\": [1, 2, 3]}";
+    const auto r =
+        run("eval --no-clustering --embedding-dir " + (dir_ / "tree").string() + " -o " + (dir_ / "res").string());
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(count_lines_with(r.output, " 4000 ", "."), 4) << r.output;  // every aspect scores 4000 images
+    EXPECT_EQ(count_lines_with(r.output, "1 images without a label", "left out"), 4) << r.output;
+    const nlohmann::json j = read_json(dir_ / "res" / (set.filename().string() + ".json"));
+    for (const auto & [aspect, res] : j["results"].items()) {
+        EXPECT_EQ(res["images"], 4000) << aspect;
+        EXPECT_EQ(res["unlabeled"], nlohmann::json::array({ "Not.In.The.Metadata-img_1.json" })) << aspect;
+    }
 }
 
 }  // namespace

@@ -19,20 +19,15 @@ constexpr int exit_interrupted = 130;  // Ctrl-C: the current image was finished
 // Options every model-using subcommand shares.
 struct model_options {
     model_params params;
-    bool         mtmd_resize = false;
+    std::string  processor   = "fast";
+    bool         mtmd_resize = false;  // older spelling of --image-processor mtmd
     void         add(CLI::App & app);
 
-    model_params resolved() const {
-        model_params p           = params;
-        p.hf_image_preprocessing = !mtmd_resize;
-        return p;
-    }
+    model_params resolved() const;
 
-    // The options that change vectors, recorded with every setting.
-    std::string engine_options() const {
-        return std::string("kv=") + (params.kv_f16 ? "f16" : "f32") + " fa=" + (params.flash_attn ? "1" : "0") +
-               (mtmd_resize ? " resize=mtmd" : "");
-    }
+    // The options that change vectors, recorded with every setting. The slow (Pillow) processor
+    // writes no word of its own: it was the only one before, so older stores keep resuming.
+    std::string engine_options() const;
 };
 
 // Image inputs: files, folders (their image files, sorted, not recursive) and list files.

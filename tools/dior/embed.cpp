@@ -38,6 +38,7 @@ struct embed_options {
     std::string              positions_name = "sequential";
     bool                     no_reuse       = false;
     bool                     use_cache      = false;
+    bool                     parse_special  = false;
     std::string              out            = "embeddings.db";
     std::string              npy_dir;
 };
@@ -108,11 +109,12 @@ int run_embed(const embed_options & o) {
     auto m = model::load(o.model.resolved());
 
     embed_params ep;
-    ep.prompt       = *ptype;
-    ep.layers       = parse_layers(o.layers, *m);
-    ep.token        = o.token;
-    ep.position     = o.positions_name == "native" ? positions::native : positions::sequential;
-    ep.reuse_prefix = !o.no_reuse;
+    ep.prompt        = *ptype;
+    ep.layers        = parse_layers(o.layers, *m);
+    ep.token         = o.token;
+    ep.position      = o.positions_name == "native" ? positions::native : positions::sequential;
+    ep.reuse_prefix  = !o.no_reuse;
+    ep.parse_special = o.parse_special;
     m->resolve_layers(ep.layers);  // validates
 
     auto st = store::open(o.out);
@@ -128,7 +130,7 @@ int run_embed(const embed_options & o) {
     base.token          = o.token;
     base.image_max_size = o.image_max_size;
     base.positions      = o.positions_name;
-    base.engine_options = o.model.engine_options();
+    base.engine_options = o.model.engine_options() + (o.parse_special ? " special=parse" : "");
     base.n_embd         = m->n_embd();
     base.model_path     = fs::absolute(o.model.params.model_path).string();
     base.mmproj_path    = fs::absolute(o.model.params.mmproj_path).string();
@@ -261,6 +263,9 @@ void register_embed(CLI::App & app, int & exit_code) {
     cmd->add_option("--positions", o->positions_name, "sequential (the reference's default) or native (M-RoPE)");
     cmd->add_flag("--no-prefix-reuse", o->no_reuse, "recompute the whole prompt for every condition");
     cmd->add_flag("--use_cache", o->use_cache, "reuse the image prefix across conditions (the default)");
+    cmd->add_flag("--parse-special", o->parse_special,
+                  "tokenize special-token text in a condition (e.g. <|im_end|>) as control tokens, as the "
+                  "reference's processor does (default: a condition is plain text)");
     cmd->add_option("-o,--out", o->out, "the store (SQLite file; created if missing, appended to otherwise)");
     cmd->add_option("--npy", o->npy_dir, "also write this run's settings as .npy files + manifest.json here");
     cmd->callback([o, &exit_code] { exit_code = run_embed(*o); });

@@ -27,9 +27,10 @@ struct eval_options {
 };
 
 struct aspect_result {
-    std::string aspect;
-    size_t      n_images = 0;
-    accuracy    acc;
+    std::string              aspect;
+    size_t                   n_images = 0;
+    accuracy                 acc;
+    std::vector<std::string> unlabeled;  // images of the setting without a label for this aspect
 };
 
 // One decimal of x100, as the reference prints.
@@ -66,12 +67,21 @@ std::vector<aspect_result> evaluate_setting(const matrix & x, const std::vector<
         std::vector<size_t>        rows;
         std::vector<std::string>   texts;
         std::map<std::string, int> ids;
+        aspect_result              res;
+        const auto                 found = label_images(lab, paths);
+        if (!lab.by_position.empty() && lab.by_position.size() != paths.size()) {
+            std::fprintf(stderr,
+                         "warning: %s, %s: %zu images but %zu label rows; the reference pairs them by position "
+                         "(the i-th image in name order gets row i)\n",
+                         reference_dir_name(s.s).c_str(), lab.aspect.c_str(), paths.size(), lab.by_position.size());
+        }
         for (size_t r = 0; r < paths.size(); ++r) {
-            auto it = lab.by_image.find(fs::path(paths[r]).stem().string());
-            if (it != lab.by_image.end()) {
+            if (found[r]) {
                 rows.push_back(r);
-                texts.push_back(it->second);
-                ids.emplace(it->second, 0);
+                texts.push_back(*found[r]);
+                ids.emplace(*found[r], 0);
+            } else {
+                res.unlabeled.push_back(paths[r]);
             }
         }
         int next = 0;
@@ -87,7 +97,6 @@ std::vector<aspect_result> evaluate_setting(const matrix & x, const std::vector<
                             x.data.begin() + (long)((rows[i] + 1) * x.cols));
             labels.push_back(ids[texts[i]]);
         }
-        aspect_result res;
         res.aspect   = lab.aspect;
         res.n_images = rows.size();
         if (rows.size() >= 2) {
@@ -170,6 +179,10 @@ int run_eval(const eval_options & o) {
             std::printf("  %-30s %7zu %7s %7s %8.4f %8.4f\n", (r.aspect + (named ? " *" : "")).c_str(), r.n_images,
                         pct(r.acc.mean_average_precision_at_r).c_str(), pct(r.acc.precision_at_1).c_str(), r.acc.NMI,
                         r.acc.AMI);
+            if (!r.unlabeled.empty()) {
+                std::printf("  %-30s %7zu images without a label, left out (names in %s.json)\n", "",
+                            r.unlabeled.size(), name.c_str());
+            }
             jr[r.aspect] = { { "map_r", round1(r.acc.mean_average_precision_at_r) },
                              { "prec_1", round1(r.acc.precision_at_1) },
                              { "nmi", r.acc.NMI },
@@ -179,7 +192,8 @@ int run_eval(const eval_options & o) {
                              { "NMI", r.acc.NMI },
                              { "AMI", r.acc.AMI },
                              { "images", r.n_images },
-                             { "queries", r.acc.n_queries } };
+                             { "queries", r.acc.n_queries },
+                             { "unlabeled", r.unlabeled } };
             csv += csv_field(name) + "," + csv_field(s.s.dataset) + "," + csv_field(s.s.model_id) + "," +
                    s.s.prompt_type + "," + csv_field(s.s.condition.value_or("None")) + "," + std::to_string(s.s.layer) +
                    "," + std::to_string(s.s.token) + "," + csv_field(r.aspect) + "," + std::to_string(r.n_images) +

@@ -64,7 +64,7 @@ size_t import_reference_tree(store & st, const std::string & dir, const std::str
                 ++n_settings;
             }
             store::image_info info;
-            info.path = f.stem().string();  // the reference keys images by file stem
+            info.path = f.filename().string();  // the vector file's name, whole (labels are matched by it)
             st.put(info, { { id, std::move(v) } });
         }
     }

@@ -18,9 +18,29 @@ void model_options::add(CLI::App & app) {
     app.add_option("--gpu-layers", params.n_gpu_layers, "layers to offload to a GPU build (-1: all)");
     app.add_flag("--flash-attn", params.flash_attn, "use flash attention (faster; rounds Q to F16)");
     app.add_flag("--kv-f16", params.kv_f16, "F16 KV cache (less memory; rounds K and V)");
-    app.add_flag("--mtmd-image-resize", mtmd_resize,
-                 "Qwen2-VL/2.5-VL: let mtmd resize images (default: as Hugging Face's processor does)");
+    app.add_option("--image-processor", processor,
+                   "Qwen2-VL/2.5-VL image resize: fast (default, as the reference runs: Hugging Face's fast "
+                   "processor), slow (Hugging Face's Pillow processor) or mtmd (llama.cpp's own)");
+    app.add_flag("--mtmd-image-resize", mtmd_resize, "same as --image-processor mtmd");
     app.add_flag("-v,--verbose", params.verbose, "show llama.cpp's and mtmd's logs");
+}
+
+model_params model_options::resolved() const {
+    const auto p = parse_image_processor(mtmd_resize ? "mtmd" : processor);
+    if (!p) {
+        throw error("--image-processor " + processor + ": use fast, slow or mtmd");
+    }
+    model_params out = params;
+    out.processor    = *p;
+    return out;
+}
+
+std::string model_options::engine_options() const {
+    const image_processor p = resolved().processor;
+    return std::string("kv=") + (params.kv_f16 ? "f16" : "f32") + " fa=" + (params.flash_attn ? "1" : "0") +
+           (p == image_processor::fast   ? " processor=fast"
+            : p == image_processor::mtmd ? " resize=mtmd"
+                                         : "");
 }
 
 namespace {
