@@ -192,7 +192,8 @@ TEST(Parity, AllLayersAtImageTokensInOnePass) {
 // The pixels the vision encoder sees: dior resizes (torch's or Pillow's bicubic, bit-exact, see
 // image_test.cpp) and mtmd normalizes ((x / 255 - mean) / std in float32); Hugging Face's fast
 // processor normalizes as (x - 255 mean) / (255 std), its slow one as (x * (1/255) - mean) / std.
-// Stated bound: a few float32 ulps (max |diff| <= 2e-6 on values within about -1.8..2.2).
+// Stated bound: one or two float32 ulps (max |diff| <= 5e-7 on values within about -1.8..2.2;
+// measured 2.4e-7 for the fast processor, 0 for the slow one).
 TEST(Parity, PixelValuesMatchTheReferenceProcessor) {
     const fs::path       dir = dior::test::hf_parity_dir();
     std::ifstream        pf(dir / "pixels.json");
@@ -224,7 +225,7 @@ TEST(Parity, PixelValuesMatchTheReferenceProcessor) {
                 }
             }
         }
-        EXPECT_LE(worst, 2e-6) << e.dump();
+        EXPECT_LE(worst, 5e-7) << e.dump();
         (proc == "fast" ? worst_fast : worst_slow) = std::max(proc == "fast" ? worst_fast : worst_slow, worst);
         if (proc == "fast") {  // how far the two processors are apart on this image
             const dior::matrix slow =

@@ -268,7 +268,7 @@ def main():
                 chw = unpatchify(inputs["pixel_values"].numpy(), inputs["image_grid_thw"][0])
                 os.makedirs(os.path.join(OUT, "pixels", c["processor"]), exist_ok=True)
                 np.save(os.path.join(OUT, "pixels", c["processor"], c["image"] + ".npy"),
-                        np.ascontiguousarray(chw, dtype=np.float32))
+                        np.ascontiguousarray(chw.reshape(-1, chw.shape[2]), dtype=np.float32))  # (3 H, W)
                 pixels[pkey] = dict(processor=c["processor"], image=c["image"], height=int(chw.shape[1]),
                                     width=int(chw.shape[2]))
         hs, n_tokens, n_image = cache[key]

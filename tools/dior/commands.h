@@ -14,7 +14,7 @@ namespace dior::cli {
 constexpr int exit_ok          = 0;    // every image embedded
 constexpr int exit_fatal       = 1;    // bad arguments, model not loadable, nothing embedded
 constexpr int exit_partial     = 2;    // some images failed (reported); the others were embedded
-constexpr int exit_interrupted = 130;  // Ctrl-C: the current image was finished and stored
+// 128 + signal: SIGINT, SIGTERM or SIGHUP stopped the run after committing the current image
 
 // Options every model-using subcommand shares.
 struct model_options {

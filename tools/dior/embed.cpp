@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 
@@ -13,11 +14,15 @@ namespace fs = std::filesystem;
 namespace dior::cli {
 namespace {
 
-std::atomic<bool> g_interrupted{ false };
+std::atomic<int> g_interrupted{ 0 };  // the signal that asked the run to stop, or 0
 
-extern "C" void on_sigint(int) {
-    g_interrupted = true;
-    std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C stops at once (the store stays valid)
+// SIGINT (Ctrl-C), SIGTERM (containers, systemd, kill) and SIGHUP (a closed terminal) all finish
+// the current image, commit it and stop. A second signal stops at once (the store stays valid).
+constexpr int k_stop_signals[] = { SIGINT, SIGTERM, SIGHUP };
+
+extern "C" void on_stop_signal(int sig) {
+    g_interrupted = sig;
+    std::signal(sig, SIG_DFL);
 }
 
 struct embed_options {
@@ -149,8 +154,10 @@ int run_embed(const embed_options & o) {
     }
 
     // --- the images ------------------------------------------------------------------------
-    g_interrupted = false;
-    std::signal(SIGINT, on_sigint);
+    g_interrupted = 0;
+    for (int sig : k_stop_signals) {
+        std::signal(sig, on_stop_signal);
+    }
     size_t   n_embedded = 0, n_skipped = 0, n_failed = 0;
     progress bar(images.size());
     size_t   done = 0;
@@ -195,8 +202,9 @@ int run_embed(const embed_options & o) {
         } catch (const store_error & e) {
             throw store_error(std::string(e.what()) + "\nthe store keeps every image committed before; fix the cause " +
                               "(space, permissions) and run the same command again to resume");
-        } catch (const error & e) {
-            // The message names the file; keep going with the other images.
+        } catch (const std::exception & e) {
+            // About this image (a dior::error names the file; anything else, e.g. out of memory
+            // while decoding, is still this image's failure). Keep going with the other images.
             const std::string msg    = e.what();
             const std::string reason = msg.rfind(path, 0) == 0 ? msg.substr(path.size() + 2) : msg;
             st->put_failure(path, reason);
@@ -205,7 +213,11 @@ int run_embed(const embed_options & o) {
         }
         bar.update(done, n_embedded + n_failed, path);
     }
-    std::signal(SIGINT, SIG_DFL);
+    for (int sig : k_stop_signals) {
+        std::signal(sig, SIG_DFL);
+    }
+    // A signal that came after the last image stops nothing: the run is complete.
+    const int stopped_by = n_embedded + n_skipped + n_failed < images.size() ? g_interrupted.load() : 0;
 
     const double secs = bar.seconds();
     std::fprintf(stderr,
@@ -214,12 +226,12 @@ int run_embed(const embed_options & o) {
                  images.size(), n_embedded, n_skipped, n_failed,
                  n_failed ? (" (reasons: dior status --db " + o.out + ")").c_str() : "", conditions.size(),
                  ep.layers.size(), m->n_embd(), secs, secs > 0 ? (double)n_embedded / secs : 0.0, o.out.c_str());
-    if (g_interrupted) {
+    if (stopped_by) {
         std::fprintf(stderr,
-                     "interrupted after %zu of %zu images; everything embedded so far is stored. Run the same "
+                     "interrupted (%s) after %zu of %zu images; everything embedded so far is stored. Run the same "
                      "command again to resume.\n",
-                     n_embedded + n_skipped + n_failed, images.size());
-        return exit_interrupted;
+                     strsignal(stopped_by), n_embedded + n_skipped + n_failed, images.size());
+        return 128 + stopped_by;  // 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP
     }
     if (!o.npy_dir.empty()) {
         export_npy(*st, all_ids, o.npy_dir);

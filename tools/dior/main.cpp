@@ -22,6 +22,12 @@ int main(int argc, char ** argv) {
     } catch (const dior::error & e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return dior::cli::exit_fatal;
+    } catch (const std::bad_alloc &) {
+        std::fprintf(stderr, "error: out of memory\n");
+        return dior::cli::exit_fatal;
+    } catch (const std::exception & e) {  // filesystem, JSON, faiss...: one line, never an abort
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return dior::cli::exit_fatal;
     }
     return exit_code;
 }

@@ -14,6 +14,7 @@
 #include <map>
 #include <sqlite3.h>
 #include <thread>
+#include <tuple>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -147,21 +148,27 @@ TEST_F(Resume, SigkillAtSeveralPointsThenReRunGivesTheUninterruptedStore) {
     }
 }
 
-TEST_F(Resume, SigintFinishesTheCurrentImageAndTheRunResumes) {
-    const std::string db      = "interrupted.db";
-    const auto [status, seen] = run_and_signal(db, 2, SIGINT);
-    EXPECT_EQ(status, 130);
-    std::ifstream     log(dir_ / (db + ".log"));
-    const std::string out((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
-    EXPECT_NE(out.find("interrupted after"), std::string::npos) << out;
-    EXPECT_NE(out.find("Run the same command again to resume"), std::string::npos) << out;
-    const int stored = stored_images((dir_ / db).string());
-    EXPECT_GE(stored, seen);
-    EXPECT_LT(stored, k_images);
-    for (const auto & [name, rows] : read_store((dir_ / db).string())) {
-        EXPECT_EQ((int)rows.size(), stored) << name;
+// Ctrl-C, and what containers / systemd (SIGTERM) and a closed terminal (SIGHUP) send: each
+// finishes the current image, commits it, exits with 128 + signal, and the run resumes.
+TEST_F(Resume, StopSignalsFinishTheCurrentImageAndTheRunResumes) {
+    for (const auto & [sig, status, name] :
+         { std::tuple{ SIGINT, 130, "Interrupt" }, std::tuple{ SIGTERM, 143, "Terminated" },
+           std::tuple{ SIGHUP, 129, "Hangup" } }) {
+        const std::string db   = "interrupted-" + std::to_string(sig) + ".db";
+        const auto [got, seen] = run_and_signal(db, 2, sig);
+        EXPECT_EQ(got, status) << name;
+        std::ifstream     log(dir_ / (db + ".log"));
+        const std::string out((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+        EXPECT_NE(out.find(std::string("interrupted (") + name), std::string::npos) << out;
+        EXPECT_NE(out.find("Run the same command again to resume"), std::string::npos) << out;
+        const int stored = stored_images((dir_ / db).string());
+        EXPECT_GE(stored, seen);
+        EXPECT_LT(stored, k_images);
+        for (const auto & [setting, rows] : read_store((dir_ / db).string())) {
+            EXPECT_EQ((int)rows.size(), stored) << setting;
+        }
+        EXPECT_EQ(run_to_end(db), *reference_) << name;
     }
-    EXPECT_EQ(run_to_end(db), *reference_);
 }
 
 }  // namespace
