@@ -49,12 +49,27 @@ struct image {
     std::vector<uint8_t> rgb;  // width * height * 3, row-major
 };
 
+// What is read, checked before the work: a file's size (from stat, before reading) and an
+// image's pixel count (from its header, before decoding). Pillow refuses images of more than
+// 2 x Image.MAX_IMAGE_PIXELS pixels as decompression bombs; so does dior by default.
+struct image_limits {
+    int64_t max_file_bytes = (int64_t)1 << 30;  // 1 GiB; 0: no limit
+    int64_t max_pixels     = 2 * 89478485;      // Pillow's DecompressionBombError threshold; 0: no limit
+};
+
 // Decodes JPEG, PNG, BMP, GIF (first frame), TGA, PSD, HDR, PIC, PNM to RGB (alpha dropped,
 // grey expanded, as PIL's convert("RGB")), then downscales so that the longer side is at most
 // max_size (Lanczos, as PIL's resize; never upscales). max_size <= 0 keeps the original size.
-image                load_image(const std::string & path, int max_size = 700);
-std::vector<uint8_t> read_file(const std::string & path);  // the bytes; dior::error naming the file
-image                decode_image(const uint8_t * data, size_t size, const std::string & source, int max_size = 700);
+image load_image(const std::string & path, int max_size = 700, const image_limits & limits = {});
+// The bytes of a regular file (not a folder, FIFO or device: refused before opening, so nothing
+// hangs), its size checked before reading; dior::error naming the file and the reason.
+std::vector<uint8_t> read_file(const std::string & path, int64_t max_bytes = image_limits{}.max_file_bytes);
+image                decode_image(const uint8_t * data, size_t size, const std::string & source, int max_size = 700,
+                                  const image_limits & limits = {});
+
+// A path or message made printable on one line: control characters and newlines as C escapes
+// (\n, \x1b), an empty name as ''.
+std::string printable(const std::string & text);
 
 // PIL-compatible Lanczos (a = 3) resampling of an 8-bit RGB image, bit-exact with Pillow's
 // Image.resize(..., Image.LANCZOS).
@@ -236,8 +251,10 @@ struct stored_failure {
 
 class store {
   public:
-    // Opens or creates the file (WAL mode). Throws dior::error naming the path and what to do.
-    static std::unique_ptr<store> open(const std::string & path);
+    // Opens or creates the file (WAL mode); read_only opens an existing store for reading only
+    // (a read-only file or folder is fine). Throws store_error naming the path and what to do: an
+    // empty path, a file that is not a dior store, a newer schema, a damaged file.
+    static std::unique_ptr<store> open(const std::string & path, bool read_only = false);
     virtual ~store() = default;
 
     virtual int64_t                     add_setting(const setting & s) = 0;  // existing id when equal
@@ -251,8 +268,20 @@ class store {
         std::string path, sha256;
         int64_t     bytes = 0;
         int         width = 0, height = 0;  // after downscaling
+        int64_t     mtime_ns = -1;          // the file's modification time when embedded (-1: unknown)
     };
+    virtual std::optional<image_info> image(const std::string & path) const = 0;
+    // Drops an image and all its vectors (its file changed since they were computed).
+    virtual void forget_image(const std::string & path) = 0;
+    // SQLite's integrity check: {"ok"} for a sound file, else the problems found.
+    virtual std::vector<std::string> check() const                                                                = 0;
     virtual void put(const image_info & img, const std::vector<std::pair<int64_t, std::vector<float>>> & vectors) = 0;
+    // Many images in one transaction: all of them, or none.
+    struct image_vectors {
+        image_info                                          image;
+        std::vector<std::pair<int64_t, std::vector<float>>> vectors;
+    };
+    virtual void put_all(const std::vector<image_vectors> & images) = 0;
 
     virtual void                        put_failure(const std::string & path, const std::string & reason) = 0;
     virtual std::vector<stored_failure> failures() const                                                  = 0;

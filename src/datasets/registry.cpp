@@ -33,13 +33,19 @@ std::vector<std::string> list_dataset_images(const std::string & folder) {
         throw error("dataset folder not found: " + folder + " (download the images into it first)");
     }
     std::vector<std::string> out;
-    for (const auto & e : fs::directory_iterator(folder)) {
+    // As glob + extension filter: every entry with such a name that is not a folder (a broken
+    // link is listed and reported when read, never dropped silently).
+    for (const auto & e : fs::directory_iterator(folder, ec)) {
         std::string ext = e.path().extension().string();
         std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return (char)std::tolower(c); });
-        if (e.is_regular_file() &&
+        std::error_code sec;
+        if (!e.is_directory(sec) &&
             (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".gif")) {
             out.push_back(e.path().string());
         }
+    }
+    if (ec) {
+        throw error("cannot list dataset folder " + folder + " (" + ec.message() + ")");
     }
     std::sort(out.begin(), out.end());
     return out;

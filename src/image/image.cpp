@@ -4,9 +4,13 @@
 #include "image/jpeg.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
-#include <fstream>
-#include <iterator>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
@@ -55,7 +59,14 @@ void smart_resize(int width, int height, int factor, int64_t min_pixels, int64_t
     out_height = (int)h_bar;
 }
 
-image decode_image(const uint8_t * data, size_t size, const std::string & source, int max_size) {
+std::string pixel_limit_message(int64_t width, int64_t height, int64_t max_pixels) {
+    return "image of " + std::to_string(width) + " x " + std::to_string(height) + " = " +
+           std::to_string(width * height) + " pixels is larger than the limit of " + std::to_string(max_pixels) +
+           " (a decompression bomb to Pillow too); raise --max-image-pixels to read it";
+}
+
+image decode_image(const uint8_t * data, size_t size, const std::string & source, int max_size,
+                   const image_limits & limits) {
     if (size == 0) {
         throw error(source + ": empty file (0 bytes); remove it or replace it with a valid image");
     }
@@ -64,9 +75,14 @@ image decode_image(const uint8_t * data, size_t size, const std::string & source
     }
     image img;
     if (is_jpeg(data, size)) {
-        img = decode_jpeg(data, size, source);
+        img = decode_jpeg(data, size, source, limits.max_pixels);
     } else {
-        int       w = 0, h = 0, channels = 0;
+        int w = 0, h = 0, channels = 0;
+        // The header first: refuse a decompression bomb before its pixels are allocated.
+        if (stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &channels) && limits.max_pixels > 0 &&
+            (int64_t)w * h > limits.max_pixels) {
+            throw error(source + ": " + pixel_limit_message(w, h, limits.max_pixels));
+        }
         uint8_t * px = stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &channels, 3);
         if (px == nullptr) {
             throw error(source + ": cannot decode image (" + stbi_failure_reason() +
@@ -85,21 +101,85 @@ image decode_image(const uint8_t * data, size_t size, const std::string & source
     return (tw == w && th == h) ? img : resize_lanczos(img, tw, th);
 }
 
-std::vector<uint8_t> read_file(const std::string & path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) {
-        throw error(path + ": cannot open file (missing or unreadable)");
+std::string printable(const std::string & text) {
+    if (text.empty()) {
+        return "''";
     }
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    if (f.bad()) {
-        throw error(path + ": read error");
+    std::string out;
+    for (unsigned char c : text) {
+        if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\r') {
+            out += "\\r";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+            out += buf;
+        } else {
+            out.push_back((char)c);
+        }
     }
+    return out;
+}
+
+std::vector<uint8_t> read_file(const std::string & path, int64_t max_bytes) {
+    if (path.empty()) {
+        throw error("'': empty file name");
+    }
+    // stat before open: a FIFO would block open() and a device would read forever.
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) {
+        const int   e = errno;
+        struct stat lst {};
+        const bool  link = lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode);
+        throw error(path + ": " +
+                    (e == ELOOP            ? std::string("symbolic link loop")
+                     : e == ENOENT && link ? std::string("dangling symbolic link (its target does not exist)")
+                     : e == ENOENT         ? std::string("no such file")
+                                           : std::string("cannot read (") + std::strerror(e) + ")"));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        throw error(path + ": not a regular file (" +
+                    (S_ISDIR(st.st_mode)                          ? "a folder"
+                     : S_ISFIFO(st.st_mode)                       ? "a FIFO"
+                     : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                     : S_ISSOCK(st.st_mode)                       ? "a socket"
+                                                                  : "not a file") +
+                    "); only image files are read");
+    }
+    if (max_bytes > 0 && st.st_size > max_bytes) {
+        throw error(path + ": file of " + std::to_string((long long)st.st_size) +
+                    " bytes is larger than the limit of " + std::to_string((long long)max_bytes) +
+                    " bytes; raise --max-file-size to read it");
+    }
+    const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        throw error(path + ": cannot open file (" + std::strerror(errno) + ")");
+    }
+    std::vector<uint8_t> bytes((size_t)st.st_size);
+    size_t               got = 0;
+    while (got < bytes.size()) {  // what stat said, no more: a file that grows is not followed
+        const ssize_t n = read(fd, bytes.data() + got, bytes.size() - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            const int e = errno;
+            close(fd);
+            throw error(path + ": read error" +
+                        (n < 0 ? std::string(" (") + std::strerror(e) + ")" : " (file shrank)"));
+        }
+        got += (size_t)n;
+    }
+    close(fd);
     return bytes;
 }
 
-image load_image(const std::string & path, int max_size) {
-    const std::vector<uint8_t> bytes = read_file(path);
-    return decode_image(bytes.data(), bytes.size(), path, max_size);
+image load_image(const std::string & path, int max_size, const image_limits & limits) {
+    const std::vector<uint8_t> bytes = read_file(path, limits.max_file_bytes);
+    return decode_image(bytes.data(), bytes.size(), path, max_size, limits);
 }
 
 }  // namespace dior

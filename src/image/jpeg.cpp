@@ -56,7 +56,7 @@ bool is_jpeg(const uint8_t * data, size_t size) {
     return size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
 }
 
-image decode_jpeg(const uint8_t * data, size_t size, const std::string & source) {
+image decode_jpeg(const uint8_t * data, size_t size, const std::string & source, int64_t max_pixels) {
     jpeg_decompress_struct cinfo{};
     error_mgr              err;
     cinfo.err            = jpeg_std_error(&err.pub);
@@ -71,6 +71,11 @@ image decode_jpeg(const uint8_t * data, size_t size, const std::string & source)
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
+    const int64_t n_pixels = (int64_t)cinfo.image_width * cinfo.image_height;
+    if (max_pixels > 0 && n_pixels > max_pixels) {
+        jpeg_destroy_decompress(&cinfo);
+        throw error(source + ": " + pixel_limit_message(cinfo.image_width, cinfo.image_height, max_pixels));
+    }
     const int n_comp = cinfo.num_components;
     if (n_comp == 1) {
         cinfo.out_color_space = JCS_GRAYSCALE;

@@ -9,7 +9,11 @@
 
 namespace dior {
 
+// "image of W x H = N pixels is larger than the limit ..." (shared by the decoders).
+std::string pixel_limit_message(int64_t width, int64_t height, int64_t max_pixels);
+
 bool  is_jpeg(const uint8_t * data, size_t size);  // starts with the SOI marker
-image decode_jpeg(const uint8_t * data, size_t size, const std::string & source);
+// Refuses (dior::error) images of more than max_pixels pixels (0: no limit) from their header.
+image decode_jpeg(const uint8_t * data, size_t size, const std::string & source, int64_t max_pixels);
 
 }  // namespace dior

@@ -1,6 +1,7 @@
 // Directory names of the reference's output layout (SPEC section 5).
 #include "dior.h"
 
+#include <cstdio>
 #include <regex>
 
 namespace dior {
@@ -13,11 +14,49 @@ std::string replace_all(std::string s, char from, char to) {
     return s;
 }
 
+// A condition may hold characters a file name cannot ("make/model"): "/" becomes "%2F", and so
+// that this can be undone, "%" itself "%25"; control characters and NUL are escaped the same way.
+std::string escape_name(const std::string & text) {
+    std::string out;
+    for (unsigned char c : text) {
+        if (c == '/' || c == '%' || c < 0x20 || c == 0x7f) {
+            char buf[4];
+            std::snprintf(buf, sizeof(buf), "%%%02X", c);
+            out += buf;
+        } else {
+            out.push_back((char)c);
+        }
+    }
+    return out;
+}
+
+int hex_digit(char c) {
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                  : -1;
+}
+
+// The inverse: "%XX" back to its byte; a "%" not followed by two hex digits (as the reference
+// may write one) stays as it is.
+std::string unescape_name(const std::string & text) {
+    std::string out;
+    for (size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '%' && i + 2 < text.size() && hex_digit(text[i + 1]) >= 0 && hex_digit(text[i + 2]) >= 0) {
+            out.push_back((char)(hex_digit(text[i + 1]) * 16 + hex_digit(text[i + 2])));
+            i += 2;
+        } else {
+            out.push_back(text[i]);
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 std::string reference_dir_name(const setting & s) {
     return s.dataset + "-" + replace_all(s.model_id, '/', '_') + "-" + s.prompt_type + "-" +
-           (s.condition ? replace_all(*s.condition, ' ', '_') : std::string("None")) +
+           (s.condition ? escape_name(replace_all(*s.condition, ' ', '_')) : std::string("None")) +
            "-num_layer=" + std::to_string(s.layer) + "-num_token=" + std::to_string(s.token) + "-embedsrc=" + s.source;
 }
 
@@ -34,7 +73,7 @@ std::optional<setting> parse_reference_dir_name(const std::string & name) {
     s.prompt_type            = m[3].str();
     const std::string aspect = m[4].str();
     if (aspect != "None") {
-        s.condition = replace_all(aspect, '_', ' ');
+        s.condition = unescape_name(replace_all(aspect, '_', ' '));
         // An aspect the registry knows keeps its own spelling (e.g. "movie's production country").
         if (const dataset_info * d = find_dataset(s.dataset)) {
             for (const auto & a : d->aspects) {

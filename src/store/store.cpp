@@ -2,6 +2,7 @@
 // transaction, so a process killed at any moment leaves every image either complete or absent.
 #include "dior.h"
 
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -27,6 +28,24 @@ std::string to_hex(const unsigned char (&digest)[SHA256_DIGEST_SIZE]) {
 }
 
 const char * k_space_hint = " (disk full, a file size limit, or the storage failed)";
+const char * k_corrupt_hint =
+    " (the file is damaged or not a dior store: `dior status --check --db FILE` tells more; restore it from a "
+    "copy or start a new store)";
+
+// The schema this build reads and writes (PRAGMA user_version). 1: the first layout (stores before
+// the version was kept say so in meta.schema); 2: images also record their modification time.
+constexpr int k_schema_version = 2;
+
+std::string hint_for(int rc) {
+    rc &= 0xff;
+    if (rc == SQLITE_FULL || rc == SQLITE_IOERR) {
+        return k_space_hint;
+    }
+    if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
+        return k_corrupt_hint;
+    }
+    return "";
+}
 
 const char * k_schema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,7 +58,8 @@ CREATE TABLE IF NOT EXISTS settings(
     source TEXT NOT NULL, engine_options TEXT NOT NULL, n_embd INTEGER NOT NULL,
     model_path TEXT, mmproj_path TEXT, created TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
 CREATE TABLE IF NOT EXISTS images(
-    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, sha256 TEXT, bytes INTEGER, width INTEGER, height INTEGER);
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, sha256 TEXT, bytes INTEGER, width INTEGER, height INTEGER,
+    mtime_ns INTEGER);
 CREATE TABLE IF NOT EXISTS vectors(
     setting_id INTEGER NOT NULL REFERENCES settings(id),
     image_id INTEGER NOT NULL REFERENCES images(id),
@@ -64,8 +84,11 @@ std::string identity(const setting & s) {
 class statement {
   public:
     statement(sqlite3 * db, const char * sql) : db_(db) {
-        if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK) {
-            throw store_error(std::string("store: cannot prepare statement: ") + sqlite3_errmsg(db));
+        const int rc = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr);
+        if (rc != SQLITE_OK) {
+            const char * file = sqlite3_db_filename(db, "main");
+            throw store_error(std::string("store ") + (file && *file ? file : "(in memory)") +
+                              ": cannot prepare statement: " + sqlite3_errmsg(db) + hint_for(rc));
         }
     }
 
@@ -103,8 +126,7 @@ class statement {
         if (rc != SQLITE_DONE) {
             const char * file = sqlite3_db_filename(db_, "main");
             throw store_error(std::string("store ") + (file && *file ? file : "(in memory)") + ": " +
-                              sqlite3_errmsg(db_) +
-                              ((rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_IOERR ? k_space_hint : ""));
+                              sqlite3_errmsg(db_) + hint_for(rc));
         }
         return false;
     }
@@ -129,26 +151,79 @@ class statement {
 
 class sqlite_store final : public store {
   public:
-    explicit sqlite_store(const std::string & path) : path_(path) {
-        const int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    sqlite_store(const std::string & path, bool read_only) : path_(path) {
+        if (path.empty()) {
+            throw store_error("the store's path is empty; pass a file name (-o/--db FILE)");
+        }
+        int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+        int rc    = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+        if (rc == SQLITE_OK && read_only && !readable()) {
+            // A WAL store in a folder we cannot write (no -shm file to create): read it as immutable.
+            sqlite3_close(db_);
+            db_ = nullptr;
+            rc  = sqlite3_open_v2(("file:" + uri_escape(path) + "?immutable=1").c_str(), &db_,
+                                  SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr);
+        }
         if (rc != SQLITE_OK) {
             const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
             sqlite3_close(db_);
             db_ = nullptr;
             throw store_error("cannot open store " + path + ": " + msg +
-                              " (check that the folder exists and is writable, or pass another --out)");
+                              (read_only ? std::string(" (check that the file exists and is readable)")
+                                         : " (check that the folder exists and is writable, or pass another --out)"));
         }
         sqlite3_busy_timeout(db_, 10000);
         try {
-            exec("PRAGMA journal_mode=WAL");
-            exec("PRAGMA synchronous=NORMAL");  // in WAL mode: durable across process crashes
-            exec("PRAGMA foreign_keys=ON");
-            exec(k_schema);
+            const int version = schema_version();
+            if (version > k_schema_version) {
+                throw store_error("store " + path + " has schema version " + std::to_string(version) +
+                                  ", newer than this dior reads (" + std::to_string(k_schema_version) +
+                                  "); use a newer dior, or another store");
+            }
+            if (read_only) {
+                if (version == 0) {
+                    throw store_error("store " + path + " is empty or not a dior store");
+                }
+                read_only_ = true;
+            } else {
+                exec("PRAGMA journal_mode=WAL");
+                exec("PRAGMA synchronous=NORMAL");  // in WAL mode: durable across process crashes
+                exec("PRAGMA foreign_keys=ON");
+                migrate(version);
+            }
         } catch (const error & e) {
             sqlite3_close(db_);
-            db_ = nullptr;
-            throw store_error("cannot use store " + path + ": " + e.what());
+            db_                    = nullptr;
+            const std::string what = e.what();
+            throw store_error(what.rfind("store " + path, 0) == 0 ? what : "cannot use store " + path + ": " + what);
         }
+    }
+
+    std::vector<std::string> check() const override {
+        statement                q(db_, "PRAGMA integrity_check");
+        std::vector<std::string> out;
+        while (q.step()) {
+            out.push_back(q.text(0));
+        }
+        return out;
+    }
+
+    std::optional<image_info> image(const std::string & path) const override {
+        statement q(db_, "SELECT path, sha256, bytes, width, height, mtime_ns FROM images WHERE path = ?");
+        if (!q.bind(1, path).step()) {
+            return std::nullopt;
+        }
+        return image_info{ q.text(0),         q.text(1),         q.integer(2),
+                           (int)q.integer(3), (int)q.integer(4), q.is_null(5) ? -1 : q.integer(5) };
+    }
+
+    void forget_image(const std::string & path) override {
+        transaction tx(*this);
+        statement   v(db_, "DELETE FROM vectors WHERE image_id IN (SELECT id FROM images WHERE path = ?)");
+        v.bind(1, path).step();
+        statement i(db_, "DELETE FROM images WHERE path = ?");
+        i.bind(1, path).step();
+        tx.commit();
     }
 
     ~sqlite_store() override { sqlite3_close(db_); }
@@ -226,13 +301,31 @@ class sqlite_store final : public store {
 
     void put(const image_info & img, const std::vector<std::pair<int64_t, std::vector<float>>> & vectors) override {
         transaction tx(*this);
+        put_one(img, vectors);
+        tx.commit();
+    }
+
+    void put_all(const std::vector<image_vectors> & images) override {
+        transaction tx(*this);
+        for (const auto & iv : images) {
+            put_one(iv.image, iv.vectors);
+        }
+        tx.commit();
+    }
+
+  private:
+    void put_one(const image_info & img, const std::vector<std::pair<int64_t, std::vector<float>>> & vectors) {
         {
             statement q(db_,
-                        "INSERT INTO images(path, sha256, bytes, width, height) VALUES (?,?,?,?,?) "
+                        "INSERT INTO images(path, sha256, bytes, width, height, mtime_ns) VALUES (?,?,?,?,?,?) "
                         "ON CONFLICT(path) DO UPDATE SET sha256 = excluded.sha256, bytes = excluded.bytes, "
-                        "width = excluded.width, height = excluded.height");
+                        "width = excluded.width, height = excluded.height, mtime_ns = excluded.mtime_ns");
             q.bind(1, img.path).bind(2, img.sha256).bind(3, img.bytes).bind(4, (int64_t)img.width);
-            q.bind(5, (int64_t)img.height).step();
+            q.bind(5, (int64_t)img.height);
+            if (img.mtime_ns >= 0) {
+                q.bind(6, img.mtime_ns);
+            }
+            q.step();
         }
         int64_t image_id = 0;
         {
@@ -247,9 +340,9 @@ class sqlite_store final : public store {
         }
         statement del(db_, "DELETE FROM failures WHERE path = ?");
         del.bind(1, img.path).step();
-        tx.commit();
     }
 
+  public:
     void put_failure(const std::string & path, const std::string & reason) override {
         statement q(db_,
                     "INSERT INTO failures(path, reason) VALUES (?, ?) ON CONFLICT(path) DO UPDATE SET "
@@ -267,10 +360,11 @@ class sqlite_store final : public store {
     }
 
     std::vector<image_info> images() const override {
-        statement               q(db_, "SELECT path, sha256, bytes, width, height FROM images ORDER BY path");
+        statement               q(db_, "SELECT path, sha256, bytes, width, height, mtime_ns FROM images ORDER BY path");
         std::vector<image_info> out;
         while (q.step()) {
-            out.push_back({ q.text(0), q.text(1), q.integer(2), (int)q.integer(3), (int)q.integer(4) });
+            out.push_back({ q.text(0), q.text(1), q.integer(2), (int)q.integer(3), (int)q.integer(4),
+                            q.is_null(5) ? -1 : q.integer(5) });
         }
         return out;
     }
@@ -327,8 +421,10 @@ class sqlite_store final : public store {
         unsigned char digest[SHA256_DIGEST_SIZE];
         sha256_final(&ctx, digest);
         const std::string h = to_hex(digest);
-        statement         q(db_, "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns, sha256) VALUES (?,?,?,?)");
-        q.bind(1, path).bind(2, (int64_t)st.st_size).bind(3, mtime).bind(4, h).step();
+        if (!read_only_) {
+            statement q(db_, "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns, sha256) VALUES (?,?,?,?)");
+            q.bind(1, path).bind(2, (int64_t)st.st_size).bind(3, mtime).bind(4, h).step();
+        }
         return h;
     }
 
@@ -359,13 +455,65 @@ class sqlite_store final : public store {
         if (rc != SQLITE_OK) {
             std::string msg = err ? err : sqlite3_errmsg(db_);
             sqlite3_free(err);
-            throw store_error("store " + path_ + ": " + msg +
-                              ((rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_IOERR ? k_space_hint : ""));
+            throw store_error("store " + path_ + ": " + msg + hint_for(rc));
         }
     }
 
+    // Can the schema be read at all (a WAL store opened read-only may need its -shm file)?
+    bool readable() {
+        return sqlite3_exec(db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) == SQLITE_OK;
+    }
+
+    static std::string uri_escape(const std::string & path) {
+        std::string out;
+        for (unsigned char c : path) {
+            if (c == '%' || c == '?' || c == '#' || c < 0x20 || c >= 0x7f) {
+                char buf[4];
+                std::snprintf(buf, sizeof(buf), "%%%02X", c);
+                out += buf;
+            } else {
+                out.push_back((char)c);
+            }
+        }
+        return out;
+    }
+
+    // 0: a new, empty file; 1: the first layout (user_version not yet kept); else user_version.
+    int schema_version() {
+        int version = 0;
+        {
+            statement q(db_, "PRAGMA user_version");
+            if (q.step()) {
+                version = (int)q.integer(0);
+            }
+        }
+        if (version == 0) {
+            statement q(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'settings'");
+            if (q.step() && q.integer(0) > 0) {
+                version = 1;
+            } else {
+                statement any(db_, "SELECT count(*) FROM sqlite_master");
+                if (any.step() && any.integer(0) > 0) {
+                    throw store_error("store " + path_ + " is an SQLite file with other tables, not a dior store");
+                }
+            }
+        }
+        return version;
+    }
+
+    void migrate(int version) {
+        transaction tx(*this);
+        if (version == 1) {
+            exec("ALTER TABLE images ADD COLUMN mtime_ns INTEGER");
+        }
+        exec(k_schema);
+        exec(("PRAGMA user_version = " + std::to_string(k_schema_version)).c_str());
+        tx.commit();
+    }
+
     std::string path_;
-    sqlite3 *   db_ = nullptr;
+    sqlite3 *   db_        = nullptr;
+    bool        read_only_ = false;
 };
 
 }  // namespace
@@ -376,8 +524,8 @@ std::string sha256_hex(const void * data, size_t size) {
     return to_hex(digest);
 }
 
-std::unique_ptr<store> store::open(const std::string & path) {
-    return std::make_unique<sqlite_store>(path);
+std::unique_ptr<store> store::open(const std::string & path, bool read_only) {
+    return std::make_unique<sqlite_store>(path, read_only);
 }
 
 }  // namespace dior

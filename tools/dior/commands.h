@@ -11,9 +11,9 @@
 namespace dior::cli {
 
 // Exit statuses (documented in README.md).
-constexpr int exit_ok          = 0;    // every image embedded
-constexpr int exit_fatal       = 1;    // bad arguments, model not loadable, nothing embedded
-constexpr int exit_partial     = 2;    // some images failed (reported); the others were embedded
+constexpr int exit_ok      = 0;  // every image embedded
+constexpr int exit_fatal   = 1;  // bad arguments, model not loadable, nothing embedded
+constexpr int exit_partial = 2;  // some images failed (reported); the others were embedded
 // 128 + signal: SIGINT, SIGTERM or SIGHUP stopped the run after committing the current image
 
 // Options every model-using subcommand shares.
@@ -48,9 +48,13 @@ void export_npy(const store & st, const std::vector<int64_t> & setting_ids, cons
 // Writes settings in the reference's JSON layout: DIR/<reference_dir_name>/<image stem>.json.
 void export_json(const store & st, const std::vector<int64_t> & setting_ids, const std::string & dir);
 
-// Reads setting folders of the reference's JSON layout (names matching the glob) into a store;
-// returns how many settings were read.
-size_t import_reference_tree(store & st, const std::string & dir, const std::string & pattern);
+// Reads setting folders of the reference's JSON layout (names matching the glob) into a store,
+// each setting whole or not at all: a bad file (not JSON, values that are not float32 numbers,
+// mixed widths) is reported on stderr and its setting left out.
+struct import_result {
+    size_t settings = 0, vectors = 0, failed = 0;
+};
+import_result import_reference_tree(store & st, const std::string & dir, const std::string & pattern);
 
 void register_embed(CLI::App & app, int & exit_code);
 void register_bench(CLI::App & app, int & exit_code);

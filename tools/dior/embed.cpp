@@ -8,11 +8,16 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <sys/stat.h>
 
 namespace fs = std::filesystem;
 
 namespace dior::cli {
 namespace {
+
+int64_t mtime_ns(const struct stat & sb) {
+    return (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+}
 
 std::atomic<int> g_interrupted{ 0 };  // the signal that asked the run to stop, or 0
 
@@ -46,6 +51,7 @@ struct embed_options {
     bool                     parse_special  = false;
     std::string              out            = "embeddings.db";
     std::string              npy_dir;
+    image_limits             limits;
 };
 
 // Name of an ad-hoc run's image set: --name, else the folder's name, else "images".
@@ -65,6 +71,34 @@ std::string run_name(const embed_options & o) {
         return fs::absolute(o.inputs[0]).lexically_normal().parent_path().filename().string();
     }
     return "images";
+}
+
+// The longest prompt, for an image as large as --image-max-size allows (a square: the most pixels
+// for that longer side), must fit the context; say which size would.
+void check_context(model & m, const embed_params & ep, const std::vector<std::optional<std::string>> & conditions,
+                   const embed_options & o) {
+    if (o.image_max_size <= 0) {
+        return;  // no size limit: checked per image
+    }
+    image probe;
+    probe.source = "(probe)";
+    probe.width = probe.height = o.image_max_size;
+    probe.rgb.assign((size_t)o.image_max_size * o.image_max_size * 3, 128);
+    size_t longest = 0;
+    for (const auto & c : conditions) {
+        longest = std::max(longest, m.prompt_tokens(probe, instruction(ep.prompt, c), ep.parse_special).size());
+    }
+    if ((int64_t)longest > o.model.params.n_ctx) {
+        throw error("--ctx-size " + std::to_string(o.model.params.n_ctx) + " is too small: an image of " +
+                    std::to_string(o.image_max_size) + " x " + std::to_string(o.image_max_size) +
+                    " px with the longest prompt takes " + std::to_string(longest) + " tokens; use --ctx-size " +
+                    std::to_string(longest) + " or more, or a smaller --image-max-size");
+    }
+    if (o.token >= (int)longest) {
+        // the shortest prompt may be shorter still; this at least catches a token no prompt reaches
+        throw error("--token " + std::to_string(o.token) + " is beyond the longest prompt (" + std::to_string(longest) +
+                    " tokens for the largest image)");
+    }
 }
 
 int run_embed(const embed_options & o) {
@@ -98,7 +132,36 @@ int run_embed(const embed_options & o) {
     }
     // Images are known to the store by absolute path, so that a run resumes from any folder.
     for (auto & p : images) {
-        p = fs::absolute(p).lexically_normal().string();
+        p = p.empty() ? p : fs::absolute(p).lexically_normal().string();
+    }
+    // Arguments are checked before any work, so that a mistake writes nothing.
+    if (o.out.empty()) {
+        throw error("-o/--out is empty: pass the store's file name");
+    }
+    if (o.image_max_size < 0) {
+        throw error("--image-max-size " + std::to_string(o.image_max_size) +
+                    ": use a size in pixels, or 0 for no limit");
+    }
+    if (o.model.params.n_threads < 0) {
+        throw error("-t/--threads " + std::to_string(o.model.params.n_threads) + ": use a count, or 0 for all");
+    }
+    if (o.model.params.n_gpu_layers < -1) {
+        throw error("--gpu-layers " + std::to_string(o.model.params.n_gpu_layers) + ": use a count, or -1 for all");
+    }
+    if (o.model.params.n_ctx < 16 || o.model.params.n_batch < 1) {
+        throw error("--ctx-size must be at least 16 and --batch-size at least 1");
+    }
+    if (o.limits.max_file_bytes < 0 || o.limits.max_pixels < 0) {
+        throw error("--max-file-size and --max-image-pixels take a positive limit, or 0 for none");
+    }
+    for (const auto & l : o.layers) {
+        if (l.find_first_not_of(" \t,") == std::string::npos) {
+            throw error("--layer '" + l + "': give layer indices (e.g. -1, 0,12 or all)");
+        }
+    }
+    if (o.token >= o.model.params.n_ctx || o.token < -o.model.params.n_ctx) {
+        throw error("--token " + std::to_string(o.token) + " is outside any prompt that fits the context (--ctx-size " +
+                    std::to_string(o.model.params.n_ctx) + ")");
     }
     auto ptype = parse_prompt_type(o.prompt_type);
     if (!ptype) {
@@ -121,6 +184,7 @@ int run_embed(const embed_options & o) {
     ep.reuse_prefix  = !o.no_reuse;
     ep.parse_special = o.parse_special;
     m->resolve_layers(ep.layers);  // validates
+    check_context(*m, ep, conditions, o);
 
     auto st = store::open(o.out);
 
@@ -166,13 +230,32 @@ int run_embed(const embed_options & o) {
             break;
         }
         ++done;
-        const auto missing = st->missing(all_ids, path);
-        if (missing.empty()) {
-            ++n_skipped;
-            bar.update(done, n_embedded + n_failed, path);
-            continue;
-        }
         try {
+            auto                 missing = st->missing(all_ids, path);
+            std::vector<uint8_t> bytes;
+            if (missing.size() < all_ids.size()) {
+                // Vectors are stored for this path: are they still of this file's content?
+                const auto  known = st->image(path);
+                struct stat sb {};
+                if (known && stat(path.c_str(), &sb) == 0 &&
+                    (known->bytes != (int64_t)sb.st_size || known->mtime_ns != mtime_ns(sb))) {
+                    bytes = read_file(path, o.limits.max_file_bytes);
+                    if (sha256_hex(bytes.data(), bytes.size()) != known->sha256) {
+                        st->forget_image(path);  // changed: every stored vector of it is stale
+                        missing = all_ids;
+                        bar.message("changed since it was embedded, embedding it again: " + printable(path));
+                    } else if (missing.empty()) {
+                        store::image_info same = *known;
+                        same.mtime_ns          = mtime_ns(sb);
+                        st->put(same, {});  // touched, not changed
+                    }
+                }
+            }
+            if (missing.empty()) {
+                ++n_skipped;
+                bar.update(done, n_embedded + n_failed, path);
+                continue;
+            }
             // Only the conditions that still miss a layer are computed.
             std::vector<std::optional<std::string>> todo;
             std::vector<size_t>                     todo_index;
@@ -185,9 +268,13 @@ int run_embed(const embed_options & o) {
                     }
                 }
             }
-            const std::vector<uint8_t> bytes = read_file(path);
-            const image                img   = decode_image(bytes.data(), bytes.size(), path, o.image_max_size);
-            const auto                 res   = m->embed(img, todo, ep);
+            struct stat sb {};
+            const bool  have_stat = stat(path.c_str(), &sb) == 0;
+            if (bytes.empty()) {
+                bytes = read_file(path, o.limits.max_file_bytes);
+            }
+            const image img = decode_image(bytes.data(), bytes.size(), path, o.image_max_size, o.limits);
+            const auto  res = m->embed(img, todo, ep);
 
             std::vector<std::pair<int64_t, std::vector<float>>> rows;
             for (size_t k = 0; k < res.size(); ++k) {
@@ -195,8 +282,10 @@ int run_embed(const embed_options & o) {
                     rows.emplace_back(ids[todo_index[k]][l], res[k].vectors[l]);
                 }
             }
-            store::image_info info{ path, sha256_hex(bytes.data(), bytes.size()), (int64_t)bytes.size(), img.width,
-                                    img.height };
+            store::image_info info{
+                path,       sha256_hex(bytes.data(), bytes.size()), (int64_t)bytes.size(), img.width,
+                img.height, have_stat ? mtime_ns(sb) : -1
+            };
             st->put(info, rows);
             ++n_embedded;
         } catch (const store_error & e) {
@@ -206,9 +295,11 @@ int run_embed(const embed_options & o) {
             // About this image (a dior::error names the file; anything else, e.g. out of memory
             // while decoding, is still this image's failure). Keep going with the other images.
             const std::string msg    = e.what();
-            const std::string reason = msg.rfind(path, 0) == 0 ? msg.substr(path.size() + 2) : msg;
+            const std::string reason = !path.empty() && msg.rfind(path + ": ", 0) == 0 ? msg.substr(path.size() + 2)
+                                       : path.empty() && msg.rfind("'': ", 0) == 0     ? msg.substr(4)
+                                                                                       : msg;
             st->put_failure(path, reason);
-            bar.message("error: " + path + ": " + reason);
+            bar.message("error: " + printable(path) + ": " + printable(reason));
             ++n_failed;
         }
         bar.update(done, n_embedded + n_failed, path);
@@ -280,6 +371,11 @@ void register_embed(CLI::App & app, int & exit_code) {
                   "reference's processor does (default: a condition is plain text)");
     cmd->add_option("-o,--out", o->out, "the store (SQLite file; created if missing, appended to otherwise)");
     cmd->add_option("--npy", o->npy_dir, "also write this run's settings as .npy files + manifest.json here");
+    cmd->add_option("--max-file-size", o->limits.max_file_bytes,
+                    "refuse image files larger than this many bytes (default 1 GiB; 0: no limit)");
+    cmd->add_option("--max-image-pixels", o->limits.max_pixels,
+                    "refuse images with more pixels than this, from their header (default 178956970, Pillow's "
+                    "decompression-bomb limit; 0: no limit)");
     cmd->callback([o, &exit_code] { exit_code = run_embed(*o); });
 }
 

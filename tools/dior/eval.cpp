@@ -117,14 +117,14 @@ int run_eval(const eval_options & o) {
     std::unique_ptr<store> st;
     if (!o.embedding_dir.empty()) {
         st = store::open(":memory:");
-        if (import_reference_tree(*st, o.embedding_dir, o.pattern) == 0) {
+        if (import_reference_tree(*st, o.embedding_dir, o.pattern).settings == 0) {
             throw error("no setting folder in " + o.embedding_dir + " matches '" + o.pattern + "'");
         }
     } else {
         if (!fs::exists(o.db)) {
             throw error("store not found: " + o.db + " (or give --embedding-dir DIR for the reference's JSON layout)");
         }
-        st = store::open(o.db);
+        st = store::open(o.db, true);
     }
     std::vector<stored_setting> settings;
     for (const auto & s : st->settings()) {
@@ -148,15 +148,23 @@ int run_eval(const eval_options & o) {
 
     std::string csv = "setting,dataset,model_id,prompt_type,condition,layer,token,aspect,images,map_r,prec_1,nmi,ami\n";
     std::map<std::string, std::vector<aspect_labels>> label_cache;
-    size_t                                            n_done = 0;
+    size_t                                            n_done = 0, n_bad = 0;
     for (const auto & s : settings) {
         const std::string name = reference_dir_name(s.s);
         if (!find_dataset(s.s.dataset)) {
             std::fprintf(stderr, "skipped %s: no labels for dataset '%s'\n", name.c_str(), s.s.dataset.c_str());
             continue;
         }
-        std::vector<std::string>   paths;
-        const matrix               x = st->vectors(s.id, &paths);
+        std::vector<std::string> paths;
+        const matrix             x = st->vectors(s.id, &paths);
+        const auto bad = std::find_if(x.data.begin(), x.data.end(), [](float v) { return !std::isfinite(v); });
+        if (bad != x.data.end()) {
+            const size_t row = (size_t)(bad - x.data.begin()) / x.cols;
+            std::fprintf(stderr, "error: %s: the vector of %s holds %s; this setting is not evaluated\n", name.c_str(),
+                         printable(paths[row]).c_str(), std::isnan(*bad) ? "NaN" : "an infinite value");
+            ++n_bad;
+            continue;
+        }
         std::vector<aspect_labels> labels;
         if (s.s.dataset == "cub200") {  // labels come from the image names
             label_sources src = o.labels;
@@ -216,7 +224,7 @@ int run_eval(const eval_options & o) {
     std::ofstream(fs::path(o.out_dir) / "summary.csv") << csv;
     std::fprintf(stderr, "evaluated %zu settings; results in %s (one JSON per setting, summary.csv)\n", n_done,
                  o.out_dir.c_str());
-    return n_done ? exit_ok : exit_fatal;
+    return n_done == 0 ? exit_fatal : n_bad ? exit_partial : exit_ok;
 }
 
 }  // namespace

@@ -129,11 +129,11 @@ void export_json(const store & st, const std::vector<int64_t> & ids, const std::
         const matrix             m   = st.vectors(id, &paths);
         const fs::path           sub = fs::path(dir) / names.at(id);
         make_dir(sub.string());
-        std::set<std::string> stems;
+        std::set<std::string> files;
         for (size_t r = 0; r < m.rows; ++r) {
-            const std::string stem = fs::path(paths[r]).stem().string();
-            if (!stems.insert(stem).second) {
-                throw error("two images named " + stem + " in setting " + names.at(id) +
+            const std::string file = reference_json_name(paths[r]);
+            if (!files.insert(file).second) {
+                throw error("two images named " + file + " in setting " + names.at(id) +
                             ": the reference layout keys files by name; export them separately");
             }
             json emb = json::array();
@@ -141,7 +141,7 @@ void export_json(const store & st, const std::vector<int64_t> & ids, const std::
                 emb.push_back((double)m.data[r * m.cols + c]);  // shortest text that reads back to the same float
             }
             const json j = { { "embedding", emb }, { "prompt", s.prompt }, { "source", s.source } };
-            write_text(sub / (stem + ".json"), j.dump());
+            write_text(sub / file, j.dump());
         }
     }
 }
@@ -166,7 +166,7 @@ void register_export(CLI::App & app, int & exit_code) {
         if (!fs::exists(o->db)) {
             throw error("store not found: " + o->db);
         }
-        auto                 st  = store::open(o->db);
+        auto                 st  = store::open(o->db, true);
         std::vector<int64_t> ids = o->ids;
         if (ids.empty()) {
             for (const auto & s : st->settings()) {

@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fnmatch.h>
 #include <fstream>
@@ -14,61 +15,117 @@ using json   = nlohmann::json;
 
 namespace dior::cli {
 
-size_t import_reference_tree(store & st, const std::string & dir, const std::string & pattern) {
+namespace {
+
+// One vector file of the reference's layout, checked: a non-empty array of numbers that fit a
+// float32. Throws dior::error naming the file.
+std::vector<float> read_embedding(const fs::path & f, json & j) {
+    std::ifstream in(f);
+    if (!in) {
+        throw error(printable(f.string()) + ": cannot read");
+    }
+    try {
+        j = json::parse(in);
+    } catch (const std::exception & e) {
+        throw error(printable(f.string()) + ": not valid JSON (" + e.what() + ")");
+    }
+    if (!j.is_object() || !j.contains("embedding") || !j["embedding"].is_array()) {
+        throw error(printable(f.string()) + ": no \"embedding\" array");
+    }
+    const json & e = j["embedding"];
+    if (e.empty()) {
+        throw error(printable(f.string()) + ": the embedding is empty");
+    }
+    std::vector<float> v;
+    v.reserve(e.size());
+    for (size_t i = 0; i < e.size(); ++i) {
+        if (!e[i].is_number()) {
+            throw error(printable(f.string()) + ": embedding[" + std::to_string(i) + "] is " + e[i].type_name() +
+                        ", not a number");
+        }
+        const double d = e[i].get<double>();
+        const float  x = (float)d;
+        if (!std::isfinite(d) || !std::isfinite(x)) {
+            throw error(printable(f.string()) + ": embedding[" + std::to_string(i) + "] = " + e[i].dump() +
+                        " does not fit a float32");
+        }
+        v.push_back(x);
+    }
+    return v;
+}
+
+}  // namespace
+
+import_result import_reference_tree(store & st, const std::string & dir, const std::string & pattern) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) {
-        throw error("not a folder: " + dir);
+        throw error("not a folder: " + printable(dir));
     }
     std::vector<fs::path> subs;
-    for (const auto & e : fs::directory_iterator(dir)) {
-        if (e.is_directory() && fnmatch(pattern.c_str(), e.path().filename().c_str(), 0) == 0) {
+    for (const auto & e : fs::directory_iterator(dir, ec)) {
+        std::error_code dec;
+        if (e.is_directory(dec) && fnmatch(pattern.c_str(), e.path().filename().c_str(), 0) == 0) {
             subs.push_back(e.path());
         }
     }
+    if (ec) {
+        throw error(printable(dir) + ": cannot list folder (" + ec.message() + ")");
+    }
     std::sort(subs.begin(), subs.end());
-    size_t n_settings = 0;
+    import_result out;
     for (const auto & sub : subs) {
         auto s = parse_reference_dir_name(sub.filename().string());
         if (!s) {
-            std::fprintf(stderr, "skipped %s: not a DIOR setting name\n", sub.string().c_str());
+            std::fprintf(stderr, "skipped %s: not a DIOR setting name\n", printable(sub.string()).c_str());
             continue;
         }
         std::vector<fs::path> files;
-        for (const auto & e : fs::directory_iterator(sub)) {
+        for (const auto & e : fs::directory_iterator(sub, ec)) {
             if (e.path().extension() == ".json") {
                 files.push_back(e.path());
             }
         }
         std::sort(files.begin(), files.end());
-        int64_t id = -1;
-        for (const auto & f : files) {
-            std::ifstream in(f);
-            json          j;
-            try {
-                j = json::parse(in);
-            } catch (const std::exception & e) {
-                throw error(f.string() + ": not valid JSON (" + e.what() + ")");
+        // The whole setting is read and checked first, then written in one transaction: a bad
+        // file leaves no half-imported setting behind.
+        std::vector<store::image_vectors> rows;
+        std::string                       prompt;
+        try {
+            for (const auto & f : files) {
+                json j;
+                auto v = read_embedding(f, j);
+                if (!rows.empty() && v.size() != rows[0].vectors[0].second.size()) {
+                    throw error(printable(f.string()) + ": embedding of width " + std::to_string(v.size()) + ", but " +
+                                printable(files[0].filename().string()) + " has " +
+                                std::to_string(rows[0].vectors[0].second.size()));
+                }
+                if (rows.empty() && j.contains("prompt") && j["prompt"].is_string()) {
+                    prompt = j["prompt"].get<std::string>();
+                }
+                store::image_info info;
+                info.path = f.filename().string();  // the vector file's name, whole (labels are matched by it)
+                rows.push_back({ info, { { 0, std::move(v) } } });
             }
-            if (!j.contains("embedding") || !j["embedding"].is_array()) {
-                throw error(f.string() + ": no \"embedding\" array");
-            }
-            std::vector<float> v;
-            for (const auto & x : j["embedding"]) {
-                v.push_back((float)x.get<double>());
-            }
-            if (id < 0) {
-                s->engine = "imported";
-                s->prompt = j.value("prompt", "");
-                s->n_embd = (int)v.size();
-                id        = st.add_setting(*s);
-                ++n_settings;
-            }
-            store::image_info info;
-            info.path = f.filename().string();  // the vector file's name, whole (labels are matched by it)
-            st.put(info, { { id, std::move(v) } });
+        } catch (const error & e) {
+            std::fprintf(stderr, "error: %s\nnot imported: %s\n", e.what(), printable(sub.filename().string()).c_str());
+            ++out.failed;
+            continue;
         }
+        if (rows.empty()) {
+            continue;
+        }
+        s->engine        = "imported";
+        s->prompt        = prompt;
+        s->n_embd        = (int)rows[0].vectors[0].second.size();
+        const int64_t id = st.add_setting(*s);
+        for (auto & r : rows) {
+            r.vectors[0].first = id;
+        }
+        st.put_all(rows);
+        ++out.settings;
+        out.vectors += rows.size();
     }
-    return n_settings;
+    return out;
 }
 
 void register_import(CLI::App & app, int & exit_code) {
@@ -81,14 +138,31 @@ void register_import(CLI::App & app, int & exit_code) {
     cmd->add_option("--db", o->db, "the store (created if missing)");
     cmd->add_option("--setting-pattern", o->pattern, "only setting folders matching this glob");
     cmd->callback([o, &exit_code] {
-        auto         st = store::open(o->db);
-        const size_t n  = import_reference_tree(*st, o->dir, o->pattern);
-        size_t       v  = 0;
-        for (const auto & s : st->settings()) {
-            v += (size_t)s.n_vectors;
+        std::error_code ec;
+        const bool      existed = fs::exists(o->db, ec);
+        import_result   r;
+        {
+            auto st = store::open(o->db);
+            try {
+                r = import_reference_tree(*st, o->dir, o->pattern);
+            } catch (...) {
+                st.reset();
+                if (!existed) {  // no empty store left behind
+                    for (const char * ext : { "", "-wal", "-shm" }) {
+                        fs::remove(o->db + ext, ec);
+                    }
+                }
+                throw;
+            }
         }
-        std::fprintf(stderr, "imported %zu settings, %zu vectors into %s\n", n, v, o->db.c_str());
-        exit_code = exit_ok;
+        if (r.settings == 0 && !existed) {
+            for (const char * ext : { "", "-wal", "-shm" }) {
+                fs::remove(o->db + ext, ec);
+            }
+        }
+        std::fprintf(stderr, "imported %zu settings, %zu vectors into %s%s\n", r.settings, r.vectors, o->db.c_str(),
+                     r.failed ? (" (" + std::to_string(r.failed) + " settings not imported, see above)").c_str() : "");
+        exit_code = r.settings == 0 ? exit_fatal : r.failed ? exit_partial : exit_ok;
     });
 }
 

@@ -85,12 +85,18 @@ std::vector<std::string> collect_images(const std::vector<std::string> & paths, 
     std::vector<std::string> out;
     for (const auto & p : paths) {
         std::error_code ec;
-        if (fs::is_directory(p, ec)) {
+        if (!p.empty() && fs::is_directory(p, ec)) {
+            // Every entry with an image's name that is not a folder: a dangling link, a link loop or
+            // a FIFO named *.jpg is listed too, and reported on its own line when it is read.
             std::vector<std::string> found;
-            for (const auto & e : fs::directory_iterator(p)) {
-                if (e.is_regular_file() && is_image_name(e.path())) {
+            for (const auto & e : fs::directory_iterator(p, ec)) {
+                std::error_code sec;
+                if (is_image_name(e.path()) && !e.is_directory(sec)) {
                     found.push_back(e.path().string());
                 }
+            }
+            if (ec) {
+                throw error(printable(p) + ": cannot list folder (" + ec.message() + ")");
             }
             std::sort(found.begin(), found.end());
             out.insert(out.end(), found.begin(), found.end());
