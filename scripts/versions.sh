@@ -20,4 +20,6 @@ DEB_PACKAGES=(
   libopenblas-dev=0.3.21+ds-4
   libfaiss-dev=1.7.3-2+b1
   libjpeg62-turbo-dev=1:2.1.5-2
+  zlib1g-dev=1:1.2.13.dfsg-1
+  util-linux=2.38.1-5+deb12u3
 )
