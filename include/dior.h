@@ -300,6 +300,11 @@ std::string sha256_hex(const void * data, size_t size);
 // "cub200-Qwen_Qwen2.5-VL-7B-Instruct-describe-bird_species-num_layer=-1-num_token=-1-embedsrc=input_last".
 std::string reference_dir_name(const setting & s);
 
+// One vector file of that layout ({"embedding": [...], "prompt": ...}), checked: a non-empty array
+// of numbers that fit a float32. Throws dior::error naming `source`; fills *prompt if given.
+std::vector<float> parse_reference_json(const std::string & text, const std::string & source,
+                                        std::string * prompt = nullptr);
+
 // The inverse, for DIOR settings: fills dataset, model_id (as the name spells it: a "/" that
 // became "_" cannot be told apart), prompt_type, condition ("_" back to spaces; an aspect of the
 // dataset registry keeps its own spelling), layer, token and source. nullopt if it does not parse.

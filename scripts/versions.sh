@@ -22,4 +22,5 @@ DEB_PACKAGES=(
   libjpeg62-turbo-dev=1:2.1.5-2
   zlib1g-dev=1:1.2.13.dfsg-1
   util-linux=2.38.1-5+deb12u3
+  clang=1:14.0-55.7~deb12u1
 )

@@ -3,55 +3,19 @@
 #include "commands.h"
 
 #include <algorithm>
-#include <cmath>
 #include <filesystem>
 #include <fnmatch.h>
-#include <fstream>
 #include <memory>
-#include <nlohmann/json.hpp>
 
 namespace fs = std::filesystem;
-using json   = nlohmann::json;
 
 namespace dior::cli {
 
 namespace {
 
-// One vector file of the reference's layout, checked: a non-empty array of numbers that fit a
-// float32. Throws dior::error naming the file.
-std::vector<float> read_embedding(const fs::path & f, json & j) {
-    std::ifstream in(f);
-    if (!in) {
-        throw error(printable(f.string()) + ": cannot read");
-    }
-    try {
-        j = json::parse(in);
-    } catch (const std::exception & e) {
-        throw error(printable(f.string()) + ": not valid JSON (" + e.what() + ")");
-    }
-    if (!j.is_object() || !j.contains("embedding") || !j["embedding"].is_array()) {
-        throw error(printable(f.string()) + ": no \"embedding\" array");
-    }
-    const json & e = j["embedding"];
-    if (e.empty()) {
-        throw error(printable(f.string()) + ": the embedding is empty");
-    }
-    std::vector<float> v;
-    v.reserve(e.size());
-    for (size_t i = 0; i < e.size(); ++i) {
-        if (!e[i].is_number()) {
-            throw error(printable(f.string()) + ": embedding[" + std::to_string(i) + "] is " + e[i].type_name() +
-                        ", not a number");
-        }
-        const double d = e[i].get<double>();
-        const float  x = (float)d;
-        if (!std::isfinite(d) || !std::isfinite(x)) {
-            throw error(printable(f.string()) + ": embedding[" + std::to_string(i) + "] = " + e[i].dump() +
-                        " does not fit a float32");
-        }
-        v.push_back(x);
-    }
-    return v;
+std::string read_text(const fs::path & f) {
+    const auto bytes = read_file(f.string(), (int64_t)1 << 30);
+    return std::string(bytes.begin(), bytes.end());
 }
 
 }  // namespace
@@ -92,15 +56,15 @@ import_result import_reference_tree(store & st, const std::string & dir, const s
         std::string                       prompt;
         try {
             for (const auto & f : files) {
-                json j;
-                auto v = read_embedding(f, j);
+                std::string p;
+                auto        v = parse_reference_json(read_text(f), f.string(), &p);
                 if (!rows.empty() && v.size() != rows[0].vectors[0].second.size()) {
                     throw error(printable(f.string()) + ": embedding of width " + std::to_string(v.size()) + ", but " +
                                 printable(files[0].filename().string()) + " has " +
                                 std::to_string(rows[0].vectors[0].second.size()));
                 }
-                if (rows.empty() && j.contains("prompt") && j["prompt"].is_string()) {
-                    prompt = j["prompt"].get<std::string>();
+                if (rows.empty()) {
+                    prompt = p;
                 }
                 store::image_info info;
                 info.path = f.filename().string();  // the vector file's name, whole (labels are matched by it)
