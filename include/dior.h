@@ -203,6 +203,39 @@ class model {
 std::string engine_version();
 
 // ---------------------------------------------------------------------------------------------
+// Baselines: InDiReCT (SPEC 2)
+// ---------------------------------------------------------------------------------------------
+
+// DimRedRecon: fits U (components x d) on normalised text features x_i (rows of `texts`) so that
+// x -> v = normalize(U x) -> xhat = normalize(U^T v) loses the least mean angle arccos(x . xhat),
+// by full-batch Adam (PyTorch's defaults but lr), keeping the best U and stopping after
+// `patience` iterations without improvement. The arccos is made safe near +-1 by clamping its
+// argument to [-1 + k_dimredrecon_clamp, 1 - k_dimredrecon_clamp] (no gradient beyond).
+constexpr double k_dimredrecon_clamp = 1e-6;
+
+struct dimredrecon_params {
+    int      components = 128;
+    double   lr         = 0.01;
+    int      patience   = 100;
+    int      max_iter   = 100000;  // a bound only; the fit stops on patience long before
+    uint64_t seed       = 0;       // U's initialisation N(0, 0.1^2) when no initial U is given
+};
+
+struct dimredrecon_result {
+    matrix              u;     // the best U
+    std::vector<double> loss;  // the loss at every iteration (before its Adam step)
+    int                 best_iter = 0;
+    double              best_loss = 0;
+};
+
+dimredrecon_result fit_dimredrecon(const matrix & texts, const dimredrecon_params & params = {},
+                                   const matrix * initial_u = nullptr);
+// The mean angle at U; fills the gradient dloss/dU when grad is given.
+double dimredrecon_loss(const matrix & texts, const matrix & u, matrix * grad = nullptr);
+// normalize(U . normalize(image_feature)): InDiReCT's vector of an image.
+std::vector<float> indirect_embed(const matrix & u, const std::vector<float> & image_feature);
+
+// ---------------------------------------------------------------------------------------------
 // Output
 // ---------------------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ cmake --build "$build" -j "${JOBS:-$(nproc)}" --target "${targets[@]/#/fuzz_}" >
 
 for t in "${targets[@]}"; do
   mkdir -p "$build/corpus/$t"
-  echo "[fuzz] $t for ${seconds}s"
+  echo "[fuzz] $t ($([ "$seconds" = 0 ] && echo "until -runs" || echo "${seconds}s"))"
   args=(-max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -artifact_prefix="$build/")
   [ "$seconds" = 0 ] && args=(-rss_limit_mb=2048 -timeout=20 -artifact_prefix="$build/")
   if ! "$build/fuzz_$t" "${args[@]}" "$@" "$build/corpus/$t" "$here/fuzz/corpus/$t" >"$build/$t.log" 2>&1; then

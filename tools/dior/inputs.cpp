@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 
 namespace fs = std::filesystem;
 
@@ -65,10 +65,13 @@ std::string trim(std::string s) {
 }
 
 std::vector<std::string> read_lines(const std::string & path, const char * what) {
-    std::ifstream f(path);
-    if (!f) {
-        throw error(std::string("cannot read ") + what + " " + path);
+    std::vector<uint8_t> bytes;
+    try {
+        bytes = read_file(path, (int64_t)1 << 30);  // a regular file only: a FIFO would block
+    } catch (const error & e) {
+        throw error(std::string("cannot read ") + what + ": " + e.what());
     }
+    std::stringstream        f(std::string(bytes.begin(), bytes.end()));
     std::vector<std::string> out;
     for (std::string line; std::getline(f, line);) {
         line = trim(line);
