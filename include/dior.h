@@ -203,8 +203,25 @@ class model {
 std::string engine_version();
 
 // ---------------------------------------------------------------------------------------------
-// Baselines: InDiReCT (SPEC 2)
+// Baselines: CLIP's tokenizer, InDiReCT (SPEC 2)
 // ---------------------------------------------------------------------------------------------
+
+// CLIP's BPE tokenizer as Hugging Face's CLIPTokenizerFast (the reference's CLIPProcessor) runs it:
+// lower-cased, whitespace collapsed, split into words, byte-level BPE with "</w>" ending each word,
+// <|startoftext|> ... <|endoftext|> around, truncated to max_length (CLIP's context, 77).
+class clip_tokenizer {
+  public:
+    // tokens: the vocabulary in id order; merges: "a b" lines in rank order.
+    clip_tokenizer(const std::vector<std::string> & tokens, const std::vector<std::string> & merges);
+    ~clip_tokenizer();
+    std::vector<int32_t> encode(const std::string & text, size_t max_length = 77) const;
+    int32_t              bos() const;
+    int32_t              eos() const;
+
+  private:
+    struct impl;
+    std::unique_ptr<impl> p_;
+};
 
 // DimRedRecon: fits U (components x d) on normalised text features x_i (rows of `texts`) so that
 // x -> v = normalize(U x) -> xhat = normalize(U^T v) loses the least mean angle arccos(x . xhat),
