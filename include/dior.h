@@ -203,7 +203,7 @@ class model {
 std::string engine_version();
 
 // ---------------------------------------------------------------------------------------------
-// Baselines: CLIP's tokenizer, InDiReCT (SPEC 2)
+// Baselines: CLIP (tokenizer, model) and InDiReCT (SPEC 2)
 // ---------------------------------------------------------------------------------------------
 
 // CLIP's BPE tokenizer as Hugging Face's CLIPTokenizerFast (the reference's CLIPProcessor) runs it:
@@ -221,6 +221,34 @@ class clip_tokenizer {
   private:
     struct impl;
     std::unique_ptr<impl> p_;
+};
+
+// CLIP (SPEC 2), both towers and projections on ggml, from one GGUF written by
+// tools/convert-clip/convert_clip_to_gguf.py: get_image_features / get_text_features of Hugging
+// Face's CLIPModel, unnormalised, with the preprocessing of the reference's CLIPProcessor.
+struct clip_params {
+    std::string path;           // the GGUF
+    int         n_threads = 0;  // 0: all hardware threads
+};
+
+class clip_model {
+  public:
+    static std::unique_ptr<clip_model> load(const clip_params & params);  // dior::error naming the file
+    virtual ~clip_model() = default;
+
+    virtual int                    projection_dim() const = 0;  // width of both feature kinds
+    virtual int                    image_size() const     = 0;  // the vision tower's input side
+    virtual std::string            name() const           = 0;  // the model id recorded at conversion
+    virtual const clip_tokenizer & tokenizer() const      = 0;
+
+    // CLIPImageProcessor (slow, as the reference's AutoProcessor picks for CLIP): shortest edge
+    // resized with Pillow's bicubic, centre crop, rescale and normalize; planar (3, H, W) float32.
+    virtual std::vector<float> preprocess(const image & img) const                           = 0;
+    virtual std::vector<float> image_features(const image & img)                             = 0;
+    virtual std::vector<float> image_features_from_pixels(const std::vector<float> & pixels) = 0;
+    // Tokenized (77 at most) and pooled at the first end-of-text token, as CLIPTextModel does.
+    virtual std::vector<float> text_features(const std::string & text)                  = 0;
+    virtual std::vector<float> text_features_from_ids(const std::vector<int32_t> & ids) = 0;
 };
 
 // DimRedRecon: fits U (components x d) on normalised text features x_i (rows of `texts`) so that

@@ -7,31 +7,22 @@ Writes OUT_DIR/tokens.txt (the vocabulary in id order), OUT_DIR/merges.txt (one 
 order) and OUT_DIR/cases.json ([{"text": ..., "ids": [...]}], truncated to 77 as the reference).
 Usage: python clip_tokenizer.py DATA_REFERENCE_DIR OUT_DIR
 """
-import gzip
-import importlib.util
 import json
 import os
 import sys
 
-from transformers import CLIPTokenizerFast
-from transformers.models.clip.tokenization_clip import bytes_to_unicode
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torchvision_cpu  # noqa: E402,F401  (before transformers)
+from clip_vocab import clip_vocab, write_hf_files  # noqa: E402
+from transformers import CLIPTokenizerFast  # noqa: E402
 
 
 def main(ref_dir, out):
     os.makedirs(out, exist_ok=True)
-    pkg = os.path.dirname(importlib.util.find_spec("open_clip").origin)
-    with gzip.open(os.path.join(pkg, "bpe_simple_vocab_16e6.txt.gz")) as f:
-        lines = f.read().decode("utf-8").split("\n")
-    merges = lines[1:49152 - 256 - 2 + 1]  # as open_clip's SimpleTokenizer and OpenAI's CLIP read it
-    vocab = list(bytes_to_unicode().values())
-    vocab = vocab + [v + "</w>" for v in vocab] + ["".join(m.split()) for m in merges]
-    vocab += ["<|startoftext|>", "<|endoftext|>"]
-    assert len(vocab) == 49408
-    with open(os.path.join(out, "vocab.json"), "w", encoding="utf-8") as f:
-        json.dump({t: i for i, t in enumerate(vocab)}, f, ensure_ascii=False)
-    with open(os.path.join(out, "merges.hf.txt"), "w", encoding="utf-8") as f:
-        f.write("#version: 0.2\n" + "\n".join(merges) + "\n")
-    tok = CLIPTokenizerFast(vocab_file=os.path.join(out, "vocab.json"), merges_file=os.path.join(out, "merges.hf.txt"))
+    vocab, merges = clip_vocab()
+    vocab_file, merges_file = write_hf_files(out)
+    os.replace(merges_file, os.path.join(out, "merges.hf.txt"))
+    tok = CLIPTokenizerFast(vocab_file=vocab_file, merges_file=os.path.join(out, "merges.hf.txt"))
     with open(os.path.join(out, "tokens.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(vocab) + "\n")
     with open(os.path.join(out, "merges.txt"), "w", encoding="utf-8") as f:
