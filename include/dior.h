@@ -308,9 +308,12 @@ struct setting {
     int                        token          = -1;
     int                        image_max_size = 700;
     std::string                positions      = "sequential";
-    std::string                source         = "input_last";
-    std::string                engine_options;  // e.g. "kv=f32 fa=0"
-    int                        n_embd = 0;
+    // The method that made the vectors: "input_last" (DIOR), "clip", "indirect" (CLIP features
+    // projected by a U fitted on the condition's texts), as the reference names its sources.
+    std::string source = "input_last";
+    std::string engine_options;  // e.g. "kv=f32 fa=0"
+    int         n_embd     = 0;
+    int         components = 0;  // InDiReCT: the rows of U (the reference's num_components)
     // informational, not part of the identity
     std::string model_path, mmproj_path;
 };
@@ -389,6 +392,43 @@ std::vector<float> parse_reference_json(const std::string & text, const std::str
 std::optional<setting> parse_reference_dir_name(const std::string & name);
 
 // ---------------------------------------------------------------------------------------------
+// Methods: DIOR, CLIP, InDiReCT behind one interface
+// ---------------------------------------------------------------------------------------------
+
+// A method turns one image into the vectors of its settings. Listing, the store, resume,
+// progress, export, import and evaluation are written once around this interface (dior embed);
+// the setting's `source` records which method made a vector.
+class method {
+  public:
+    virtual ~method() = default;
+    // The settings this method fills, over `base` (dataset, model identity, engine build, image
+    // size limit and engine options already set by the caller).
+    virtual std::vector<setting> settings(const setting & base) const = 0;
+    // The vectors of one image for settings()[i], for each i in `which` (in that order).
+    virtual std::vector<std::vector<float>> embed(const image & img, const std::vector<size_t> & which) = 0;
+};
+
+// DIOR: one setting per (condition, layer); the image prefix computed once for all conditions.
+std::unique_ptr<method> make_dior_method(model & m, std::vector<std::optional<std::string>> conditions,
+                                         const embed_params & params);
+// CLIP: one setting, the unnormalised get_image_features vector.
+std::unique_ptr<method> make_clip_method(clip_model & m);
+
+// InDiReCT's condition texts of one (dataset, aspect): the template filled with every item.
+struct indirect_texts {
+    std::string              dataset, key, aspect;  // e.g. "movie_posters", "genre", "movie genre"
+    std::string              source;                // e.g. "a poster of a {item} movie (21 items)"
+    std::vector<std::string> texts;
+};
+// Reads the reference's layout ({"configs": [{"dataset", "aspect", "template", "items"}]}, as
+// data/reference/indirect_texts.json ships it); dior::error naming the file.
+std::vector<indirect_texts> load_indirect_texts(const std::string & path);
+// InDiReCT: one setting per aspect, U fitted (DimRedRecon) on the aspect's normalised CLIP text
+// features when the method is made.
+std::unique_ptr<method> make_indirect_method(clip_model & m, const std::vector<indirect_texts> & aspects,
+                                             const dimredrecon_params & params);
+
+// ---------------------------------------------------------------------------------------------
 // Datasets (the reference's five; SPEC section 3)
 // ---------------------------------------------------------------------------------------------
 
@@ -399,6 +439,12 @@ struct dataset_info {
 
 const std::vector<dataset_info> & datasets();
 const dataset_info *              find_dataset(const std::string & name);  // nullptr if unknown
+
+// InDiReCT's aspect keys, as the reference's texts and folder names spell them: ("movie_posters",
+// "movie genre") <-> "genre", ("deepfashion", "texture type") <-> "texture"; other aspects with
+// spaces <-> underscores.
+std::string indirect_aspect_key(const std::string & dataset, const std::string & aspect);
+std::string indirect_aspect_name(const std::string & dataset, const std::string & key);
 
 // The images of a dataset folder as the reference lists them: the folder's own files (not
 // recursive) ending in .png, .jpg, .jpeg, .bmp or .gif (any case), sorted by name.

@@ -55,12 +55,44 @@ std::string unescape_name(const std::string & text) {
 }  // namespace
 
 std::string reference_dir_name(const setting & s) {
-    return s.dataset + "-" + replace_all(s.model_id, '/', '_') + "-" + s.prompt_type + "-" +
+    const std::string model = replace_all(s.model_id, '/', '_');
+    if (s.source == "clip") {
+        return s.dataset + "-" + model + "-embedsrc=clip";
+    }
+    if (s.source == "indirect") {
+        return s.dataset + "-" + model + "-indirect-" +
+               escape_name(indirect_aspect_key(s.dataset, s.condition.value_or(""))) +
+               "-num_components=" + std::to_string(s.components);
+    }
+    return s.dataset + "-" + model + "-" + s.prompt_type + "-" +
            (s.condition ? escape_name(replace_all(*s.condition, ' ', '_')) : std::string("None")) +
            "-num_layer=" + std::to_string(s.layer) + "-num_token=" + std::to_string(s.token) + "-embedsrc=" + s.source;
 }
 
 std::optional<setting> parse_reference_dir_name(const std::string & name) {
+    static const std::regex clip_re(R"(^([^-]+)-(.+)-embedsrc=clip$)");
+    static const std::regex indirect_re(R"(^([^-]+)-(.+)-indirect-(.+)-num_components=(\d+)$)");
+    std::smatch             cm;
+    if (std::regex_match(name, cm, indirect_re)) {
+        setting s;
+        s.dataset     = cm[1].str();
+        s.model_id    = cm[2].str();
+        s.prompt_type = "";
+        s.positions   = "";
+        s.source      = "indirect";
+        s.condition   = indirect_aspect_name(s.dataset, unescape_name(cm[3].str()));
+        s.components  = std::stoi(cm[4].str());
+        return s;
+    }
+    if (std::regex_match(name, cm, clip_re)) {
+        setting s;
+        s.dataset     = cm[1].str();
+        s.model_id    = cm[2].str();
+        s.prompt_type = "";
+        s.positions   = "";
+        s.source      = "clip";
+        return s;
+    }
     static const std::regex re(
         R"(^([^-]+)-(.+)-(describe|express|summarize|capture|convey|depict|describe_unconstraint)-(.+)-num_layer=(-?\d+)-num_token=(-?\d+)-embedsrc=([A-Za-z_]+)$)");
     std::smatch m;

@@ -33,7 +33,8 @@ const char * k_corrupt_hint =
     "copy or start a new store)";
 
 // The schema this build reads and writes (PRAGMA user_version). 1: the first layout (stores before
-// the version was kept say so in meta.schema); 2: images also record their modification time.
+// the version was kept say so in meta.schema); 2: images also record their modification time,
+// settings the InDiReCT components.
 constexpr int k_schema_version = 2;
 
 std::string hint_for(int rc) {
@@ -56,6 +57,7 @@ CREATE TABLE IF NOT EXISTS settings(
     engine TEXT NOT NULL, prompt_type TEXT NOT NULL, condition TEXT, prompt TEXT NOT NULL,
     layer INTEGER NOT NULL, token INTEGER NOT NULL, image_max_size INTEGER NOT NULL, positions TEXT NOT NULL,
     source TEXT NOT NULL, engine_options TEXT NOT NULL, n_embd INTEGER NOT NULL,
+    components INTEGER NOT NULL DEFAULT 0,
     model_path TEXT, mmproj_path TEXT, created TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
 CREATE TABLE IF NOT EXISTS images(
     id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, sha256 TEXT, bytes INTEGER, width INTEGER, height INTEGER,
@@ -78,7 +80,8 @@ std::string identity(const setting & s) {
     return s.dataset + sep + s.model_id + sep + s.model_sha256 + sep + s.mmproj_sha256 + sep + s.engine + sep +
            s.prompt_type + sep + (s.condition ? "c:" + *s.condition : "none") + sep + s.prompt + sep +
            std::to_string(s.layer) + sep + std::to_string(s.token) + sep + std::to_string(s.image_max_size) + sep +
-           s.positions + sep + s.source + sep + s.engine_options + sep + std::to_string(s.n_embd);
+           s.positions + sep + s.source + sep + s.engine_options + sep + std::to_string(s.n_embd) +
+           (s.components ? sep + "k=" + std::to_string(s.components) : std::string());
 }
 
 class statement {
@@ -189,7 +192,9 @@ class sqlite_store final : public store {
                 exec("PRAGMA journal_mode=WAL");
                 exec("PRAGMA synchronous=NORMAL");  // in WAL mode: durable across process crashes
                 exec("PRAGMA foreign_keys=ON");
-                migrate(version);
+                if (version < k_schema_version) {
+                    migrate(version);
+                }
             }
         } catch (const error & e) {
             sqlite3_close(db_);
@@ -239,13 +244,13 @@ class sqlite_store final : public store {
         statement ins(db_,
                       "INSERT INTO settings(identity, dataset, model_id, model_sha256, mmproj_sha256, engine, "
                       "prompt_type, condition, prompt, layer, token, image_max_size, positions, source, "
-                      "engine_options, n_embd, model_path, mmproj_path) "
-                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                      "engine_options, n_embd, model_path, mmproj_path, components) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
         ins.bind(1, id).bind(2, s.dataset).bind(3, s.model_id).bind(4, s.model_sha256).bind(5, s.mmproj_sha256);
         ins.bind(6, s.engine).bind(7, s.prompt_type).bind(8, s.condition).bind(9, s.prompt);
         ins.bind(10, (int64_t)s.layer).bind(11, (int64_t)s.token).bind(12, (int64_t)s.image_max_size);
         ins.bind(13, s.positions).bind(14, s.source).bind(15, s.engine_options).bind(16, (int64_t)s.n_embd);
-        ins.bind(17, s.model_path).bind(18, s.mmproj_path);
+        ins.bind(17, s.model_path).bind(18, s.mmproj_path).bind(19, (int64_t)s.components);
         ins.step();
         return sqlite3_last_insert_rowid(db_);
     }
@@ -254,7 +259,7 @@ class sqlite_store final : public store {
         statement                   q(db_,
                                       "SELECT s.id, dataset, model_id, model_sha256, mmproj_sha256, engine, prompt_type, condition, "
                                                         "prompt, layer, token, image_max_size, positions, source, engine_options, n_embd, model_path, "
-                                                        "mmproj_path, (SELECT count(*) FROM vectors v WHERE v.setting_id = s.id) "
+                                                        "mmproj_path, (SELECT count(*) FROM vectors v WHERE v.setting_id = s.id), components "
                                                         "FROM settings s ORDER BY s.id");
         std::vector<stored_setting> out;
         while (q.step()) {
@@ -278,6 +283,7 @@ class sqlite_store final : public store {
             r.s.model_path     = q.text(16);
             r.s.mmproj_path    = q.text(17);
             r.n_vectors        = q.integer(18);
+            r.s.components     = (int)q.integer(19);
             out.push_back(std::move(r));
         }
         return out;
@@ -505,6 +511,7 @@ class sqlite_store final : public store {
         transaction tx(*this);
         if (version == 1) {
             exec("ALTER TABLE images ADD COLUMN mtime_ns INTEGER");
+            exec("ALTER TABLE settings ADD COLUMN components INTEGER NOT NULL DEFAULT 0");
         }
         exec(k_schema);
         exec(("PRAGMA user_version = " + std::to_string(k_schema_version)).c_str());

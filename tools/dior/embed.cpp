@@ -52,6 +52,11 @@ struct embed_options {
     std::string              out            = "embeddings.db";
     std::string              npy_dir;
     image_limits             limits;
+    std::string              method = "dior";
+    std::string              clip_model;
+    std::string              indirect_texts = DIOR_DATA_DIR "/reference/indirect_texts.json";
+    int                      components     = 128;
+    uint64_t                 indirect_seed  = 0;
 };
 
 // Name of an ad-hoc run's image set: --name, else the folder's name, else "images".
@@ -174,48 +179,77 @@ int run_embed(const embed_options & o) {
     }
 
     // --- the model first: a missing or broken model fails before anything is written ---------
-    auto m = model::load(o.model.resolved());
-
-    embed_params ep;
-    ep.prompt        = *ptype;
-    ep.layers        = parse_layers(o.layers, *m);
-    ep.token         = o.token;
-    ep.position      = o.positions_name == "native" ? positions::native : positions::sequential;
-    ep.reuse_prefix  = !o.no_reuse;
-    ep.parse_special = o.parse_special;
-    m->resolve_layers(ep.layers);  // validates
-    check_context(*m, ep, conditions, o);
-
-    auto st = store::open(o.out);
-
-    // --- one setting per (condition, layer) ------------------------------------------------
     setting base;
     base.dataset        = run_name(o);
-    base.model_id       = o.model_id.empty() ? fs::path(o.model.params.model_path).stem().string() : o.model_id;
-    base.model_sha256   = st->file_sha256(o.model.params.model_path);
-    base.mmproj_sha256  = st->file_sha256(o.model.params.mmproj_path);
     base.engine         = engine_version();
-    base.prompt_type    = prompt_type_name(*ptype);
-    base.token          = o.token;
     base.image_max_size = o.image_max_size;
-    base.positions      = o.positions_name;
-    base.engine_options = o.model.engine_options() + (o.parse_special ? " special=parse" : "");
-    base.n_embd         = m->n_embd();
-    base.model_path     = fs::absolute(o.model.params.model_path).string();
-    base.mmproj_path    = fs::absolute(o.model.params.mmproj_path).string();
 
-    std::vector<std::vector<int64_t>> ids(conditions.size());  // ids[c][l]
-    std::vector<int64_t>              all_ids;
-    for (size_t c = 0; c < conditions.size(); ++c) {
-        for (int layer : ep.layers) {
-            setting s   = base;
-            s.condition = conditions[c];
-            s.prompt    = instruction(*ptype, conditions[c]);
-            s.layer     = layer;
-            ids[c].push_back(st->add_setting(s));
-            all_ids.push_back(ids[c].back());
+    std::unique_ptr<model>      m;     // DIOR
+    std::unique_ptr<clip_model> clip;  // CLIP, InDiReCT
+    std::unique_ptr<method>     meth;
+    std::string                 weights[2];  // the files whose hashes identify the model
+    if (o.method == "dior") {
+        if (o.model.params.model_path.empty() || o.model.params.mmproj_path.empty()) {
+            throw error("the DIOR method needs -m MODEL.gguf and --mmproj MMPROJ.gguf");
         }
+        m = model::load(o.model.resolved());
+        embed_params ep;
+        ep.prompt        = *ptype;
+        ep.layers        = parse_layers(o.layers, *m);
+        ep.token         = o.token;
+        ep.position      = o.positions_name == "native" ? positions::native : positions::sequential;
+        ep.reuse_prefix  = !o.no_reuse;
+        ep.parse_special = o.parse_special;
+        m->resolve_layers(ep.layers);  // validates
+        check_context(*m, ep, conditions, o);
+        meth                = make_dior_method(*m, conditions, ep);
+        base.model_id       = o.model_id.empty() ? fs::path(o.model.params.model_path).stem().string() : o.model_id;
+        base.engine_options = o.model.engine_options() + (o.parse_special ? " special=parse" : "");
+        weights[0]          = o.model.params.model_path;
+        weights[1]          = o.model.params.mmproj_path;
+    } else if (o.method == "clip" || o.method == "indirect") {
+        if (o.clip_model.empty()) {
+            throw error("the " + o.method + " method needs --clip-model CLIP.gguf (tools/convert-clip converts one)");
+        }
+        clip          = clip_model::load({ o.clip_model, o.model.params.n_threads });
+        base.model_id = o.model_id.empty() ? clip->name() : o.model_id;
+        weights[0]    = o.clip_model;
+        if (o.method == "clip") {
+            meth = make_clip_method(*clip);
+        } else {
+            std::vector<indirect_texts> aspects;
+            for (auto & t : load_indirect_texts(o.indirect_texts)) {
+                if (t.dataset == base.dataset) {
+                    aspects.push_back(std::move(t));
+                }
+            }
+            if (aspects.empty()) {
+                throw error(
+                    printable(o.indirect_texts) + " has no InDiReCT texts for '" + base.dataset +
+                    "'; pass --indirect-texts FILE with a config for it (see data/reference/indirect_texts.json)");
+            }
+            dimredrecon_params dp;
+            dp.components = o.components;
+            dp.seed       = o.indirect_seed;
+            meth          = make_indirect_method(*clip, aspects, dp);
+        }
+    } else {
+        throw error("--method " + o.method + ": use dior, clip or indirect");
     }
+
+    auto st            = store::open(o.out);
+    base.model_sha256  = st->file_sha256(weights[0]);
+    base.mmproj_sha256 = weights[1].empty() ? std::string() : st->file_sha256(weights[1]);
+    base.model_path    = fs::absolute(weights[0]).string();
+    base.mmproj_path   = weights[1].empty() ? std::string() : fs::absolute(weights[1]).string();
+
+    // --- the method's settings ---------------------------------------------------------------
+    const std::vector<setting> settings = meth->settings(base);
+    std::vector<int64_t>       all_ids;
+    for (const auto & s : settings) {
+        all_ids.push_back(st->add_setting(s));
+    }
+    const int width = settings.empty() ? 0 : settings[0].n_embd;
 
     // --- the images ------------------------------------------------------------------------
     g_interrupted = 0;
@@ -256,16 +290,11 @@ int run_embed(const embed_options & o) {
                 bar.update(done, n_embedded + n_failed, path);
                 continue;
             }
-            // Only the conditions that still miss a layer are computed.
-            std::vector<std::optional<std::string>> todo;
-            std::vector<size_t>                     todo_index;
-            for (size_t c = 0; c < conditions.size(); ++c) {
-                for (int64_t id : ids[c]) {
-                    if (std::find(missing.begin(), missing.end(), id) != missing.end()) {
-                        todo.push_back(conditions[c]);
-                        todo_index.push_back(c);
-                        break;
-                    }
+            // Only the settings that still miss a vector are computed.
+            std::vector<size_t> which;
+            for (size_t i = 0; i < all_ids.size(); ++i) {
+                if (std::find(missing.begin(), missing.end(), all_ids[i]) != missing.end()) {
+                    which.push_back(i);
                 }
             }
             struct stat sb {};
@@ -273,14 +302,12 @@ int run_embed(const embed_options & o) {
             if (bytes.empty()) {
                 bytes = read_file(path, o.limits.max_file_bytes);
             }
-            const image img = decode_image(bytes.data(), bytes.size(), path, o.image_max_size, o.limits);
-            const auto  res = m->embed(img, todo, ep);
+            const image img     = decode_image(bytes.data(), bytes.size(), path, o.image_max_size, o.limits);
+            const auto  vectors = meth->embed(img, which);
 
             std::vector<std::pair<int64_t, std::vector<float>>> rows;
-            for (size_t k = 0; k < res.size(); ++k) {
-                for (size_t l = 0; l < ep.layers.size(); ++l) {
-                    rows.emplace_back(ids[todo_index[k]][l], res[k].vectors[l]);
-                }
+            for (size_t k = 0; k < which.size(); ++k) {
+                rows.emplace_back(all_ids[which[k]], vectors[k]);
             }
             store::image_info info{
                 path,       sha256_hex(bytes.data(), bytes.size()), (int64_t)bytes.size(), img.width,
@@ -312,11 +339,16 @@ int run_embed(const embed_options & o) {
 
     const double secs = bar.seconds();
     std::fprintf(stderr,
-                 "%zu images: %zu embedded, %zu skipped (already stored), %zu failed%s; %zu conditions x %zu layers "
-                 "(width %d); %.1f s, %.2f img/s\nstore: %s\n",
+                 "%zu images: %zu embedded, %zu skipped (already stored), %zu failed%s; %s (width %d); %.1f s, "
+                 "%.2f img/s\nstore: %s\n",
                  images.size(), n_embedded, n_skipped, n_failed,
-                 n_failed ? (" (reasons: dior status --db " + o.out + ")").c_str() : "", conditions.size(),
-                 ep.layers.size(), m->n_embd(), secs, secs > 0 ? (double)n_embedded / secs : 0.0, o.out.c_str());
+                 n_failed ? (" (reasons: dior status --db " + o.out + ")").c_str() : "",
+                 o.method == "dior"
+                     ? (std::to_string(conditions.size()) + " conditions x " +
+                        std::to_string(settings.size() / std::max<size_t>(1, conditions.size())) + " layers")
+                           .c_str()
+                     : (std::to_string(settings.size()) + " settings (" + o.method + ")").c_str(),
+                 width, secs, secs > 0 ? (double)n_embedded / secs : 0.0, o.out.c_str());
     if (stopped_by) {
         std::fprintf(stderr,
                      "interrupted (%s) after %zu of %zu images; everything embedded so far is stored. Run the same "
@@ -371,6 +403,14 @@ void register_embed(CLI::App & app, int & exit_code) {
                   "reference's processor does (default: a condition is plain text)");
     cmd->add_option("-o,--out", o->out, "the store (SQLite file; created if missing, appended to otherwise)");
     cmd->add_option("--npy", o->npy_dir, "also write this run's settings as .npy files + manifest.json here");
+    cmd->add_option("--method", o->method,
+                    "dior (default), clip (the CLIP baseline) or indirect (InDiReCT: CLIP + a projection fitted "
+                    "on each aspect's texts)");
+    cmd->add_option("--clip-model", o->clip_model, "CLIP GGUF for --method clip / indirect (tools/convert-clip)");
+    cmd->add_option("--indirect-texts", o->indirect_texts,
+                    "InDiReCT condition texts, as data/reference/indirect_texts.json (default: the reference's)");
+    cmd->add_option("--components", o->components, "InDiReCT: rows of the fitted projection (default 128)");
+    cmd->add_option("--indirect-seed", o->indirect_seed, "InDiReCT: seed of the projection's initialisation");
     cmd->add_option("--max-file-size", o->limits.max_file_bytes,
                     "refuse image files larger than this many bytes (default 1 GiB; 0: no limit)");
     cmd->add_option("--max-image-pixels", o->limits.max_pixels,

@@ -140,7 +140,14 @@ void export_json(const store & st, const std::vector<int64_t> & ids, const std::
             for (size_t c = 0; c < m.cols; ++c) {
                 emb.push_back((double)m.data[r * m.cols + c]);  // shortest text that reads back to the same float
             }
-            const json j = { { "embedding", emb }, { "prompt", s.prompt }, { "source", s.source } };
+            json j = { { "embedding", emb }, { "source", s.source } };
+            if (s.source == "indirect") {  // the reference's InDiReCT files
+                j["clip_model"]     = s.model_id;
+                j["num_components"] = s.components;
+                j["aspect"]         = indirect_aspect_key(s.dataset, s.condition.value_or(""));
+            } else if (s.source != "clip") {
+                j["prompt"] = s.prompt;
+            }
             write_text(sub / file, j.dump());
         }
     }
