@@ -450,3 +450,88 @@ TEST_F(Cli, EvalLabelsEveryDeepfashionNameAndReportsUnlabeledImages) {
 }
 
 }  // namespace
+
+namespace {
+
+// The CLIP and InDiReCT baselines in the same pipeline: dior embed --method clip / indirect on a
+// dataset folder with a tiny CLIP converted by tools/convert-clip (tests/oracle/hf_clip.py), then
+// dior eval scores them and export names them as the reference does.
+TEST_F(Cli, ClipAndIndirectBaselinesRunStoreExportAndEvaluate) {
+    const fs::path ds = dir_ / "datasets" / "deepfashion";
+    fs::create_directories(ds);
+    std::ifstream meta(std::string(DIOR_TEST_SOURCE_DIR) + "/data/reference/deepfashion_metadata.csv");
+    std::string   line;
+    std::getline(meta, line);
+    for (int i = 0; i < 10 && std::getline(meta, line); ++i) {
+        const std::string file = line.substr(0, line.find(','));
+        dior::test::write_bmp((ds / file).string(), 48 + i, 40, dior::test::pattern_rgb(48 + i, 40, i));
+    }
+    const std::string clip = std::string(DIOR_TEST_DATA_DIR) + "/hf-clip/quick/f32.gguf";
+    const std::string args = "embed --dataset deepfashion --datasets-dir " + (dir_ / "datasets").string() +
+                             " --clip-model " + clip + " -t 2 -o " + db();
+    auto r = run(args + " --method clip");
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(
+        r.output.find("10 images: 10 embedded, 0 skipped (already stored), 0 failed; 1 settings (clip) (width 16)"),
+        std::string::npos)
+        << r.output;
+    r = run(args + " --method indirect --components 8");
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("4 settings (indirect) (width 8)"), std::string::npos) << r.output;
+    r = run(args + " --method indirect --components 8");  // resumes: nothing to do
+    EXPECT_NE(r.output.find("10 images: 0 embedded, 10 skipped"), std::string::npos) << r.output;
+
+    ASSERT_EQ(run("export --db " + db() + " --json " + (dir_ / "json").string()).status, 0);
+    const fs::path clip_dir = dir_ / "json" / "deepfashion-tiny_clip-quick-embedsrc=clip";
+    const fs::path fit_dir  = dir_ / "json" / "deepfashion-tiny_clip-quick-indirect-fit-num_components=8";
+    ASSERT_TRUE(fs::is_directory(clip_dir));
+    ASSERT_TRUE(fs::is_directory(fit_dir));
+    const nlohmann::json c = read_json(clip_dir / "Floral_Print_Shirt_Dress-img_00000065.json");
+    EXPECT_EQ(c["source"], "clip");
+    EXPECT_EQ(c["embedding"].size(), 16u);
+    const nlohmann::json f = read_json(fit_dir / "Floral_Print_Shirt_Dress-img_00000065.json");
+    EXPECT_EQ(f["source"], "indirect");
+    EXPECT_EQ(f["aspect"], "fit");
+    EXPECT_EQ(f["num_components"], 8);
+    EXPECT_EQ(f["clip_model"], "tiny/clip-quick");
+    double n = 0;
+    for (const auto & v : f["embedding"]) {
+        n += v.get<double>() * v.get<double>();
+    }
+    EXPECT_NEAR(n, 1.0, 1e-5);  // InDiReCT vectors are normalised; CLIP's are not
+
+    r = run("eval --db " + db() + " -o " + (dir_ / "res").string());
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("evaluated 5 settings"), std::string::npos) << r.output;
+    const nlohmann::json e =
+        read_json(dir_ / "res" / "deepfashion-tiny_clip-quick-indirect-texture-num_components=8.json");
+    EXPECT_EQ(e["aspect"], "texture type");
+    EXPECT_EQ(e["results"].size(), 4u);
+    EXPECT_EQ(e["results"]["texture type"]["images"], 10);
+    // The reference's JSON tree of the same vectors scores the same (its names spell the model id
+    // with "_" for "/").
+    ASSERT_EQ(run("eval --embedding-dir " + (dir_ / "json").string() + " -o " + (dir_ / "res2").string()).status, 0);
+    std::string csv = read_bytes(dir_ / "res" / "summary.csv");
+    for (size_t at = csv.find("tiny/clip"); at != std::string::npos; at = csv.find("tiny/clip", at)) {
+        csv[at + 4] = '_';
+    }
+    EXPECT_EQ(read_bytes(dir_ / "res2" / "summary.csv"), csv);
+
+    // Texts for an ad-hoc folder: a file in the reference's layout.
+    dior::test::write_file((dir_ / "texts.json").string(),
+                           R"({"configs": [{"dataset": "images", "aspect": "mood", "template": "a {item} picture",)"
+                           R"( "items": ["happy", "sad", "calm"]}]})");
+    r = run("embed --method indirect --components 4 --clip-model " + clip + " --indirect-texts " +
+            (dir_ / "texts.json").string() + " " + (dir_ / "images").string() + " -o " + db());
+    ASSERT_EQ(r.status, 0) << r.output;
+    const nlohmann::json s = read_json(dir_ / "res" / "deepfashion-tiny_clip-quick-embedsrc=clip.json");
+    EXPECT_EQ(s["results"].size(), 4u);  // CLIP has no condition: every aspect, none first
+    r = run("embed --method indirect --clip-model " + clip + " " + (dir_ / "images").string() + " -o " + db());
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_NE(r.output.find("has no InDiReCT texts for 'images'"), std::string::npos) << r.output;
+    r = run("embed --method clip " + (dir_ / "images").string() + " -o " + db());
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_NE(r.output.find("needs --clip-model"), std::string::npos) << r.output;
+}
+
+}  // namespace
