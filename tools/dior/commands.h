@@ -63,5 +63,6 @@ void register_import(CLI::App & app, int & exit_code);
 void register_status(CLI::App & app, int & exit_code);
 void register_eval(CLI::App & app, int & exit_code);
 void register_bench_eval(CLI::App & app, int & exit_code);
+void register_bench_clip(CLI::App & app, int & exit_code);
 
 }  // namespace dior::cli

@@ -14,6 +14,7 @@ int main(int argc, char ** argv) {
     dior::cli::register_status(app, exit_code);
     dior::cli::register_eval(app, exit_code);
     dior::cli::register_bench_eval(app, exit_code);
+    dior::cli::register_bench_clip(app, exit_code);
 
     try {
         app.parse(argc, argv);
