@@ -227,8 +227,9 @@ class clip_tokenizer {
 // tools/convert-clip/convert_clip_to_gguf.py: get_image_features / get_text_features of Hugging
 // Face's CLIPModel, unnormalised, with the preprocessing of the reference's CLIPProcessor.
 struct clip_params {
-    std::string path;           // the GGUF
-    int         n_threads = 0;  // 0: all hardware threads
+    std::string path;              // the GGUF
+    int         n_threads = 0;     // 0: all hardware threads (CPU)
+    bool        use_gpu   = true;  // the best device of the ggml build; false: the CPU
 };
 
 class clip_model {

@@ -7,7 +7,8 @@
 //          end-of-text token -> text projection
 //   encoder layer: x += attn(LN1(x)); x += fc2(act(fc1(LN2(x)))), act = quick_gelu or gelu (erf)
 //
-// Everything runs in f32 on the weights' own types (f32, f16 or Q8_0 matrices). Activations are
+// It runs on the best device of the ggml build (the CPU here; a GPU in a CUDA, Vulkan or Metal
+// build), in f32 on the weights' own types (f32, f16 or Q8_0 matrices). Activations are
 // composed from exact f32 ops: ggml's gelu_quick goes through an f16 table.
 #include "dior.h"
 #include "ggml-alloc.h"
@@ -290,13 +291,16 @@ class clip_impl final : public clip_model {
     }
 
     void load_weights() {
-        backend_ = ggml_backend_cpu_init();
+        // The best device of this ggml build (a GPU in a CUDA / Vulkan / Metal build), else the CPU.
+        backend_ = params_.use_gpu ? ggml_backend_init_best() : ggml_backend_cpu_init();
         if (!backend_) {
-            throw error("CLIP: cannot start ggml's CPU backend");
+            throw error("CLIP: cannot start a ggml backend");
         }
-        const int n_threads =
-            params_.n_threads > 0 ? params_.n_threads : (int)std::max(1u, std::thread::hardware_concurrency());
-        ggml_backend_cpu_set_n_threads(backend_, n_threads);
+        if (ggml_backend_is_cpu(backend_)) {
+            const int n_threads =
+                params_.n_threads > 0 ? params_.n_threads : (int)std::max(1u, std::thread::hardware_concurrency());
+            ggml_backend_cpu_set_n_threads(backend_, n_threads);
+        }
         buffer_ = ggml_backend_alloc_ctx_tensors(ctx_w_, backend_);
         if (!buffer_) {
             throw error(params_.path + ": cannot allocate the weights");

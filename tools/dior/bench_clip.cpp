@@ -33,7 +33,8 @@ int run_bench_clip(const bench_clip_options & o) {
         m->image_features_from_pixels(px);
     }
     const double img_s = seconds_since(t0) / o.images;
-    std::printf("%s: image tower %dx%d: %.3f s per image, %.2f images/s\n", m->name().c_str(), s, s, img_s, 1.0 / img_s);
+    std::printf("%s: image tower %dx%d: %.3f s per image, %.2f images/s\n", m->name().c_str(), s, s, img_s,
+                1.0 / img_s);
 
     matrix x;
     x.rows = (size_t)o.texts;
@@ -54,12 +55,13 @@ int run_bench_clip(const bench_clip_options & o) {
     std::printf("text tower: %d texts in %.2f s, %.1f texts/s\n", o.texts, txt, o.texts / txt);
 
     dimredrecon_params p;
-    p.components   = o.components;
-    t0             = std::chrono::steady_clock::now();
-    const auto fit = fit_dimredrecon(x, p);
-    const double f = seconds_since(t0);
-    std::printf("InDiReCT fit: %d texts x %zu, %d components: %zu iterations in %.2f s (%.2f ms each), best loss %.6f\n",
-                o.texts, x.cols, o.components, fit.loss.size(), f, 1000 * f / (double)fit.loss.size(), fit.best_loss);
+    p.components     = o.components;
+    t0               = std::chrono::steady_clock::now();
+    const auto   fit = fit_dimredrecon(x, p);
+    const double f   = seconds_since(t0);
+    std::printf(
+        "InDiReCT fit: %d texts x %zu, %d components: %zu iterations in %.2f s (%.2f ms each), best loss %.6f\n",
+        o.texts, x.cols, o.components, fit.loss.size(), f, 1000 * f / (double)fit.loss.size(), fit.best_loss);
     return exit_ok;
 }
 

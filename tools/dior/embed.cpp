@@ -211,7 +211,7 @@ int run_embed(const embed_options & o) {
         if (o.clip_model.empty()) {
             throw error("the " + o.method + " method needs --clip-model CLIP.gguf (tools/convert-clip converts one)");
         }
-        clip          = clip_model::load({ o.clip_model, o.model.params.n_threads });
+        clip          = clip_model::load({ o.clip_model, o.model.params.n_threads, o.model.params.n_gpu_layers != 0 });
         base.model_id = o.model_id.empty() ? clip->name() : o.model_id;
         weights[0]    = o.clip_model;
         if (o.method == "clip") {
