@@ -59,6 +59,45 @@ void smart_resize(int width, int height, int factor, int64_t min_pixels, int64_t
     out_height = (int)h_bar;
 }
 
+namespace {
+
+image fit_and_resize(image img, int max_size) {
+    int tw = 0, th = 0;
+    fit_size(img.width, img.height, max_size, tw, th);
+    return (tw == img.width && th == img.height) ? img : resize_lanczos(img, tw, th);
+}
+
+// A 16-bit greyscale PNG (IHDR bit depth 16, colour type 0). Pillow opens it as mode "I;16", and
+// convert("RGB") clips each value to 0..255 (other 16-bit PNGs keep their high byte, as stb does).
+bool is_grey16_png(const uint8_t * d, size_t n) {
+    static const uint8_t sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+    return n >= 26 && std::equal(sig, sig + 8, d) && std::equal(d + 12, d + 16, (const uint8_t *)"IHDR") &&
+           d[24] == 16 && d[25] == 0;
+}
+
+image decode_grey16_png(const uint8_t * data, size_t size, const std::string & source) {
+    int        w = 0, h = 0, channels = 0;
+    uint16_t * px = stbi_load_16_from_memory(data, static_cast<int>(size), &w, &h, &channels, 1);
+    if (px == nullptr) {
+        throw error(source + ": cannot decode image (" + stbi_failure_reason() + "); a 16-bit greyscale PNG");
+    }
+    image img;
+    img.source = source;
+    img.width  = w;
+    img.height = h;
+    img.rgb.resize((size_t)w * h * 3);
+    for (size_t i = 0; i < (size_t)w * h; ++i) {
+        const uint8_t v    = (uint8_t)std::min<uint16_t>(px[i], 255);
+        img.rgb[i * 3]     = v;
+        img.rgb[i * 3 + 1] = v;
+        img.rgb[i * 3 + 2] = v;
+    }
+    stbi_image_free(px);
+    return img;
+}
+
+}  // namespace
+
 std::string pixel_limit_message(int64_t width, int64_t height, int64_t max_pixels) {
     return "image of " + std::to_string(width) + " x " + std::to_string(height) + " = " +
            std::to_string(width * height) + " pixels is larger than the limit of " + std::to_string(max_pixels) +
@@ -83,6 +122,9 @@ image decode_image(const uint8_t * data, size_t size, const std::string & source
             (int64_t)w * h > limits.max_pixels) {
             throw error(source + ": " + pixel_limit_message(w, h, limits.max_pixels));
         }
+        if (is_grey16_png(data, size)) {
+            return fit_and_resize(decode_grey16_png(data, size, source), max_size);
+        }
         uint8_t * px = stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &channels, 3);
         if (px == nullptr) {
             throw error(source + ": cannot decode image (" + stbi_failure_reason() +
@@ -94,11 +136,7 @@ image decode_image(const uint8_t * data, size_t size, const std::string & source
         img.rgb.assign(px, px + static_cast<size_t>(w) * h * 3);
         stbi_image_free(px);
     }
-    const int w = img.width, h = img.height;
-
-    int tw = 0, th = 0;
-    fit_size(w, h, max_size, tw, th);
-    return (tw == w && th == h) ? img : resize_lanczos(img, tw, th);
+    return fit_and_resize(std::move(img), max_size);
 }
 
 std::string printable(const std::string & text) {

@@ -6,7 +6,9 @@ resize so that it becomes max_size exactly (other side truncated) with Image.LAN
 Usage: python pil_images.py OUT_DIR
 """
 import os
+import struct
 import sys
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -20,6 +22,18 @@ def reference_load(path, max_size):
         size = (max_size, max(1, int(h * ratio))) if w >= h else (max(1, int(w * ratio)), max_size)
         img = img.resize(size, Image.LANCZOS)
     return img
+
+
+def png16_rgb(a):
+    """A 16-bit RGB PNG, written by hand (Pillow cannot write one)."""
+    h, w, _ = a.shape
+    raw = b"".join(b"\x00" + a[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 def main(out):
@@ -64,6 +78,17 @@ def main(out):
     add("jpeg_cmyk_300x200", photo.crop((0, 0, 300, 200)).convert("CMYK"), "jpg", max_size=0, quality=90)
     add("jpeg_tiny_1x1", photo.crop((0, 0, 1, 1)), "jpg", max_size=0)
     add("jpeg_noise_97x61", Image.fromarray(rng.integers(0, 256, (61, 97, 3), dtype=np.uint8)), "jpg", max_size=0)
+
+    # 16-bit PNGs: Pillow opens greyscale as "I;16" and convert("RGB") clips to 0..255; colour keeps
+    # the high byte.
+    g16 = (rng.integers(0, 1024, (90, 120)) * np.array([1, 64])[rng.integers(0, 2, (90, 120))]).astype(np.uint16)
+    add("png_grey16_120x90", Image.fromarray(g16), "png", max_size=0)
+    with open(os.path.join(out, "png_rgb16_50x40.png"), "wb") as f:
+        f.write(png16_rgb(rng.integers(0, 65536, (40, 50, 3)).astype(np.uint16)))
+    ref = reference_load(os.path.join(out, "png_rgb16_50x40.png"), 0)
+    with open(os.path.join(out, "png_rgb16_50x40.rgb"), "wb") as f:
+        f.write(np.asarray(ref, dtype=np.uint8).tobytes())
+    cases.append(f"png_rgb16_50x40.png 0 png_rgb16_50x40.rgb {ref.size[0]} {ref.size[1]}")
 
     frames = [Image.fromarray(smooth[:300, :800]).convert("P"),
               Image.fromarray(255 - smooth[:300, :800]).convert("P")]
