@@ -90,6 +90,16 @@ def main(out):
         f.write(np.asarray(ref, dtype=np.uint8).tobytes())
     cases.append(f"png_rgb16_50x40.png 0 png_rgb16_50x40.rgb {ref.size[0]} {ref.size[1]}")
 
+    # Other PNG and BMP modes Pillow writes: 1-bit, greyscale + alpha, a palette with transparency,
+    # 8-bit palette BMP and 32-bit BMP.
+    add("png_1bit_77x33", Image.fromarray(rng.integers(0, 2, (33, 77)).astype(bool)), "png", max_size=0)
+    add("png_la_64x48", Image.fromarray(rng.integers(0, 256, (48, 64, 2), dtype=np.uint8), "LA"), "png", max_size=0)
+    pal = Image.fromarray(smooth[:40, :60]).convert("P")
+    pal.info["transparency"] = 3
+    add("png_palette_trns_60x40", pal, "png", max_size=0, transparency=3)
+    add("bmp_palette_70x50", Image.fromarray(smooth[:50, :70]).convert("P"), "bmp", max_size=0)
+    add("bmp_rgba_70x50", Image.fromarray(rng.integers(0, 256, (50, 70, 4), dtype=np.uint8), "RGBA"), "bmp", max_size=0)
+
     frames = [Image.fromarray(smooth[:300, :800]).convert("P"),
               Image.fromarray(255 - smooth[:300, :800]).convert("P")]
     frames[0].save(os.path.join(out, "anim_800x300.gif"), save_all=True, append_images=frames[1:])
