@@ -1,6 +1,8 @@
 // Progress on stderr: a bar on a terminal, a plain line every few seconds otherwise.
 #pragma once
 
+#include "dior.h"
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -23,7 +25,7 @@ class progress {
             const int filled = total_ ? (int)(width * done / total_) : width;
             std::fprintf(stderr, "\r\033[K[%s%s] %zu/%zu %.2f img/s ETA %s  %s", std::string(filled, '#').c_str(),
                          std::string(width - filled, '.').c_str(), done, total_, rate, duration(eta).c_str(),
-                         std::filesystem::path(current).filename().string().c_str());
+                         printable(std::filesystem::path(current).filename().string()).c_str());
             if (done == total_) {
                 std::fputc('\n', stderr);
             }
