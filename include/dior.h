@@ -252,6 +252,27 @@ class clip_model {
     virtual std::vector<float> text_features_from_ids(const std::vector<int32_t> & ids) = 0;
 };
 
+// Sentence encoders (the generative baseline's text side, SPEC 2): a sentence-transformers model
+// converted by tools/convert-sentence (llama.cpp's converter + the modules after the pooling);
+// the transformer and its pooling run in llama.cpp, then the modules as sentence-transformers
+// applies them. BERT-family models with mean pooling and Normalize (e.g. all-MiniLM-L6-v2).
+struct sentence_encoder_params {
+    std::string path;
+    int         n_threads    = 0;
+    int         n_gpu_layers = -1;
+    bool        verbose      = false;
+};
+
+class sentence_encoder {
+  public:
+    static std::unique_ptr<sentence_encoder> load(const sentence_encoder_params & params);
+    virtual ~sentence_encoder()                                           = default;
+    virtual int                  n_embd() const                           = 0;
+    virtual int                  max_seq_length() const                   = 0;
+    virtual std::vector<int32_t> tokenize(const std::string & text) const = 0;  // special tokens added, truncated
+    virtual std::vector<float>   encode(const std::string & text)         = 0;  // SentenceTransformer.encode
+};
+
 // DimRedRecon: fits U (components x d) on normalised text features x_i (rows of `texts`) so that
 // x -> v = normalize(U x) -> xhat = normalize(U^T v) loses the least mean angle arccos(x . xhat),
 // by full-batch Adam (PyTorch's defaults but lr), keeping the best U and stopping after

@@ -1,0 +1,64 @@
+// Sentence encoders on llama.cpp against sentence-transformers 5.1.0 with the real all-MiniLM-L6-v2
+// weights (tests/oracle/sentence_minilm.py): 200+ real sentences, f32 and f16.
+#include "../../tests/support/test_paths.h"
+#include "dior.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path dir() {
+    return fs::path(DIOR_TEST_DATA_DIR) / "sentence-minilm";
+}
+
+TEST(SentenceEncoder, MiniLmMatchesSentenceTransformers) {
+    std::ifstream                         f(dir() / "sentences.json");
+    const auto                            texts   = nlohmann::json::parse(f).get<std::vector<std::string>>();
+    const dior::matrix                    want    = dior::read_npy((dir() / "vectors.npy").string());
+    const std::pair<const char *, double> types[] = { { "f32", 0.9999 }, { "f16", 0.999 } };
+    ASSERT_GE(texts.size(), 200u);
+    for (const auto & [type, min_cos] : types) {
+        auto m = dior::sentence_encoder::load({ (dir() / (std::string(type) + ".gguf")).string(), 2 });
+        ASSERT_EQ((size_t)m->n_embd(), want.cols);
+        EXPECT_EQ(m->max_seq_length(), 256);
+        double worst = 1, worst_rel = 0;
+        for (size_t i = 0; i < texts.size(); ++i) {
+            const auto v   = m->encode(texts[i]);
+            double     dot = 0, na = 0, nb = 0, d = 0;
+            for (size_t j = 0; j < v.size(); ++j) {
+                const double b = want.data[i * want.cols + j];
+                dot += v[j] * b;
+                na += (double)v[j] * v[j];
+                nb += b * b;
+                d += (v[j] - b) * (v[j] - b);
+            }
+            const double cos = dot / std::sqrt(na * nb);
+            worst            = std::min(worst, cos);
+            worst_rel        = std::max(worst_rel, std::sqrt(d / nb));
+            EXPECT_GE(cos, min_cos) << type << " '" << texts[i] << "'";
+            EXPECT_NEAR(na, 1.0, 1e-4);  // Normalize applied
+        }
+        std::printf("all-MiniLM-L6-v2 %s: %zu sentences, worst cos %.7f, worst rel. L2 %.2e\n", type, texts.size(),
+                    worst, worst_rel);
+    }
+}
+
+TEST(SentenceEncoder, LongTextIsTruncatedToMaxSeqLength) {
+    auto        m = dior::sentence_encoder::load({ (dir() / "f32.gguf").string(), 2 });
+    std::string t;
+    for (int i = 0; i < 400; ++i) {
+        t += "word ";
+    }
+    const auto ids = m->tokenize(t);
+    EXPECT_EQ(ids.size(), 256u);
+    EXPECT_EQ(ids.back(), m->tokenize("").back());  // the end token stays last
+    EXPECT_THROW(dior::sentence_encoder::load({ dior::test::tiny_dir() + "/text.gguf", 1 }), dior::error);
+}
+
+}  // namespace
