@@ -143,7 +143,23 @@ TEST(Naming, ParseInvertsTheName) {
     ASSERT_TRUE(n.has_value());
     EXPECT_FALSE(n->condition.has_value());
     EXPECT_EQ(n->token, 7);
-    EXPECT_FALSE(dior::parse_reference_dir_name("cars196-openai_clip-vit-large-patch14-embedsrc=clip").has_value());
+    // The baselines' folders (SPEC 5 and 6)
+    const auto c = dior::parse_reference_dir_name("cars196-openai_clip-vit-large-patch14-embedsrc=clip");
+    ASSERT_TRUE(c.has_value());
+    EXPECT_EQ(c->source, "clip");
+    EXPECT_EQ(c->dataset, "cars196");
+    EXPECT_EQ(c->model_id, "openai_clip-vit-large-patch14");
+    EXPECT_FALSE(c->condition.has_value());
+    EXPECT_EQ(dior::reference_dir_name(*c), "cars196-openai_clip-vit-large-patch14-embedsrc=clip");
+    const auto i =
+        dior::parse_reference_dir_name("movie_posters-openai_clip-vit-large-patch14-indirect-genre-num_components=128");
+    ASSERT_TRUE(i.has_value());
+    EXPECT_EQ(i->source, "indirect");
+    EXPECT_EQ(i->condition, "movie genre");
+    EXPECT_EQ(i->components, 128);
+    EXPECT_EQ(dior::reference_dir_name(*i),
+              "movie_posters-openai_clip-vit-large-patch14-indirect-genre-num_components=128");
+    EXPECT_FALSE(dior::parse_reference_dir_name("cars196-something-else").has_value());
 }
 
 TEST(Datasets, RegistryAndListingRules) {
