@@ -509,6 +509,10 @@ class sqlite_store final : public store {
 
     void migrate(int version) {
         transaction tx(*this);
+        version = schema_version();  // again, under the write lock: another process may have migrated
+        if (version >= k_schema_version) {
+            return;
+        }
         if (version == 1) {
             exec("ALTER TABLE images ADD COLUMN mtime_ns INTEGER");
             exec("ALTER TABLE settings ADD COLUMN components INTEGER NOT NULL DEFAULT 0");

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -184,6 +185,57 @@ TEST(Datasets, RegistryAndListingRules) {
     EXPECT_EQ(names, (std::vector<std::string>{ "a.png", "b.JPG", "c.jpeg", "d.bmp", "e.gif" }));
     fs::remove_all(dir);
     EXPECT_THROW(dior::list_dataset_images(dir.string()), dior::error);
+}
+
+}  // namespace
+
+namespace {
+
+// A store written by the first schema (no user_version, no images.mtime_ns, no
+// settings.components) opens, migrates in place and keeps its vectors.
+TEST(StoreSchema, FirstSchemaIsMigrated) {
+    const std::string path = (fs::temp_directory_path() / ("dior_v1_" + std::to_string(getpid()) + ".db")).string();
+    fs::remove(path);
+    sqlite3 * h = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &h), SQLITE_OK);
+    const char * v1 = R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE settings(id INTEGER PRIMARY KEY, identity TEXT NOT NULL UNIQUE, dataset TEXT NOT NULL, model_id TEXT NOT NULL,
+  model_sha256 TEXT NOT NULL, mmproj_sha256 TEXT NOT NULL, engine TEXT NOT NULL, prompt_type TEXT NOT NULL, condition TEXT,
+  prompt TEXT NOT NULL, layer INTEGER NOT NULL, token INTEGER NOT NULL, image_max_size INTEGER NOT NULL,
+  positions TEXT NOT NULL, source TEXT NOT NULL, engine_options TEXT NOT NULL, n_embd INTEGER NOT NULL,
+  model_path TEXT, mmproj_path TEXT, created TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE images(id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, sha256 TEXT, bytes INTEGER, width INTEGER, height INTEGER);
+CREATE TABLE vectors(setting_id INTEGER NOT NULL REFERENCES settings(id), image_id INTEGER NOT NULL REFERENCES images(id),
+  vector BLOB NOT NULL, PRIMARY KEY(setting_id, image_id)) WITHOUT ROWID;
+CREATE TABLE failures(path TEXT PRIMARY KEY, reason TEXT NOT NULL, time TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE file_hashes(path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema', '1');
+INSERT INTO settings(id, identity, dataset, model_id, model_sha256, mmproj_sha256, engine, prompt_type, condition, prompt,
+  layer, token, image_max_size, positions, source, engine_options, n_embd)
+  VALUES (1, 'x', 'ds', 'm', 'a', 'b', 'e', 'describe', 'car color', 'p', -1, -1, 700, 'sequential', 'input_last', 'kv=f32 fa=0', 2);
+INSERT INTO images VALUES (1, '/img/a.png', 'h', 10, 4, 4);
+INSERT INTO vectors VALUES (1, 1, x'0000803f00000040');
+)sql";
+    ASSERT_EQ(sqlite3_exec(h, v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(h);
+    sqlite3_close(h);
+    {
+        auto st = dior::store::open(path);
+        ASSERT_EQ(st->settings().size(), 1u);
+        EXPECT_EQ(st->settings()[0].s.components, 0);
+        const auto m = st->vectors(1, nullptr);
+        EXPECT_EQ(m.data, (std::vector<float>{ 1.0f, 2.0f }));
+        EXPECT_EQ(st->image("/img/a.png")->mtime_ns, -1);  // unknown until it is embedded again
+        EXPECT_EQ(st->check(), std::vector<std::string>{ "ok" });
+    }
+    ASSERT_EQ(sqlite3_open(path.c_str(), &h), SQLITE_OK);
+    sqlite3_stmt * q = nullptr;
+    sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &q, nullptr);
+    ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+    EXPECT_EQ(sqlite3_column_int(q, 0), 2);
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    fs::remove(path);
 }
 
 }  // namespace
