@@ -299,6 +299,8 @@ dimredrecon_result fit_dimredrecon(const matrix & texts, const dimredrecon_param
                                    const matrix * initial_u = nullptr);
 // The mean angle at U; fills the gradient dloss/dU when grad is given.
 double dimredrecon_loss(const matrix & texts, const matrix & u, matrix * grad = nullptr);
+// The L2-normalised CLIP text features of `texts`, one row each: what DimRedRecon is fitted on.
+matrix indirect_text_matrix(clip_model & m, const std::vector<std::string> & texts);
 // normalize(U . normalize(image_feature)): InDiReCT's vector of an image.
 std::vector<float> indirect_embed(const matrix & u, const std::vector<float> & image_feature);
 

@@ -58,69 +58,47 @@ namespace dior {
 namespace {
 
 // The reference's InDiReCT aspect keys (entities/indirect_texts.py) and the aspects they name.
-const std::pair<const char *, const char *> k_indirect_keys[][4] = {
-    { { "synthetic_cars", "" },
-      { "car_model", "car model" },
-      { "car_color", "car color" },
-      { "background_color", "background color" } },
-    { { "cub200", "" }, { "bird_species", "bird species" }, { nullptr, nullptr }, { nullptr, nullptr } },
-    { { "movie_posters", "" },
-      { "genre", "movie genre" },
-      { "country", "movie's production country" },
-      { nullptr, nullptr } },
+struct indirect_key {
+    const char *dataset, *key, *aspect;
 };
-const std::pair<const char *, const char *> k_deepfashion_keys[] = { { "clothing_category", "clothing category" },
-                                                                     { "texture", "texture type" },
-                                                                     { "fabric", "fabric type" },
-                                                                     { "fit", "fit type" } };
 
-template <typename F>
-void each_key(const std::string & dataset, F f) {
-    if (dataset == "deepfashion") {
-        for (const auto & [key, aspect] : k_deepfashion_keys) {
-            f(key, aspect);
-        }
-        return;
-    }
-    for (const auto & row : k_indirect_keys) {
-        if (dataset == row[0].first) {
-            for (int i = 1; i < 4; ++i) {
-                if (row[i].first) {
-                    f(row[i].first, row[i].second);
-                }
-            }
-        }
-    }
+const indirect_key k_indirect_keys[] = {
+    { "synthetic_cars", "car_model", "car model" },
+    { "synthetic_cars", "car_color", "car color" },
+    { "synthetic_cars", "background_color", "background color" },
+    { "cub200", "bird_species", "bird species" },
+    { "movie_posters", "genre", "movie genre" },
+    { "movie_posters", "country", "movie's production country" },
+    { "deepfashion", "clothing_category", "clothing category" },
+    { "deepfashion", "texture", "texture type" },
+    { "deepfashion", "fabric", "fabric type" },
+    { "deepfashion", "fit", "fit type" },
+};
+
+// Other aspects: spaces <-> underscores.
+std::string replaced(std::string s, char from, char to) {
+    std::replace(s.begin(), s.end(), from, to);
+    return s;
 }
 
 }  // namespace
 
 std::string indirect_aspect_key(const std::string & dataset, const std::string & aspect) {
-    std::string out;
-    each_key(dataset, [&](const char * key, const char * name) {
-        if (aspect == name) {
-            out = key;
+    for (const auto & k : k_indirect_keys) {
+        if (dataset == k.dataset && aspect == k.aspect) {
+            return k.key;
         }
-    });
-    if (out.empty()) {
-        out = aspect;
-        std::replace(out.begin(), out.end(), ' ', '_');
     }
-    return out;
+    return replaced(aspect, ' ', '_');
 }
 
 std::string indirect_aspect_name(const std::string & dataset, const std::string & key) {
-    std::string out;
-    each_key(dataset, [&](const char * k, const char * name) {
-        if (key == k) {
-            out = name;
+    for (const auto & k : k_indirect_keys) {
+        if (dataset == k.dataset && key == k.key) {
+            return k.aspect;
         }
-    });
-    if (out.empty()) {
-        out = key;
-        std::replace(out.begin(), out.end(), '_', ' ');
     }
-    return out;
+    return replaced(key, '_', ' ');
 }
 
 }  // namespace dior

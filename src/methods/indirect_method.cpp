@@ -16,21 +16,7 @@ class indirect_method final : public method {
             if (a.texts.empty()) {
                 throw error("InDiReCT: no texts for " + a.dataset + " / " + a.key);
             }
-            matrix x;
-            x.rows = a.texts.size();
-            x.cols = (size_t)m_.projection_dim();
-            for (const auto & t : a.texts) {
-                auto   f = m_.text_features(t);
-                double n = 0;
-                for (float v : f) {
-                    n += (double)v * v;
-                }
-                for (float & v : f) {
-                    v = (float)(v / std::sqrt(n));
-                }
-                x.data.insert(x.data.end(), f.begin(), f.end());
-            }
-            u_.push_back(fit_dimredrecon(x, params_).u);
+            u_.push_back(fit_dimredrecon(indirect_text_matrix(m_, a.texts), params_).u);
         }
     }
 
@@ -76,6 +62,24 @@ class indirect_method final : public method {
 };
 
 }  // namespace
+
+matrix indirect_text_matrix(clip_model & m, const std::vector<std::string> & texts) {
+    matrix x;
+    x.rows = texts.size();
+    x.cols = (size_t)m.projection_dim();
+    for (const auto & t : texts) {
+        auto   f = m.text_features(t);
+        double n = 0;
+        for (float v : f) {
+            n += (double)v * v;
+        }
+        for (float & v : f) {
+            v = (float)(v / std::sqrt(n));
+        }
+        x.data.insert(x.data.end(), f.begin(), f.end());
+    }
+    return x;
+}
 
 std::vector<indirect_texts> load_indirect_texts(const std::string & path) {
     const auto                  bytes = read_file(path, (int64_t)64 << 20);

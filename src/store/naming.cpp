@@ -73,24 +73,18 @@ std::optional<setting> parse_reference_dir_name(const std::string & name) {
     static const std::regex clip_re(R"(^([^-]+)-(.+)-embedsrc=clip$)");
     static const std::regex indirect_re(R"(^([^-]+)-(.+)-indirect-(.+)-num_components=(\d+)$)");
     std::smatch             cm;
-    if (std::regex_match(name, cm, indirect_re)) {
+    const bool              indirect = std::regex_match(name, cm, indirect_re);
+    if (indirect || std::regex_match(name, cm, clip_re)) {  // the baselines: no prompt, no positions
         setting s;
         s.dataset     = cm[1].str();
         s.model_id    = cm[2].str();
         s.prompt_type = "";
         s.positions   = "";
-        s.source      = "indirect";
-        s.condition   = indirect_aspect_name(s.dataset, unescape_name(cm[3].str()));
-        s.components  = std::stoi(cm[4].str());
-        return s;
-    }
-    if (std::regex_match(name, cm, clip_re)) {
-        setting s;
-        s.dataset     = cm[1].str();
-        s.model_id    = cm[2].str();
-        s.prompt_type = "";
-        s.positions   = "";
-        s.source      = "clip";
+        s.source      = indirect ? "indirect" : "clip";
+        if (indirect) {
+            s.condition  = indirect_aspect_name(s.dataset, unescape_name(cm[3].str()));
+            s.components = std::stoi(cm[4].str());
+        }
         return s;
     }
     static const std::regex re(

@@ -267,12 +267,12 @@ int run_embed(const embed_options & o) {
         try {
             auto                 missing = st->missing(all_ids, path);
             std::vector<uint8_t> bytes;
+            struct stat          sb {};
+            const bool           have_stat = stat(path.c_str(), &sb) == 0;
             if (missing.size() < all_ids.size()) {
                 // Vectors are stored for this path: are they still of this file's content?
-                const auto  known = st->image(path);
-                struct stat sb {};
-                if (known && stat(path.c_str(), &sb) == 0 &&
-                    (known->bytes != (int64_t)sb.st_size || known->mtime_ns != mtime_ns(sb))) {
+                const auto known = st->image(path);
+                if (known && have_stat && (known->bytes != (int64_t)sb.st_size || known->mtime_ns != mtime_ns(sb))) {
                     bytes = read_file(path, o.limits.max_file_bytes);
                     if (sha256_hex(bytes.data(), bytes.size()) != known->sha256) {
                         st->forget_image(path);  // changed: every stored vector of it is stale
@@ -297,8 +297,6 @@ int run_embed(const embed_options & o) {
                     which.push_back(i);
                 }
             }
-            struct stat sb {};
-            const bool  have_stat = stat(path.c_str(), &sb) == 0;
             if (bytes.empty()) {
                 bytes = read_file(path, o.limits.max_file_bytes);
             }
