@@ -141,6 +141,30 @@ struct model_params {
     image_processor processor = image_processor::fast;
 };
 
+// Where a vector is read (the reference's embedding sources, SPEC 1):
+//   input_last    the hidden state of one prompt token (-1: the last): DIOR, no generation
+//   first_output  the hidden state of the first generated token, at its own position
+//   mean_output   the mean of the hidden states of all generated tokens (the stop token included
+//                 when the model produced one), each at its own position
+enum class embed_source { input_last, first_output, mean_output };
+
+const char *                embed_source_name(embed_source s);  // "input_last", "first_output", ...
+std::optional<embed_source> parse_embed_source(const std::string & name);
+
+// Generation after the prompt, as transformers' generate() runs it: greedy (argmax, the first
+// maximum on a tie) unless temperature > 0, at most max_new_tokens, stopping after an end-of-turn
+// token (the model's end-of-generation tokens except its fill-in-the-middle ones, i.e. Qwen's
+// <|im_end|> and <|endoftext|>).
+struct generation_params {
+    int      max_new_tokens = 16;
+    float    temperature    = 0;  // 0: greedy; > 0: sampled from softmax(logits / temperature)
+    uint32_t seed           = 0;  // sampling: every generation starts from this seed
+    // transformers' repetition_penalty: the logit of every token already in the sequence (prompt
+    // and answer) is divided by it when positive, multiplied when negative. 1: off. A model's
+    // generation_config.json may set one, which transformers then applies without being asked.
+    float repeat_penalty = 1;
+};
+
 struct embed_params {
     prompt_type      prompt       = prompt_type::describe;
     std::vector<int> layers       = { -1 };  // Hugging Face hidden_states indices; negative from the end
@@ -150,6 +174,11 @@ struct embed_params {
     // false (safe): a condition is plain text, "<|im_end|>" in it stays text. true: special-token
     // text in a condition becomes control tokens, as the reference's processor tokenizes.
     bool parse_special = false;
+    // first_output and mean_output generate (token is then unused); so does input_last when
+    // `generate` is set, which the generative baseline asks for its text.
+    embed_source      source   = embed_source::input_last;
+    bool              generate = false;
+    generation_params generation;
 };
 
 // Vectors of one (image, condition): vectors[i] belongs to layers[i] of the resolved layer list.
@@ -158,14 +187,23 @@ struct condition_vectors {
     std::string                     instruction;
     int                             n_tokens = 0;  // prompt length in tokens, image included
     std::vector<std::vector<float>> vectors;
+    // When generating: the generated token ids (the stop token included when produced), those
+    // tokens decoded with special tokens skipped (the answer), and the whole sequence, prompt and
+    // answer, decoded so (what the reference's generative baseline embeds). Invalid UTF-8 becomes
+    // U+FFFD, as Hugging Face's decode does.
+    std::vector<int32_t> generated;
+    std::string          answer;
+    std::string          text;
 };
 
 // Milliseconds spent in the last embed() call.
 struct timings {
-    double              encode_ms = 0;  // vision encoder (summed over encodes)
-    double              prefix_ms = 0;  // text + image tokens of the shared prefix (summed)
-    std::vector<double> suffix_ms;      // per condition: its own tokens
-    double              total_ms = 0;
+    double              encode_ms = 0;    // vision encoder (summed over encodes)
+    double              prefix_ms = 0;    // text + image tokens of the shared prefix (summed)
+    std::vector<double> suffix_ms;        // per condition: its own tokens
+    double              generate_ms = 0;  // generation (summed over conditions)
+    int                 n_generated = 0;  // tokens generated (summed over conditions)
+    double              total_ms    = 0;
 };
 
 class model {

@@ -14,6 +14,7 @@
 #include "mtmd-helper.h"
 #include "mtmd.h"
 #include "prompt/chat.h"
+#include "prompt/utf8.h"
 
 #include <algorithm>
 #include <chrono>
@@ -209,21 +210,8 @@ class model_impl final : public model {
     }
 
     std::vector<int32_t> prompt_tokens(const image & img, const std::string & instr, bool parse_special) override {
-        prepared_image       pi = prepare(img);
-        std::vector<int32_t> out;
-        for (size_t i = 0; i < pi.n_prefix_chunks; ++i) {
-            const mtmd_input_chunk * c = mtmd_input_chunks_get(pi.chunks.get(), i);
-            if (mtmd_input_chunk_get_type(c) == MTMD_INPUT_CHUNK_TYPE_TEXT) {
-                size_t              n = 0;
-                const llama_token * t = mtmd_input_chunk_get_tokens_text(c, &n);
-                out.insert(out.end(), t, t + n);
-            } else {
-                out.insert(out.end(), mtmd_input_chunk_get_n_tokens(c), -1);
-            }
-        }
-        const auto suffix = suffix_tokens(pi, instr, parse_special);
-        out.insert(out.end(), suffix.begin(), suffix.end());
-        return out;
+        prepared_image pi = prepare(img);
+        return prompt_ids(pi, suffix_tokens(pi, instr, parse_special));
     }
 
     std::vector<condition_vectors> embed(const image & img, const std::vector<std::optional<std::string>> & conditions,
@@ -240,17 +228,28 @@ class model_impl final : public model {
             int64_t                  token = 0;  // absolute index of the embedded token
         };
 
+        const bool gen = ep.generate || ep.source != embed_source::input_last;
+        if (gen && ep.generation.max_new_tokens < 1) {
+            throw error("generation needs max_new_tokens >= 1 (got " + std::to_string(ep.generation.max_new_tokens) +
+                        ")");
+        }
+        const int64_t n_new = gen ? ep.generation.max_new_tokens : 0;
+
         std::vector<job> jobs;
         for (const auto & cond : conditions) {
             job j;
             j.suffix            = suffix_tokens(pi, instruction(ep.prompt, cond), ep.parse_special);
             const int64_t total = pi.n_prefix_tokens + (int64_t)j.suffix.size();
-            if (total > params_.n_ctx) {
-                throw error(img.source + ": the prompt has " + std::to_string(total) +
-                            " tokens, more than the context (" + std::to_string(params_.n_ctx) +
+            if (total + n_new > params_.n_ctx) {
+                throw error(img.source + ": the prompt has " + std::to_string(total) + " tokens" +
+                            (n_new ? " (+ " + std::to_string(n_new) + " to generate)" : std::string()) +
+                            ", more than the context (" + std::to_string(params_.n_ctx) +
                             "); lower --image-max-size or raise --ctx-size");
             }
-            j.token = ep.token < 0 ? total + ep.token : ep.token;  // negative counts from the end, as in Python
+            // Generating reads the last prompt token's logits; input_last reads its chosen token.
+            j.token = ep.source != embed_source::input_last ? total - 1
+                      : ep.token < 0                        ? total + ep.token  // from the end, as in Python
+                                                            : ep.token;
             if (j.token < 0 || j.token >= total) {
                 throw error("token " + std::to_string(ep.token) + " is outside the prompt (" + std::to_string(total) +
                             " tokens)");
@@ -286,6 +285,10 @@ class model_impl final : public model {
             if (jobs[c].token >= pi.n_prefix_tokens) {
                 wanted.push_back(jobs[c].token);
             }
+            const int64_t n_prompt = pi.n_prefix_tokens + (int64_t)jobs[c].suffix.size();
+            if (gen && (wanted.empty() || wanted.back() != n_prompt - 1)) {
+                wanted.push_back(n_prompt - 1);  // its logits start the generation
+            }
             llama_pos pos = pos_after_prefix;
             eval_text(jobs[c].suffix, pi.n_prefix_tokens, pos, wanted);
             timings_.suffix_ms.push_back(ms_since(t0));
@@ -293,9 +296,33 @@ class model_impl final : public model {
             condition_vectors cv;
             cv.condition   = conditions[c];
             cv.instruction = instruction(ep.prompt, conditions[c]);
-            cv.n_tokens    = (int)(pi.n_prefix_tokens + (int64_t)jobs[c].suffix.size());
+            cv.n_tokens    = (int)n_prompt;
+            if (gen) {
+                const auto t1 = std::chrono::steady_clock::now();
+                generate(prompt_ids(pi, jobs[c].suffix), pos, ep, cv);
+                timings_.generate_ms += ms_since(t1);
+                timings_.n_generated += (int)cv.generated.size();
+            }
             for (int l : layers) {
-                cv.vectors.push_back(capture_.get(jobs[c].token, l));
+                if (ep.source == embed_source::input_last) {
+                    cv.vectors.push_back(capture_.get(jobs[c].token, l));
+                    continue;
+                }
+                // first_output: the first generated token; mean_output: all of them, each at the
+                // position it was fed at.
+                const size_t        n = ep.source == embed_source::first_output ? 1 : cv.generated.size();
+                std::vector<double> sum(n_embd_, 0.0);
+                for (size_t i = 0; i < n; ++i) {
+                    const auto & v = capture_.get(n_prompt + (int64_t)i, l);
+                    for (int k = 0; k < n_embd_; ++k) {
+                        sum[k] += v[k];
+                    }
+                }
+                std::vector<float> mean(n_embd_);
+                for (int k = 0; k < n_embd_; ++k) {
+                    mean[k] = (float)(sum[k] / (double)n);
+                }
+                cv.vectors.push_back(std::move(mean));
             }
             out.push_back(std::move(cv));
         }
@@ -405,7 +432,156 @@ class model_impl final : public model {
         return out;
     }
 
+    // Token ids of a whole prompt, image tokens as -1.
+    std::vector<int32_t> prompt_ids(const prepared_image & pi, const std::vector<llama_token> & suffix) const {
+        std::vector<int32_t> out;
+        for (size_t i = 0; i < pi.n_prefix_chunks; ++i) {
+            const mtmd_input_chunk * c = mtmd_input_chunks_get(pi.chunks.get(), i);
+            if (mtmd_input_chunk_get_type(c) == MTMD_INPUT_CHUNK_TYPE_TEXT) {
+                size_t              n = 0;
+                const llama_token * t = mtmd_input_chunk_get_tokens_text(c, &n);
+                out.insert(out.end(), t, t + n);
+            } else {
+                out.insert(out.end(), mtmd_input_chunk_get_n_tokens(c), -1);
+            }
+        }
+        out.insert(out.end(), suffix.begin(), suffix.end());
+        return out;
+    }
+
+    // --- generation ------------------------------------------------------------------------
+
+    // Generation stops after one of these: the model's end-of-generation tokens, less the
+    // fill-in-the-middle ones llama.cpp also counts (Hugging Face's generation_config lists only
+    // the end-of-turn and end-of-text tokens).
+    bool is_stop(llama_token t) const {
+        return llama_vocab_is_eog(vocab_, t) && t != llama_vocab_fim_pad(vocab_) && t != llama_vocab_fim_rep(vocab_) &&
+               t != llama_vocab_fim_sep(vocab_);
+    }
+
+    // The id an image placeholder has in Hugging Face's input_ids (Qwen's <|image_pad|>), for the
+    // repetition penalty; -1 if the vocabulary has no such single token.
+    llama_token image_pad_id() const {
+        const auto t = tokenize("<|image_pad|>", true);
+        return t.size() == 1 ? t[0] : -1;
+    }
+
+    // Greedy (or sampled) continuation of the prompt just evaluated, whose last token's logits are
+    // the context's last output. `pos` is the position after the prompt. Every generated token but
+    // the last is fed back; the last too when its hidden state is read (first/mean_output).
+    void generate(const std::vector<int32_t> & prompt, llama_pos pos, const embed_params & ep, condition_vectors & cv) {
+        const generation_params & g          = ep.generation;
+        const bool                need_state = ep.source != embed_source::input_last;
+        const int                 n_vocab    = llama_vocab_n_tokens(vocab_);
+        const int64_t             n_prompt   = (int64_t)prompt.size();
+
+        std::vector<uint8_t> seen;  // tokens in the sequence so far, for the repetition penalty
+        if (g.repeat_penalty != 1.0f) {
+            seen.assign(n_vocab, 0);
+            const llama_token pad = image_pad_id();
+            for (int32_t t : prompt) {
+                const int32_t id = t >= 0 ? t : pad;
+                if (id >= 0 && id < n_vocab) {
+                    seen[id] = 1;
+                }
+            }
+        }
+        std::unique_ptr<llama_sampler, decltype(&llama_sampler_free)> sampler(nullptr, llama_sampler_free);
+        if (g.temperature > 0) {
+            sampler.reset(llama_sampler_chain_init(llama_sampler_chain_default_params()));
+            llama_sampler_chain_add(sampler.get(), llama_sampler_init_temp(g.temperature));
+            llama_sampler_chain_add(sampler.get(), llama_sampler_init_dist(g.seed));
+        }
+        std::vector<float>            logits(n_vocab);
+        std::vector<llama_token_data> cand;
+        for (int i = 0; i < g.max_new_tokens; ++i) {
+            const float * l = llama_get_logits_ith(ctx_.get(), -1);
+            if (!l) {
+                throw error("llama.cpp returned no logits to generate from");
+            }
+            std::copy(l, l + n_vocab, logits.begin());
+            if (!seen.empty()) {  // RepetitionPenaltyLogitsProcessor
+                for (int t = 0; t < n_vocab; ++t) {
+                    if (seen[t]) {
+                        logits[t] = logits[t] < 0 ? logits[t] * g.repeat_penalty : logits[t] / g.repeat_penalty;
+                    }
+                }
+            }
+            llama_token next = 0;
+            if (!sampler) {  // argmax, the first maximum on a tie (as torch.argmax)
+                next = (llama_token)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+            } else {
+                cand.resize(n_vocab);
+                for (int t = 0; t < n_vocab; ++t) {
+                    cand[t] = { t, logits[t], 0.0f };
+                }
+                llama_token_data_array arr{ cand.data(), cand.size(), -1, false };
+                llama_sampler_apply(sampler.get(), &arr);
+                next = arr.data[arr.selected].id;
+            }
+            cv.generated.push_back(next);
+            if (!seen.empty()) {
+                seen[next] = 1;
+            }
+            const bool last = is_stop(next) || i + 1 == g.max_new_tokens;
+            if (last && !need_state) {
+                break;
+            }
+            eval_token(next, n_prompt + i, pos, need_state);
+            if (last) {
+                break;
+            }
+        }
+        cv.answer = detokenize(cv.generated);
+        std::vector<int32_t> all;
+        for (int32_t t : prompt) {
+            if (t >= 0) {
+                all.push_back(t);
+            }
+        }
+        all.insert(all.end(), cv.generated.begin(), cv.generated.end());
+        cv.text = detokenize(all);
+    }
+
+    // Tokens to text as Hugging Face's decode(skip_special_tokens=True): control tokens left out,
+    // the bytes of the others joined, invalid UTF-8 replaced.
+    std::string detokenize(const std::vector<int32_t> & toks) const {
+        std::string bytes;
+        char        buf[256];
+        for (int32_t t : toks) {
+            int n = llama_token_to_piece(vocab_, t, buf, sizeof(buf), 0, false);
+            if (n < 0) {
+                std::string big((size_t)-n, '\0');
+                n = llama_token_to_piece(vocab_, t, big.data(), (int32_t)big.size(), 0, false);
+                bytes += big.substr(0, (size_t)std::max(n, 0));
+            } else {
+                bytes.append(buf, (size_t)n);
+            }
+        }
+        return utf8_lossy(bytes);
+    }
+
     // --- evaluation ------------------------------------------------------------------------
+
+    // One generated token at absolute index `tok`, position `pos` (advanced); its logits are kept,
+    // its hidden states captured when `capture`.
+    void eval_token(llama_token t, int64_t tok, llama_pos & pos, bool capture) {
+        llama_batch batch  = llama_batch_init(1, 0, 1);
+        batch.token[0]     = t;
+        batch.pos[0]       = pos;
+        batch.n_seq_id[0]  = 1;
+        batch.seq_id[0][0] = 0;
+        batch.logits[0]    = true;
+        batch.n_tokens     = 1;
+        try {
+            decode(batch, tok, capture ? std::vector<int64_t>{ tok } : std::vector<int64_t>{});
+        } catch (...) {
+            llama_batch_free(batch);
+            throw;
+        }
+        llama_batch_free(batch);
+        pos += 1;
+    }
 
     // Evaluates the prefix chunks from position 0; returns the position after them.
     llama_pos eval_prefix(const prepared_image & pi, positions mode, const std::vector<int64_t> & wanted,
@@ -611,6 +787,27 @@ std::optional<image_processor> parse_image_processor(const std::string & name) {
     for (image_processor p : { image_processor::fast, image_processor::slow, image_processor::mtmd }) {
         if (name == image_processor_name(p)) {
             return p;
+        }
+    }
+    return std::nullopt;
+}
+
+const char * embed_source_name(embed_source s) {
+    switch (s) {
+        case embed_source::input_last:
+            return "input_last";
+        case embed_source::first_output:
+            return "first_output";
+        case embed_source::mean_output:
+            return "mean_output";
+    }
+    return "?";
+}
+
+std::optional<embed_source> parse_embed_source(const std::string & name) {
+    for (embed_source s : { embed_source::input_last, embed_source::first_output, embed_source::mean_output }) {
+        if (name == embed_source_name(s)) {
+            return s;
         }
     }
     return std::nullopt;

@@ -248,4 +248,61 @@ TEST(Parity, PixelValuesMatchTheReferenceProcessor) {
     EXPECT_GE(n, 16);
 }
 
+// Generation against transformers (tests/oracle/hf_parity.py, generation_cases): greedy token
+// ids equal to generate() (native positions, as the reference calls it) and to the same decoding
+// with sequential positions, the decoded texts equal to processor.decode(skip_special_tokens=True),
+// and first_output / mean_output equal to the hidden states of the generated tokens. Each case
+// runs after another condition of the same image, so that the prefix is reused under generation.
+TEST(Parity, GenerationMatchesTransformers) {
+    const fs::path       dir = dior::test::hf_parity_dir();
+    std::ifstream        cf(dir / "generation.json");
+    const nlohmann::json cases = nlohmann::json::parse(cf);
+    const dior::matrix   want  = dior::read_npy((dir / "generation_vectors.npy").string());
+    dior::model_params   mp;
+    mp.model_path  = (dir / "f32" / "text.gguf").string();
+    mp.mmproj_path = (dir / "f32" / "mmproj.gguf").string();
+    mp.n_threads   = 2;
+    auto   m       = dior::model::load(mp);
+    size_t row     = 0;
+    stats  st;
+    int    n_tokens = 0;
+    for (const auto & c : cases) {
+        const dior::image img = dior::load_image((dir / "images" / c["image"].get<std::string>()).string());
+        for (auto source : { dior::embed_source::first_output, dior::embed_source::mean_output }) {
+            dior::embed_params ep;
+            ep.layers   = c["layers"].get<std::vector<int>>();
+            ep.position = c["positions"] == "native" ? dior::positions::native : dior::positions::sequential;
+            ep.source   = source;
+            ep.generation.max_new_tokens     = c["max_new_tokens"].get<int>();
+            ep.generation.repeat_penalty     = c["repeat_penalty"].get<float>();
+            const auto                   res = m->embed(img, { std::string("some other aspect"), condition_of(c) }, ep);
+            const std::vector<int32_t> & got = res[1].generated;
+            EXPECT_EQ(got, c["generated"].get<std::vector<int32_t>>()) << c.dump();
+            EXPECT_EQ(res[1].n_tokens, c["n_prompt"].get<int>()) << c.dump();
+            EXPECT_EQ(res[1].text, c["text"].get<std::string>()) << c.dump();
+            EXPECT_EQ(res[1].answer, c["answer"].get<std::string>()) << c.dump();
+            EXPECT_FALSE(res[0].generated.empty());
+            ASSERT_EQ(res[1].vectors.size(), ep.layers.size());
+            for (size_t l = 0; l < ep.layers.size(); ++l) {
+                // rows: per layer, first_output then mean_output
+                const size_t r   = row + 2 * l + (source == dior::embed_source::mean_output ? 1 : 0);
+                double       cos = 0, rel = 0;
+                compare(res[1].vectors[l], &want.data[r * want.cols], want.cols, cos, rel);
+                st.add(cos, rel);
+                EXPECT_GE(cos, 0.9999) << dior::embed_source_name(source) << " layer " << ep.layers[l] << " "
+                                       << c.dump();
+                EXPECT_LE(rel, 1e-3) << dior::embed_source_name(source) << " layer " << ep.layers[l];
+            }
+            n_tokens += (int)got.size();
+        }
+        row += 2 * c["layers"].size();
+    }
+    EXPECT_EQ(row, want.rows);
+    std::printf(
+        "generation: %zu cases, %d tokens equal to transformers; first/mean_output worst cos %.7f, rel "
+        "L2 %.2e\n",
+        cases.size(), n_tokens / 2, st.worst_cos, st.worst_rel);
+    EXPECT_GE(cases.size(), 20u);
+}
+
 }  // namespace

@@ -1,6 +1,8 @@
 #include "dior.h"
 #include "prompt/chat.h"
+#include "prompt/utf8.h"
 
+#include <fstream>
 #include <gtest/gtest.h>
 
 TEST(Prompt, EveryTypeWithAndWithoutCondition) {
@@ -44,4 +46,34 @@ TEST(ChatTemplate, QwenDefaultSystemMessageIsFound) {
     EXPECT_EQ(dior::default_system_message(qwen), "You are a helpful assistant.");
     const std::string no_default = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ content }}";
     EXPECT_FALSE(dior::default_system_message(no_default).has_value());
+}
+
+namespace {
+
+std::string from_hex(const std::string & h) {
+    std::string out;
+    if (h == "-") {
+        return out;
+    }
+    for (size_t i = 0; i + 1 < h.size(); i += 2) {
+        out.push_back((char)std::stoi(h.substr(i, 2), nullptr, 16));
+    }
+    return out;
+}
+
+}  // namespace
+
+// Generated text with broken UTF-8 (a model may stop inside a character) is repaired as Python's
+// decode("utf-8", "replace") does: thousands of random byte strings, from tests/oracle/utf8_cases.py.
+TEST(Utf8, LossyDecodingMatchesPython) {
+    std::ifstream f(std::string(DIOR_TEST_DATA_DIR) + "/utf8/utf8.txt");
+    ASSERT_TRUE(f) << "run the fixture.utf8 test first";
+    std::string in, want;
+    size_t      n = 0;
+    while (f >> in >> want) {
+        const std::string bytes = from_hex(in);
+        ASSERT_EQ(dior::utf8_lossy(bytes), from_hex(want)) << "input " << in;
+        ++n;
+    }
+    EXPECT_GT(n, 3000u);
 }

@@ -13,6 +13,9 @@
    its batched path). Cases also cover the slow image processor, JPEG inputs, layer 0 at image
    tokens, and special-token text in a condition tokenized both ways.
 
+4. Generation (the generative baseline, first_output and mean_output): greedy token ids, decoded
+   texts and the hidden states of the generated tokens (see generation_cases).
+
 Usage: python hf_parity.py LLAMA_CPP_SOURCE OUT_DIR
 Writes OUT_DIR/{f32,f16}/{text,mmproj}.gguf, OUT_DIR/images/*, OUT_DIR/cases.json,
 OUT_DIR/vectors.npy (one row per case) and OUT_DIR/pixels/{fast,slow}/IMAGE.npy (the processor's
@@ -111,7 +114,7 @@ def build_model(model_dir):
     cfg = Qwen2_5_VLConfig(
         vocab_size=151936, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
         num_key_value_heads=2, max_position_embeddings=32768, rms_norm_eps=1e-6, rope_theta=1000000.0,
-        rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}, tie_word_embeddings=True,
+        rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}, tie_word_embeddings=False,
         image_token_id=151655, video_token_id=151656, vision_start_token_id=151652, vision_end_token_id=151653,
         vision_token_id=151654,
         vision_config={"depth": 4, "hidden_size": 32, "intermediate_size": 48, "num_heads": 2, "out_hidden_size": 64,
@@ -125,7 +128,10 @@ def build_model(model_dir):
         # (vision depth 4: the converter maps merger.mlp.{0,2} as if they were blocks, so depth must exceed 2)
         for name, p in model.named_parameters():
             if p.dim() >= 2:
-                p.normal_(0.0, 0.5 / p.shape[-1] ** 0.5 if "embed_tokens" not in name else 1.0)
+                # an untied, wide output layer: tied to embeddings this large, a random model only
+                # repeats its last input token; spread logits keep greedy choices clear of ties
+                std = 1.0 if "embed_tokens" in name else 4.0 if "lm_head" in name else 0.5
+                p.normal_(0.0, std / p.shape[-1] ** 0.5 if "embed_tokens" not in name else 1.0)
             elif "norm" in name:
                 p.normal_(1.0, 0.1)
             else:
@@ -203,7 +209,88 @@ def load_like_reference(path, max_size=700):
     return img
 
 
+EOS = [151645, 151643]  # <|im_end|>, <|endoftext|>: Qwen2.5-VL's generation_config.json
+
+
+def greedy_loop(model, inputs, sequential, max_new_tokens, repetition_penalty):
+    """Greedy decoding written out: the whole sequence again at every step (no cache), positions
+    sequential (position_ids = arange) or native (none given: transformers' 3-D M-RoPE)."""
+    from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
+    ids = inputs["input_ids"]
+    penalty = RepetitionPenaltyLogitsProcessor(repetition_penalty) if repetition_penalty != 1.0 else None
+    for _ in range(max_new_tokens):
+        kwargs = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+        if sequential:
+            kwargs["position_ids"] = torch.arange(ids.shape[1])[None]
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs).logits[:, -1, :]
+        if penalty is not None:
+            logits = penalty(ids, logits)
+        nxt = int(torch.argmax(logits[0]))
+        ids = torch.cat([ids, torch.tensor([[nxt]], dtype=ids.dtype)], 1)
+        if nxt in EOS:
+            break
+    return ids
+
+
+def generation_cases(model, processor, names):
+    """What the generative baseline and the first_output / mean_output sources compute: the token
+    ids of greedy generation (native positions: transformers' own generate(), as the reference
+    calls it; sequential: the same decoding with position_ids = arange, checked against generate()
+    in native mode), the decoded texts, and the hidden states of the generated tokens at layers
+    0, 2 and -1 from one forward pass over prompt + answer. Writes OUT/generation.json and
+    OUT/generation_vectors.npy (per case: first_output then mean_output, for each layer)."""
+    cases, vectors = [], []
+    specs = []
+    for name in names[:4]:
+        for cond in ["car color", None]:
+            for pos in ["sequential", "native"]:
+                specs.append((name, cond, pos, 16, 1.0))
+    for pos in ["sequential", "native"]:
+        specs.append(("square_224.png", "movie genre", pos, 16, 1.05))  # a model's repetition_penalty
+        specs.append(("wide_420x140.png", "car color", pos, 16, 0.3))  # < 1: seen tokens (prompt, image) win
+        specs.append(("photo_500x333.jpg", "bird species", pos, 3, 1.0))
+    for name, cond, pos, max_new, rp in specs:
+        prompt = PROMPTS["describe"][0].replace("{aspect}", cond) if cond else PROMPTS["describe"][1]
+        img = load_like_reference(os.path.join(OUT, "images", name))
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+        text = processor.apply_chat_template(messages, add_generation_prompt=True)
+        inputs = processor(text=text, images=img, return_tensors="pt")
+        n_prompt = inputs["input_ids"].shape[1]
+        ids = greedy_loop(model, inputs, pos == "sequential", max_new, rp)
+        if pos == "native":
+            with torch.no_grad():
+                ref = model.generate(**inputs, max_new_tokens=max_new, do_sample=False, temperature=None,
+                                     top_p=None, top_k=None, eos_token_id=EOS, pad_token_id=151643,
+                                     repetition_penalty=rp)
+            assert torch.equal(ref, ids), (name, cond, ref[0, n_prompt:], ids[0, n_prompt:])
+        new = ids[0, n_prompt:].tolist()
+        kwargs = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+        if pos == "sequential":
+            kwargs["position_ids"] = torch.arange(ids.shape[1])[None]
+        with torch.no_grad():
+            hs = model(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs,
+                       output_hidden_states=True).hidden_states
+        for layer in [0, 2, -1]:
+            h = hs[layer][0].double()
+            vectors.append(h[n_prompt].numpy())
+            vectors.append(h[n_prompt:].mean(0).numpy())
+        cases.append(dict(image=name, condition=cond, positions=pos, max_new_tokens=max_new, repeat_penalty=rp,
+                          n_prompt=n_prompt, generated=new, layers=[0, 2, -1],
+                          text=processor.decode(ids[0], skip_special_tokens=True),
+                          answer=processor.decode(ids[0, n_prompt:], skip_special_tokens=True)))
+    np.save(os.path.join(OUT, "generation_vectors.npy"), np.stack(vectors).astype(np.float32))
+    with open(os.path.join(OUT, "generation.json"), "w") as f:
+        json.dump(cases, f, indent=1, ensure_ascii=False)
+    print(f"wrote {len(cases)} generation cases to {OUT}")
+
+
 def main():
+    if len(sys.argv) > 3 and sys.argv[3] == "--generation-only":  # for development: the model as built
+        model_dir = os.path.join(OUT, "hf")
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
+        generation_cases(model, AutoProcessor.from_pretrained(model_dir), make_images(os.path.join(OUT, "images")))
+        return
     model_dir = os.path.join(OUT, "hf")
     model, processors = build_model(model_dir)
     convert(model_dir, os.path.join(OUT, "f32"), "f32")
@@ -283,6 +370,7 @@ def main():
         json.dump({"image_mean": list(ip.image_mean), "image_std": list(ip.image_std), "images": list(pixels.values())},
                   f, indent=1)
     print(f"wrote {len(cases)} transformers cases to {OUT}")
+    generation_cases(model, processors["fast"], names)
 
 
 if __name__ == "__main__":
