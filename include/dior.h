@@ -307,6 +307,7 @@ class sentence_encoder {
     virtual ~sentence_encoder()                                           = default;
     virtual int                  n_embd() const                           = 0;
     virtual int                  max_seq_length() const                   = 0;
+    virtual std::string          name() const                             = 0;  // the id given at conversion
     virtual std::vector<int32_t> tokenize(const std::string & text) const = 0;  // special tokens added, truncated
     virtual std::vector<float>   encode(const std::string & text)         = 0;  // SentenceTransformer.encode
 };
@@ -372,10 +373,21 @@ struct setting {
     std::string                positions      = "sequential";
     // The method that made the vectors: "input_last" (DIOR), "clip", "indirect" (CLIP features
     // projected by a U fitted on the condition's texts), as the reference names its sources.
+    // "first_output" / "mean_output" (DIOR at generated tokens) and "generative" (the answer
+    // embedded by a sentence encoder) generate first.
     std::string source = "input_last";
     std::string engine_options;  // e.g. "kv=f32 fa=0"
     int         n_embd     = 0;
     int         components = 0;  // InDiReCT: the rows of U (the reference's num_components)
+    // Generation (0 tokens: none), see generation_params.
+    int      max_new_tokens = 0;
+    double   temperature    = 0;  // 0: greedy
+    uint32_t seed           = 0;  // sampling only
+    double   repeat_penalty = 1;
+    // generative: the sentence encoder (its id, e.g. "sentence-transformers/sentence-t5-base",
+    // and its GGUF's hash) and what it embeds: "whole" (prompt + answer decoded, the reference's
+    // behaviour) or "answer" (the generated tokens only).
+    std::string text_encoder, text_encoder_sha256, text_mode;
     // informational, not part of the identity
     std::string model_path, mmproj_path;
 };
@@ -423,6 +435,7 @@ class store {
     struct image_vectors {
         image_info                                          image;
         std::vector<std::pair<int64_t, std::vector<float>>> vectors;
+        std::vector<std::pair<int64_t, std::string>>        texts;  // generated text, by setting
     };
     virtual void put_all(const std::vector<image_vectors> & images) = 0;
 
@@ -432,6 +445,8 @@ class store {
 
     // The vectors of a setting, rows ordered by image path; names receives the image paths.
     virtual matrix vectors(int64_t setting_id, std::vector<std::string> * paths) const = 0;
+    // The generated texts stored with them, in the same order ("" where none).
+    virtual std::vector<std::string> texts(int64_t setting_id) const = 0;
 
     // SHA-256 of a file, cached in the store by (path, size, modification time).
     virtual std::string file_sha256(const std::string & path) = 0;
@@ -444,13 +459,17 @@ std::string sha256_hex(const void * data, size_t size);
 std::string reference_dir_name(const setting & s);
 
 // One vector file of that layout ({"embedding": [...], "prompt": ...}), checked: a non-empty array
-// of numbers that fit a float32. Throws dior::error naming `source`; fills *prompt if given.
+// of numbers that fit a float32. Throws dior::error naming `source`; fills the string fields
+// given (the generative baseline's files also hold "generated_text" and "text_encoder").
 std::vector<float> parse_reference_json(const std::string & text, const std::string & source,
-                                        std::string * prompt = nullptr);
+                                        std::string * prompt = nullptr, std::string * generated_text = nullptr,
+                                        std::string * text_encoder = nullptr);
 
-// The inverse, for DIOR settings: fills dataset, model_id (as the name spells it: a "/" that
-// became "_" cannot be told apart), prompt_type, condition ("_" back to spaces; an aspect of the
-// dataset registry keeps its own spelling), layer, token and source. nullopt if it does not parse.
+// The inverse: fills dataset, model_id (as the name spells it: a "/" that became "_" cannot be
+// told apart), prompt_type, condition ("_" back to spaces; an aspect of the dataset registry keeps
+// its own spelling), layer, token and source; for the baselines and generated sources what their
+// names hold (components; max_new_tokens, temperature, text_encoder with "/" as "_").
+// nullopt if it does not parse.
 std::optional<setting> parse_reference_dir_name(const std::string & name);
 
 // ---------------------------------------------------------------------------------------------
@@ -466,13 +485,24 @@ class method {
     // The settings this method fills, over `base` (dataset, model identity, engine build, image
     // size limit and engine options already set by the caller).
     virtual std::vector<setting> settings(const setting & base) const = 0;
+    struct output {
+        std::vector<float> vector;
+        std::string        text;  // what a generating method generated ("" otherwise), stored beside
+    };
     // The vectors of one image for settings()[i], for each i in `which` (in that order).
-    virtual std::vector<std::vector<float>> embed(const image & img, const std::vector<size_t> & which) = 0;
+    virtual std::vector<output> embed(const image & img, const std::vector<size_t> & which) = 0;
 };
 
 // DIOR: one setting per (condition, layer); the image prefix computed once for all conditions.
+// With a generated source (first_output, mean_output) the answer is stored as the text.
 std::unique_ptr<method> make_dior_method(model & m, std::vector<std::optional<std::string>> conditions,
                                          const embed_params & params);
+// The generative baseline: the LVLM answers each condition's DIOR prompt (params.generation), a
+// sentence encoder embeds the text: "whole" (the prompt and the answer decoded, as the reference
+// does) or "answer" (the generated tokens only). One setting per condition; the text is stored.
+std::unique_ptr<method> make_generative_method(model & m, sentence_encoder & encoder,
+                                               std::vector<std::optional<std::string>> conditions,
+                                               const embed_params & params, const std::string & text_mode);
 // CLIP: one setting, the unnormalised get_image_features vector.
 std::unique_ptr<method> make_clip_method(clip_model & m);
 

@@ -21,8 +21,8 @@ class clip_method final : public method {
         return { s };
     }
 
-    std::vector<std::vector<float>> embed(const image & img, const std::vector<size_t> & which) override {
-        return std::vector<std::vector<float>>(which.size(), m_.image_features(img));
+    std::vector<output> embed(const image & img, const std::vector<size_t> & which) override {
+        return std::vector<output>(which.size(), output{ m_.image_features(img), {} });
     }
 
   private:

@@ -45,11 +45,11 @@ class indirect_method final : public method {
         return out;
     }
 
-    std::vector<std::vector<float>> embed(const image & img, const std::vector<size_t> & which) override {
-        const std::vector<float>        f = m_.image_features(img);
-        std::vector<std::vector<float>> out;
+    std::vector<output> embed(const image & img, const std::vector<size_t> & which) override {
+        const std::vector<float> f = m_.image_features(img);
+        std::vector<output>      out;
         for (size_t i : which) {
-            out.push_back(indirect_embed(u_[i], f));
+            out.push_back({ indirect_embed(u_[i], f), {} });
         }
         return out;
     }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
@@ -45,6 +46,15 @@ class sentence_impl final : public sentence_encoder {
         if (max_len_ <= 0) {
             max_len_ = llama_model_n_ctx_train(model_);
         }
+        for (const char * key : { "dior.sentence.id", "general.name" }) {
+            if (llama_model_meta_val_str(model_, key, buf, sizeof(buf)) > 0) {
+                name_ = buf;
+                break;
+            }
+        }
+        if (name_.empty()) {
+            name_ = std::filesystem::path(p.path).stem().string();
+        }
         if (llama_model_meta_val_str(model_, "dior.sentence.modules", buf, sizeof(buf)) >= 0) {
             const std::string modules = buf;  // comma-separated, in order
             normalize_                = modules.find("Normalize") != std::string::npos;
@@ -75,9 +85,11 @@ class sentence_impl final : public sentence_encoder {
         llama_model_free(model_);
     }
 
-    int n_embd() const override { return llama_model_n_embd(model_); }
+    int n_embd() const override { return llama_model_n_embd_out(model_); }  // after a Dense, its width
 
     int max_seq_length() const override { return max_len_; }
+
+    std::string name() const override { return name_; }
 
     std::vector<int32_t> tokenize(const std::string & text) const override {
         std::vector<llama_token> toks(text.size() + 8);
@@ -138,9 +150,10 @@ class sentence_impl final : public sentence_encoder {
 
   private:
     sentence_encoder_params params_;
-    llama_model *           model_     = nullptr;
-    llama_context *         ctx_       = nullptr;
-    const llama_vocab *     vocab_     = nullptr;
+    llama_model *           model_ = nullptr;
+    llama_context *         ctx_   = nullptr;
+    const llama_vocab *     vocab_ = nullptr;
+    std::string             name_;
     int                     max_len_   = 0;
     bool                    normalize_ = false;
 };

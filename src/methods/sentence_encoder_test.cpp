@@ -13,24 +13,27 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path dir() {
-    return fs::path(DIOR_TEST_DATA_DIR) / "sentence-minilm";
+fs::path dir(const char * model = "sentence-minilm") {
+    return fs::path(DIOR_TEST_DATA_DIR) / model;
 }
 
-TEST(SentenceEncoder, MiniLmMatchesSentenceTransformers) {
-    std::ifstream                         f(dir() / "sentences.json");
+// Every sentence of the oracle's list against sentence-transformers, f32 and f16 weights.
+void check_model(const char * model, const char * label, int max_seq_length, const char * id) {
+    std::ifstream                         f(dir(model) / "sentences.json");
     const auto                            texts   = nlohmann::json::parse(f).get<std::vector<std::string>>();
-    const dior::matrix                    want    = dior::read_npy((dir() / "vectors.npy").string());
+    const dior::matrix                    want    = dior::read_npy((dir(model) / "vectors.npy").string());
     const std::pair<const char *, double> types[] = { { "f32", 0.9999 }, { "f16", 0.999 } };
     ASSERT_GE(texts.size(), 200u);
     for (const auto & [type, min_cos] : types) {
-        auto m = dior::sentence_encoder::load({ (dir() / (std::string(type) + ".gguf")).string(), 2 });
+        auto m = dior::sentence_encoder::load({ (dir(model) / (std::string(type) + ".gguf")).string(), 2 });
         ASSERT_EQ((size_t)m->n_embd(), want.cols);
-        EXPECT_EQ(m->max_seq_length(), 256);
+        EXPECT_EQ(m->max_seq_length(), max_seq_length);
+        EXPECT_EQ(m->name(), id);
         double worst = 1, worst_rel = 0;
         for (size_t i = 0; i < texts.size(); ++i) {
-            const auto v   = m->encode(texts[i]);
-            double     dot = 0, na = 0, nb = 0, d = 0;
+            const auto v = m->encode(texts[i]);
+            ASSERT_EQ(v.size(), want.cols);
+            double dot = 0, na = 0, nb = 0, d = 0;
             for (size_t j = 0; j < v.size(); ++j) {
                 const double b = want.data[i * want.cols + j];
                 dot += v[j] * b;
@@ -44,9 +47,19 @@ TEST(SentenceEncoder, MiniLmMatchesSentenceTransformers) {
             EXPECT_GE(cos, min_cos) << type << " '" << texts[i] << "'";
             EXPECT_NEAR(na, 1.0, 1e-4);  // Normalize applied
         }
-        std::printf("all-MiniLM-L6-v2 %s: %zu sentences, worst cos %.7f, worst rel. L2 %.2e\n", type, texts.size(),
-                    worst, worst_rel);
+        std::printf("%s %s: %zu sentences, worst cos %.7f, worst rel. L2 %.2e\n", label, type, texts.size(), worst,
+                    worst_rel);
     }
+}
+
+TEST(SentenceEncoder, MiniLmMatchesSentenceTransformers) {
+    check_model("sentence-minilm", "all-MiniLM-L6-v2", 256, "sentence-transformers/all-MiniLM-L6-v2");
+}
+
+// sentence-t5's layout (T5 encoder, mean pooling, Dense 32 -> 24 in llama.cpp's graph, Normalize)
+// on a tiny random model with a real SentencePiece tokenizer (tests/oracle/sentence_t5.py).
+TEST(SentenceEncoder, TinySentenceT5MatchesSentenceTransformers) {
+    check_model("sentence-t5", "tiny sentence-T5", 64, "tiny/sentence-t5");
 }
 
 TEST(SentenceEncoder, LongTextIsTruncatedToMaxSeqLength) {

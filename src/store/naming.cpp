@@ -64,9 +64,25 @@ std::string reference_dir_name(const setting & s) {
                escape_name(indirect_aspect_key(s.dataset, s.condition.value_or(""))) +
                "-num_components=" + std::to_string(s.components);
     }
-    return s.dataset + "-" + model + "-" + s.prompt_type + "-" +
-           (s.condition ? escape_name(replace_all(*s.condition, ' ', '_')) : std::string("None")) +
-           "-num_layer=" + std::to_string(s.layer) + "-num_token=" + std::to_string(s.token) + "-embedsrc=" + s.source;
+    // Sampling: the reference appends the temperature with two decimals.
+    std::string sample;
+    if (s.temperature > 0) {
+        char buf[64];
+        std::snprintf(buf, sizeof(buf), "-sample-temp=%.2f", s.temperature);
+        sample = buf;
+    }
+    const std::string head = s.dataset + "-" + model + "-" + s.prompt_type + "-" +
+                             (s.condition ? escape_name(replace_all(*s.condition, ' ', '_')) : std::string("None"));
+    if (s.source == "generative") {
+        return head + "-embedsrc=generative-" + replace_all(s.text_encoder, '/', '_') +
+               "-max_tokens=" + std::to_string(s.max_new_tokens) + sample;
+    }
+    std::string name = head + "-num_layer=" + std::to_string(s.layer) + "-num_token=" + std::to_string(s.token) +
+                       "-embedsrc=" + s.source;
+    if (s.source == "first_output" || s.source == "mean_output") {
+        name += "-gen_max_new_tokens=" + std::to_string(s.max_new_tokens) + sample;
+    }
+    return name;
 }
 
 std::optional<setting> parse_reference_dir_name(const std::string & name) {
@@ -87,13 +103,37 @@ std::optional<setting> parse_reference_dir_name(const std::string & name) {
         }
         return s;
     }
-    static const std::regex re(
-        R"(^([^-]+)-(.+)-(describe|express|summarize|capture|convey|depict|describe_unconstraint)-(.+)-num_layer=(-?\d+)-num_token=(-?\d+)-embedsrc=([A-Za-z_]+)$)");
-    std::smatch m;
-    if (!std::regex_match(name, m, re)) {
+    static const std::string prompts = "(describe|express|summarize|capture|convey|depict|describe_unconstraint)";
+    static const std::regex  re("^([^-]+)-(.+)-" + prompts +
+                                R"(-(.+)-num_layer=(-?\d+)-num_token=(-?\d+)-embedsrc=([A-Za-z_]+))"
+                                 R"((?:-gen_max_new_tokens=(\d+))?(?:-sample-temp=(\d+\.\d+))?$)");
+    static const std::regex  generative_re("^([^-]+)-(.+)-" + prompts +
+                                           R"(-(.+)-embedsrc=generative-(.+)-max_tokens=(\d+))"
+                                            R"((?:-sample-temp=(\d+\.\d+))?$)");
+    std::smatch              m;
+    setting                  s;
+    if (std::regex_match(name, m, generative_re)) {
+        s.source         = "generative";
+        s.text_encoder   = m[5].str();
+        s.max_new_tokens = std::stoi(m[6].str());
+        s.temperature    = m[7].matched ? std::stod(m[7].str()) : 0.0;
+        s.layer          = -1;
+        s.token          = -1;
+    } else if (std::regex_match(name, m, re)) {
+        s.layer  = std::stoi(m[5].str());
+        s.token  = std::stoi(m[6].str());
+        s.source = m[7].str();
+        if (m[8].matched != (s.source == "first_output" || s.source == "mean_output")) {
+            return std::nullopt;  // generated sources, and only they, name their token count
+        }
+        s.max_new_tokens = m[8].matched ? std::stoi(m[8].str()) : 0;
+        s.temperature    = m[9].matched ? std::stod(m[9].str()) : 0.0;
+        if (m[9].matched && !m[8].matched) {
+            return std::nullopt;
+        }
+    } else {
         return std::nullopt;
     }
-    setting s;
     s.dataset                = m[1].str();
     s.model_id               = m[2].str();
     s.prompt_type            = m[3].str();
@@ -109,9 +149,6 @@ std::optional<setting> parse_reference_dir_name(const std::string & name) {
             }
         }
     }
-    s.layer  = std::stoi(m[5].str());
-    s.token  = std::stoi(m[6].str());
-    s.source = m[7].str();
     return s;
 }
 

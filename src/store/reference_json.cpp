@@ -6,7 +6,8 @@
 
 namespace dior {
 
-std::vector<float> parse_reference_json(const std::string & text, const std::string & source, std::string * prompt) {
+std::vector<float> parse_reference_json(const std::string & text, const std::string & source, std::string * prompt,
+                                        std::string * generated_text, std::string * text_encoder) {
     using json             = nlohmann::json;
     const std::string name = printable(source);
     json              j;
@@ -35,8 +36,11 @@ std::vector<float> parse_reference_json(const std::string & text, const std::str
         }
         v.push_back(x);
     }
-    if (prompt && j.contains("prompt") && j["prompt"].is_string()) {
-        *prompt = j["prompt"].get<std::string>();
+    for (auto [key, out] : { std::pair{ "prompt", prompt }, std::pair{ "generated_text", generated_text },
+                             std::pair{ "text_encoder", text_encoder } }) {
+        if (out && j.contains(key) && j[key].is_string()) {
+            *out = j[key].get<std::string>();
+        }
     }
     return v;
 }

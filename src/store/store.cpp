@@ -34,8 +34,9 @@ const char * k_corrupt_hint =
 
 // The schema this build reads and writes (PRAGMA user_version). 1: the first layout (stores before
 // the version was kept say so in meta.schema); 2: images also record their modification time,
-// settings the InDiReCT components.
-constexpr int k_schema_version = 2;
+// settings the InDiReCT components; 3: settings record generation and the text encoder, vectors
+// the generated text.
+constexpr int k_schema_version = 3;
 
 std::string hint_for(int rc) {
     rc &= 0xff;
@@ -58,6 +59,10 @@ CREATE TABLE IF NOT EXISTS settings(
     layer INTEGER NOT NULL, token INTEGER NOT NULL, image_max_size INTEGER NOT NULL, positions TEXT NOT NULL,
     source TEXT NOT NULL, engine_options TEXT NOT NULL, n_embd INTEGER NOT NULL,
     components INTEGER NOT NULL DEFAULT 0,
+    max_new_tokens INTEGER NOT NULL DEFAULT 0, temperature REAL NOT NULL DEFAULT 0,
+    gen_seed INTEGER NOT NULL DEFAULT 0, repeat_penalty REAL NOT NULL DEFAULT 1,
+    text_encoder TEXT NOT NULL DEFAULT '', text_encoder_sha256 TEXT NOT NULL DEFAULT '',
+    text_mode TEXT NOT NULL DEFAULT '',
     model_path TEXT, mmproj_path TEXT, created TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
 CREATE TABLE IF NOT EXISTS images(
     id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, sha256 TEXT, bytes INTEGER, width INTEGER, height INTEGER,
@@ -66,6 +71,7 @@ CREATE TABLE IF NOT EXISTS vectors(
     setting_id INTEGER NOT NULL REFERENCES settings(id),
     image_id INTEGER NOT NULL REFERENCES images(id),
     vector BLOB NOT NULL,
+    text TEXT,
     PRIMARY KEY(setting_id, image_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS failures(
     path TEXT PRIMARY KEY, reason TEXT NOT NULL, time TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
@@ -74,6 +80,12 @@ CREATE TABLE IF NOT EXISTS file_hashes(
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1');
 )sql";
 
+std::string number(double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%.17g", v);
+    return buf;
+}
+
 // The fields that identify a setting, in a fixed order ("\x1f"-separated).
 std::string identity(const setting & s) {
     const std::string sep = "\x1f";
@@ -81,7 +93,11 @@ std::string identity(const setting & s) {
            s.prompt_type + sep + (s.condition ? "c:" + *s.condition : "none") + sep + s.prompt + sep +
            std::to_string(s.layer) + sep + std::to_string(s.token) + sep + std::to_string(s.image_max_size) + sep +
            s.positions + sep + s.source + sep + s.engine_options + sep + std::to_string(s.n_embd) +
-           (s.components ? sep + "k=" + std::to_string(s.components) : std::string());
+           (s.components ? sep + "k=" + std::to_string(s.components) : std::string()) +
+           (s.max_new_tokens ? sep + "gen=" + std::to_string(s.max_new_tokens) + " temp=" + number(s.temperature) +
+                                   " seed=" + std::to_string(s.seed) + " rp=" + number(s.repeat_penalty) + sep +
+                                   s.text_encoder + sep + s.text_encoder_sha256 + sep + s.text_mode
+                             : std::string());
 }
 
 class statement {
@@ -115,6 +131,11 @@ class statement {
         return *this;
     }
 
+    statement & bind(int i, double v) {
+        sqlite3_bind_double(st_, i, v);
+        return *this;
+    }
+
     statement & bind_blob(int i, const void * data, size_t n) {
         sqlite3_bind_blob(st_, i, data, (int)n, SQLITE_TRANSIENT);
         return *this;
@@ -137,6 +158,7 @@ class statement {
     void reset() { sqlite3_reset(st_); }
 
     int64_t     integer(int col) const { return sqlite3_column_int64(st_, col); }
+    double      real(int col) const { return sqlite3_column_double(st_, col); }
     bool        is_null(int col) const { return sqlite3_column_type(st_, col) == SQLITE_NULL; }
     std::string text(int col) const {
         const unsigned char * t = sqlite3_column_text(st_, col);
@@ -244,13 +266,16 @@ class sqlite_store final : public store {
         statement ins(db_,
                       "INSERT INTO settings(identity, dataset, model_id, model_sha256, mmproj_sha256, engine, "
                       "prompt_type, condition, prompt, layer, token, image_max_size, positions, source, "
-                      "engine_options, n_embd, model_path, mmproj_path, components) "
-                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                      "engine_options, n_embd, model_path, mmproj_path, components, max_new_tokens, temperature, "
+                      "gen_seed, repeat_penalty, text_encoder, text_encoder_sha256, text_mode) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
         ins.bind(1, id).bind(2, s.dataset).bind(3, s.model_id).bind(4, s.model_sha256).bind(5, s.mmproj_sha256);
         ins.bind(6, s.engine).bind(7, s.prompt_type).bind(8, s.condition).bind(9, s.prompt);
         ins.bind(10, (int64_t)s.layer).bind(11, (int64_t)s.token).bind(12, (int64_t)s.image_max_size);
         ins.bind(13, s.positions).bind(14, s.source).bind(15, s.engine_options).bind(16, (int64_t)s.n_embd);
         ins.bind(17, s.model_path).bind(18, s.mmproj_path).bind(19, (int64_t)s.components);
+        ins.bind(20, (int64_t)s.max_new_tokens).bind(21, s.temperature).bind(22, (int64_t)s.seed);
+        ins.bind(23, s.repeat_penalty).bind(24, s.text_encoder).bind(25, s.text_encoder_sha256).bind(26, s.text_mode);
         ins.step();
         return sqlite3_last_insert_rowid(db_);
     }
@@ -259,31 +284,39 @@ class sqlite_store final : public store {
         statement                   q(db_,
                                       "SELECT s.id, dataset, model_id, model_sha256, mmproj_sha256, engine, prompt_type, condition, "
                                                         "prompt, layer, token, image_max_size, positions, source, engine_options, n_embd, model_path, "
-                                                        "mmproj_path, (SELECT count(*) FROM vectors v WHERE v.setting_id = s.id), components "
-                                                        "FROM settings s ORDER BY s.id");
+                                                        "mmproj_path, (SELECT count(*) FROM vectors v WHERE v.setting_id = s.id), components, "
+                                                        "max_new_tokens, temperature, gen_seed, repeat_penalty, text_encoder, text_encoder_sha256, "
+                                                        "text_mode FROM settings s ORDER BY s.id");
         std::vector<stored_setting> out;
         while (q.step()) {
             stored_setting r;
-            r.id               = q.integer(0);
-            r.s.dataset        = q.text(1);
-            r.s.model_id       = q.text(2);
-            r.s.model_sha256   = q.text(3);
-            r.s.mmproj_sha256  = q.text(4);
-            r.s.engine         = q.text(5);
-            r.s.prompt_type    = q.text(6);
-            r.s.condition      = q.is_null(7) ? std::nullopt : std::optional<std::string>(q.text(7));
-            r.s.prompt         = q.text(8);
-            r.s.layer          = (int)q.integer(9);
-            r.s.token          = (int)q.integer(10);
-            r.s.image_max_size = (int)q.integer(11);
-            r.s.positions      = q.text(12);
-            r.s.source         = q.text(13);
-            r.s.engine_options = q.text(14);
-            r.s.n_embd         = (int)q.integer(15);
-            r.s.model_path     = q.text(16);
-            r.s.mmproj_path    = q.text(17);
-            r.n_vectors        = q.integer(18);
-            r.s.components     = (int)q.integer(19);
+            r.id                    = q.integer(0);
+            r.s.dataset             = q.text(1);
+            r.s.model_id            = q.text(2);
+            r.s.model_sha256        = q.text(3);
+            r.s.mmproj_sha256       = q.text(4);
+            r.s.engine              = q.text(5);
+            r.s.prompt_type         = q.text(6);
+            r.s.condition           = q.is_null(7) ? std::nullopt : std::optional<std::string>(q.text(7));
+            r.s.prompt              = q.text(8);
+            r.s.layer               = (int)q.integer(9);
+            r.s.token               = (int)q.integer(10);
+            r.s.image_max_size      = (int)q.integer(11);
+            r.s.positions           = q.text(12);
+            r.s.source              = q.text(13);
+            r.s.engine_options      = q.text(14);
+            r.s.n_embd              = (int)q.integer(15);
+            r.s.model_path          = q.text(16);
+            r.s.mmproj_path         = q.text(17);
+            r.n_vectors             = q.integer(18);
+            r.s.components          = (int)q.integer(19);
+            r.s.max_new_tokens      = (int)q.integer(20);
+            r.s.temperature         = q.real(21);
+            r.s.seed                = (uint32_t)q.integer(22);
+            r.s.repeat_penalty      = q.real(23);
+            r.s.text_encoder        = q.text(24);
+            r.s.text_encoder_sha256 = q.text(25);
+            r.s.text_mode           = q.text(26);
             out.push_back(std::move(r));
         }
         return out;
@@ -314,13 +347,14 @@ class sqlite_store final : public store {
     void put_all(const std::vector<image_vectors> & images) override {
         transaction tx(*this);
         for (const auto & iv : images) {
-            put_one(iv.image, iv.vectors);
+            put_one(iv.image, iv.vectors, iv.texts);
         }
         tx.commit();
     }
 
   private:
-    void put_one(const image_info & img, const std::vector<std::pair<int64_t, std::vector<float>>> & vectors) {
+    void put_one(const image_info & img, const std::vector<std::pair<int64_t, std::vector<float>>> & vectors,
+                 const std::vector<std::pair<int64_t, std::string>> & texts = {}) {
         {
             statement q(db_,
                         "INSERT INTO images(path, sha256, bytes, width, height, mtime_ns) VALUES (?,?,?,?,?,?) "
@@ -339,9 +373,15 @@ class sqlite_store final : public store {
             q.bind(1, img.path).step();
             image_id = q.integer(0);
         }
-        statement ins(db_, "INSERT OR REPLACE INTO vectors(setting_id, image_id, vector) VALUES (?,?,?)");
+        statement ins(db_, "INSERT OR REPLACE INTO vectors(setting_id, image_id, vector, text) VALUES (?,?,?,?)");
         for (const auto & [sid, v] : vectors) {
-            ins.bind(1, sid).bind(2, image_id).bind_blob(3, v.data(), v.size() * sizeof(float)).step();
+            std::optional<std::string> text;
+            for (const auto & [tid, t] : texts) {
+                if (tid == sid) {
+                    text = t;
+                }
+            }
+            ins.bind(1, sid).bind(2, image_id).bind_blob(3, v.data(), v.size() * sizeof(float)).bind(4, text).step();
             ins.reset();
         }
         statement del(db_, "DELETE FROM failures WHERE path = ?");
@@ -399,6 +439,18 @@ class sqlite_store final : public store {
             }
         }
         return m;
+    }
+
+    std::vector<std::string> texts(int64_t setting_id) const override {
+        statement q(db_,
+                    "SELECT v.text FROM vectors v JOIN images i ON i.id = v.image_id WHERE v.setting_id = ? "
+                    "ORDER BY i.path");
+        q.bind(1, setting_id);
+        std::vector<std::string> out;
+        while (q.step()) {
+            out.push_back(q.text(0));
+        }
+        return out;
     }
 
     std::string file_sha256(const std::string & path) override {
@@ -516,6 +568,16 @@ class sqlite_store final : public store {
         if (version == 1) {
             exec("ALTER TABLE images ADD COLUMN mtime_ns INTEGER");
             exec("ALTER TABLE settings ADD COLUMN components INTEGER NOT NULL DEFAULT 0");
+        }
+        if (version == 1 || version == 2) {
+            for (const char * col :
+                 { "max_new_tokens INTEGER NOT NULL DEFAULT 0", "temperature REAL NOT NULL DEFAULT 0",
+                   "gen_seed INTEGER NOT NULL DEFAULT 0", "repeat_penalty REAL NOT NULL DEFAULT 1",
+                   "text_encoder TEXT NOT NULL DEFAULT ''", "text_encoder_sha256 TEXT NOT NULL DEFAULT ''",
+                   "text_mode TEXT NOT NULL DEFAULT ''" }) {
+                exec(("ALTER TABLE settings ADD COLUMN " + std::string(col)).c_str());
+            }
+            exec("ALTER TABLE vectors ADD COLUMN text TEXT");
         }
         exec(k_schema);
         exec(("PRAGMA user_version = " + std::to_string(k_schema_version)).c_str());

@@ -232,9 +232,60 @@ INSERT INTO vectors VALUES (1, 1, x'0000803f00000040');
     sqlite3_stmt * q = nullptr;
     sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &q, nullptr);
     ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
-    EXPECT_EQ(sqlite3_column_int(q, 0), 2);
+    EXPECT_EQ(sqlite3_column_int(q, 0), 3);
     sqlite3_finalize(q);
     sqlite3_close(h);
+    fs::remove(path);
+}
+
+// A second-schema store (user_version 2: no generation columns, no texts) migrates too: its
+// settings keep their identity (a run resumes), and generated texts can be stored beside.
+TEST(StoreSchema, SecondSchemaIsMigratedAndTakesTexts) {
+    const std::string path = (fs::temp_directory_path() / ("dior_v2_" + std::to_string(getpid()) + ".db")).string();
+    fs::remove(path);
+    dior::setting s;
+    s.dataset   = "ds";
+    s.model_id  = "m";
+    s.condition = "car color";
+    s.n_embd    = 2;
+    {  // written by this build, then taken back to the second schema
+        auto st = dior::store::open(path);
+        st->put({ "/img/a.png", "h", 10, 4, 4, 1 }, { { st->add_setting(s), { 1.0f, 2.0f } } });
+    }
+    sqlite3 * h = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &h), SQLITE_OK);
+    const char * back = R"sql(
+ALTER TABLE settings DROP COLUMN max_new_tokens; ALTER TABLE settings DROP COLUMN temperature;
+ALTER TABLE settings DROP COLUMN gen_seed; ALTER TABLE settings DROP COLUMN repeat_penalty;
+ALTER TABLE settings DROP COLUMN text_encoder; ALTER TABLE settings DROP COLUMN text_encoder_sha256;
+ALTER TABLE settings DROP COLUMN text_mode; ALTER TABLE vectors DROP COLUMN text; PRAGMA user_version = 2;
+)sql";
+    ASSERT_EQ(sqlite3_exec(h, back, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(h);
+    sqlite3_close(h);
+    auto st = dior::store::open(path);
+    ASSERT_EQ(st->settings().size(), 1u);
+    EXPECT_EQ(st->add_setting(s), st->settings()[0].id);  // same identity: resumes
+    EXPECT_EQ(st->texts(st->settings()[0].id), std::vector<std::string>{ "" });
+    dior::setting g  = s;
+    g.source         = "generative";
+    g.max_new_tokens = 16;
+    g.text_encoder   = "sentence-transformers/sentence-t5-base";
+    g.text_mode      = "whole";
+    const int64_t id = st->add_setting(g);
+    EXPECT_NE(id, st->settings()[0].id);
+    dior::store::image_vectors row;
+    row.image   = { "/img/a.png", "h", 10, 4, 4, 1 };
+    row.vectors = { { id, { 3.0f } } };
+    row.texts   = { { id, "a \"red\" car\n" } };
+    st->put_all({ row });
+    EXPECT_EQ(st->texts(id), std::vector<std::string>{ "a \"red\" car\n" });
+    const auto all = st->settings();
+    EXPECT_EQ(all[1].s.max_new_tokens, 16);
+    EXPECT_EQ(all[1].s.text_encoder, "sentence-transformers/sentence-t5-base");
+    EXPECT_EQ(all[1].s.text_mode, "whole");
+    EXPECT_EQ(all[1].s.repeat_penalty, 1.0);
+    EXPECT_EQ(st->check(), std::vector<std::string>{ "ok" });
+    st.reset();
     fs::remove(path);
 }
 

@@ -50,7 +50,8 @@ def main():
     model_dir = str(extract_model(os.path.join(OUT, "hf")))
     for t in ("f32", "f16"):
         subprocess.run([sys.executable, os.path.join(ROOT, "tools", "convert-sentence", "convert_sentence_to_gguf.py"),
-                        model_dir, "--outfile", os.path.join(OUT, t + ".gguf"), "--outtype", t, "--llama-cpp", SRC],
+                        model_dir, "--outfile", os.path.join(OUT, t + ".gguf"), "--outtype", t, "--llama-cpp", SRC,
+                        "--id", "sentence-transformers/all-MiniLM-L6-v2"],
                        check=True, stdout=subprocess.DEVNULL)
     texts = sentences()
     model = SentenceTransformer(model_dir, device="cpu")

@@ -1,15 +1,24 @@
 #!/usr/bin/env python3
 """Converts a sentence-transformers model folder into one GGUF for dior.cpp: the transformer and its
 pooling by llama.cpp's own converter (convert_hf_to_gguf.py of the pinned tree), plus what
-sentence-transformers applies after the pooling, recorded as metadata:
+sentence-transformers applies after the pooling:
 
-    dior.sentence.modules          the module types after Pooling, in order, comma-separated ("Normalize")
+    Dense       as llama.cpp's own sentence-transformers Dense tensors (dense_2.weight, .bias,
+                {arch}.dense_2_feat_in/out, {arch}.embedding_length_out), which llama.cpp applies
+                after the pooling in its graph (dior's patch 0002 loads them for T5 encoders and BERT)
+    Normalize   recorded, applied by dior
+    dior.sentence.modules          the module types after Pooling, in order, comma-separated
     dior.sentence.max_seq_length   the truncation length of the Transformer module
+    dior.sentence.id               the model's id (--id; default: the folder's name)
 
-    python tools/convert-sentence/convert_sentence_to_gguf.py all-MiniLM-L6-v2/ --outfile minilm-f32.gguf --outtype f32
+    python tools/convert-sentence/convert_sentence_to_gguf.py all-MiniLM-L6-v2/ --outfile minilm-f32.gguf \
+        --outtype f32 --id sentence-transformers/all-MiniLM-L6-v2
+    python tools/convert-sentence/convert_sentence_to_gguf.py sentence-t5-base/ --outfile st5-base-f16.gguf \
+        --outtype f16 --id sentence-transformers/sentence-t5-base
 
-Supported after the pooling: Normalize. A Dense module (sentence-t5) is refused for now with a
-clear message. --llama-cpp DIR: the llama.cpp source tree (default: the pinned tree in dior's cache).
+Supported: BERT-family and T5 encoder (sentence-t5) transformers; mean, CLS or last-token pooling;
+one Dense (identity activation) and Normalize after it. --llama-cpp DIR: the llama.cpp source tree
+(default: the pinned tree in dior's cache).
 """
 import argparse
 import glob
@@ -31,30 +40,68 @@ def find_llama_cpp(explicit):
     return found[0]
 
 
+def load_dense(path):
+    """A sentence-transformers Dense module: (weight (out, in), bias or None) in float32."""
+    import numpy as np
+    with open(os.path.join(path, "config.json")) as f:
+        cfg = json.load(f)
+    act = cfg.get("activation_function", "torch.nn.modules.linear.Identity")
+    if not act.endswith("Identity"):
+        sys.exit(f"error: Dense with activation {act} is not supported (sentence-t5 uses Identity)")
+    st = os.path.join(path, "model.safetensors")
+    if os.path.exists(st):
+        from safetensors.numpy import load_file
+        tensors = load_file(st)
+    else:
+        import torch
+        tensors = {k: v.numpy() for k, v in torch.load(os.path.join(path, "pytorch_model.bin"),
+                                                        map_location="cpu").items()}
+    weight = np.ascontiguousarray(tensors["linear.weight"], dtype=np.float32)
+    bias = tensors.get("linear.bias")
+    if weight.shape != (cfg["out_features"], cfg["in_features"]):
+        sys.exit(f"error: Dense weight {weight.shape} does not match its config")
+    return weight, None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_dir")
     ap.add_argument("--outfile", required=True)
     ap.add_argument("--outtype", choices=["f32", "f16", "q8_0"], default="f32")
     ap.add_argument("--llama-cpp")
+    ap.add_argument("--id", help="the model's id, recorded in settings (default: the folder's name)")
     a = ap.parse_args()
     src = find_llama_cpp(a.llama_cpp)
     sys.path.insert(0, os.path.join(src, "gguf-py"))
     import gguf  # noqa: E402
 
+    with open(os.path.join(a.model_dir, "config.json")) as f:
+        model_type = json.load(f).get("model_type", "")
+    if model_type == "mpnet":  # e.g. all-mpnet-base-v2
+        sys.exit("error: MPNet models are not supported: llama.cpp (the pinned tree) has no MPNet architecture")
     with open(os.path.join(a.model_dir, "modules.json")) as f:
         modules = json.load(f)
-    after, seen_pooling = [], False
+    after, seen_pooling, pooling, dense = [], False, None, None
     for m in sorted(modules, key=lambda m: m["idx"]):
         kind = m["type"].rsplit(".", 1)[-1]
+        path = os.path.join(a.model_dir, m.get("path", ""))
         if kind == "Pooling":
             seen_pooling = True
+            with open(os.path.join(path, "config.json")) as f:
+                pooling = json.load(f)
         elif seen_pooling:
-            if kind != "Normalize":
-                sys.exit(f"error: module {kind} after the pooling is not supported yet (only Normalize)")
+            if kind == "Dense" and dense is None and not after:
+                dense = load_dense(path)
+            elif kind != "Normalize":
+                sys.exit(f"error: module {kind} after the pooling is not supported (one Dense, then Normalize)")
             after.append(kind)
         elif kind != "Transformer":
             sys.exit(f"error: module {kind} before the pooling is not supported")
+    modes = [k for k in ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens", "weightedmean_tokens",
+                         "lasttoken") if pooling and pooling.get("pooling_mode_" + k)]
+    if modes not in (["mean_tokens"], ["cls_token"], ["lasttoken"]):
+        sys.exit(f"error: pooling {modes or 'none'} is not supported (mean, CLS or last token)")
+    pooling_type = {"mean_tokens": 1, "cls_token": 2, "lasttoken": 3}[modes[0]]
     max_len = 0
     cfg = os.path.join(a.model_dir, "sentence_bert_config.json")
     if os.path.exists(cfg):
@@ -63,13 +110,22 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         plain = os.path.join(tmp, "model.gguf")
-        subprocess.run([sys.executable, os.path.join(src, "convert_hf_to_gguf.py"), a.model_dir, "--outfile", plain,
-                        "--outtype", a.outtype], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run = subprocess.run([sys.executable, os.path.join(src, "convert_hf_to_gguf.py"), a.model_dir, "--outfile",
+                              plain, "--outtype", a.outtype], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+        if run.returncode != 0:
+            tail = "\n".join(run.stderr.strip().splitlines()[-5:])
+            sys.exit(f"error: llama.cpp's converter failed on {a.model_dir}:\n{tail}")
         r = gguf.GGUFReader(plain)
-        arch = r.fields["general.architecture"]
-        w = gguf.GGUFWriter(a.outfile, bytes(arch.parts[arch.data[0]]).decode())
+        arch_field = r.fields["general.architecture"]
+        arch = bytes(arch_field.parts[arch_field.data[0]]).decode()
+        if dense is not None and arch not in ("t5encoder", "bert"):
+            sys.exit(f"error: a Dense module after the pooling is supported for T5 encoders and BERT, not {arch}")
+        w = gguf.GGUFWriter(a.outfile, arch)
+        ours = {f"{arch}.pooling_type", f"{arch}.dense_2_feat_in", f"{arch}.dense_2_feat_out",
+                f"{arch}.embedding_length_out"}
         for name, field in r.fields.items():
-            if name.startswith("GGUF.") or name == "general.architecture":
+            if name.startswith("GGUF.") or name == "general.architecture" or name in ours:
                 continue
             vtype = field.types[0]
             if vtype == gguf.GGUFValueType.ARRAY:
@@ -81,15 +137,26 @@ def main():
                 w.add_key_value(name, bytes(field.parts[field.data[0]]).decode("utf-8"), vtype)
             else:
                 w.add_key_value(name, field.parts[field.data[0]].tolist()[0], vtype)
+        w.add_uint32(f"{arch}.pooling_type", pooling_type)  # as the Pooling module says
+        if dense is not None:  # llama.cpp's own names for a sentence-transformers Dense
+            weight, bias = dense
+            w.add_uint32(f"{arch}.dense_2_feat_in", weight.shape[1])
+            w.add_uint32(f"{arch}.dense_2_feat_out", weight.shape[0])
+            w.add_uint32(f"{arch}.embedding_length_out", weight.shape[0])
         w.add_string("dior.sentence.modules", ",".join(after))
         w.add_uint32("dior.sentence.max_seq_length", max_len)
+        w.add_string("dior.sentence.id", a.id or os.path.basename(os.path.normpath(a.model_dir)))
         for t in r.tensors:
             w.add_tensor(t.name, t.data, raw_shape=list(reversed([int(d) for d in t.shape])), raw_dtype=t.tensor_type)
+        if dense is not None:  # kept in float32: a small matrix, applied once per sentence
+            w.add_tensor("dense_2.weight", weight)
+            if bias is not None:
+                w.add_tensor("dense_2.bias", bias)
         w.write_header_to_file()
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
-    print(f"wrote {a.outfile}: modules after pooling {after}, max_seq_length {max_len}")
+    print(f"wrote {a.outfile}: {arch}, pooling {modes[0]}, modules after pooling {after}, max_seq_length {max_len}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ struct bench_options {
     int           image_max_size = 700;
     int           k              = 5;
     int           repeat         = 1;
+    int           generate       = 0;  // > 0: also time greedy generation of this many tokens
 };
 
 image generated_image(int side) {
@@ -84,6 +85,22 @@ int run_bench(const bench_options & o) {
     std::printf("K=%-2d with reuse   %10.1f ms\n", o.k, with_reuse / n);
     std::printf("K=%-2d without      %10.1f ms\n", o.k, without_reuse / n);
     std::printf("reuse speed-up    %10.2fx\n", without_reuse / with_reuse);
+    if (o.generate > 0) {  // greedy generation after each condition's prompt, prefix reused
+        ep.reuse_prefix              = true;
+        ep.generate                  = true;
+        ep.generation.max_new_tokens = o.generate;
+        double gen_ms = 0, total = 0;
+        int    n_tok  = 0;
+        for (int r = 0; r < o.repeat; ++r) {
+            m->embed(img, conds, ep);
+            gen_ms += m->last_timings().generate_ms;
+            n_tok += m->last_timings().n_generated;
+            total += m->last_timings().total_ms;
+        }
+        std::printf("generation        %10.1f ms for %d tokens (K=%d, at most %d each): %.2f tokens/s\n", gen_ms / n,
+                    (int)(n_tok / n), o.k, o.generate, n_tok / (gen_ms / 1000.0));
+        std::printf("K=%-2d generative  %10.1f ms (with reuse, prompts + generation)\n", o.k, total / n);
+    }
     return exit_ok;
 }
 
@@ -98,6 +115,7 @@ void register_bench(CLI::App & app, int & exit_code) {
     cmd->add_option("--image-max-size,--image_max_size", o->image_max_size, "downscale --image to at most this");
     cmd->add_option("-K,--conditions", o->k, "number of conditions")->check(CLI::PositiveNumber);
     cmd->add_option("--repeat", o->repeat, "repetitions to average")->check(CLI::PositiveNumber);
+    cmd->add_option("--generate", o->generate, "also time greedy generation of up to N tokens per condition");
     cmd->callback([o, &exit_code] { exit_code = run_bench(*o); });
 }
 

@@ -4,6 +4,7 @@
 #include "progress.h"
 
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
@@ -45,11 +46,11 @@ struct embed_options {
     std::vector<std::string> layers;
     int                      token          = -1;
     int                      image_max_size = 700;
-    std::string              positions_name = "sequential";
-    bool                     no_reuse       = false;
-    bool                     use_cache      = false;
-    bool                     parse_special  = false;
-    std::string              out            = "embeddings.db";
+    std::string              positions_name;  // default: sequential, native for --method generative
+    bool                     no_reuse      = false;
+    bool                     use_cache     = false;
+    bool                     parse_special = false;
+    std::string              out           = "embeddings.db";
     std::string              npy_dir;
     image_limits             limits;
     std::string              method = "dior";
@@ -57,6 +58,16 @@ struct embed_options {
     std::string              indirect_texts = DIOR_DATA_DIR "/reference/indirect_texts.json";
     int                      components     = 128;
     uint64_t                 indirect_seed  = 0;
+    // generation (first_output, mean_output, --method generative)
+    std::string source         = "input_last";
+    int         max_new_tokens = 16;
+    float       temperature    = 0;
+    bool        do_sample      = false;
+    uint32_t    seed           = 0;
+    float       repeat_penalty = 1;
+    std::string text_encoder;
+    std::string text_encoder_id;
+    std::string embed_text = "whole";
 };
 
 // Name of an ad-hoc run's image set: --name, else the folder's name, else "images".
@@ -93,11 +104,14 @@ void check_context(model & m, const embed_params & ep, const std::vector<std::op
     for (const auto & c : conditions) {
         longest = std::max(longest, m.prompt_tokens(probe, instruction(ep.prompt, c), ep.parse_special).size());
     }
-    if ((int64_t)longest > o.model.params.n_ctx) {
+    const bool   gen   = ep.generate || ep.source != embed_source::input_last;
+    const size_t n_new = gen ? (size_t)ep.generation.max_new_tokens : 0;
+    if ((int64_t)(longest + n_new) > o.model.params.n_ctx) {
         throw error("--ctx-size " + std::to_string(o.model.params.n_ctx) + " is too small: an image of " +
                     std::to_string(o.image_max_size) + " x " + std::to_string(o.image_max_size) +
-                    " px with the longest prompt takes " + std::to_string(longest) + " tokens; use --ctx-size " +
-                    std::to_string(longest) + " or more, or a smaller --image-max-size");
+                    " px with the longest prompt takes " + std::to_string(longest) + " tokens" +
+                    (gen ? " + " + std::to_string(n_new) + " generated" : std::string()) + "; use --ctx-size " +
+                    std::to_string(longest + n_new) + " or more, or a smaller --image-max-size");
     }
     if (o.token >= (int)longest) {
         // the shortest prompt may be shorter still; this at least catches a token no prompt reaches
@@ -174,8 +188,36 @@ int run_embed(const embed_options & o) {
         std::fprintf(stderr, "warning: unknown prompt type '%s'; using 'describe'\n", o.prompt_type.c_str());
         ptype = prompt_type::describe;
     }
-    if (o.positions_name != "sequential" && o.positions_name != "native") {
-        throw error("--positions " + o.positions_name + ": use sequential or native");
+    // The reference's generative baseline calls generate() without position ids (native M-RoPE);
+    // its DIOR path passes sequential ones.
+    const std::string positions_name = !o.positions_name.empty()  ? o.positions_name
+                                       : o.method == "generative" ? "native"
+                                                                  : "sequential";
+    if (positions_name != "sequential" && positions_name != "native") {
+        throw error("--positions " + positions_name + ": use sequential or native");
+    }
+    const auto source = parse_embed_source(o.source);
+    if (!source) {
+        throw error("--source " + o.source + ": use input_last, first_output or mean_output");
+    }
+    const bool generating = o.method == "generative" || *source != embed_source::input_last;
+    if (generating && (o.max_new_tokens < 1 || o.max_new_tokens > o.model.params.n_ctx)) {
+        throw error("--max-new-tokens " + std::to_string(o.max_new_tokens) + ": use 1 or more (default 16)");
+    }
+    if (o.temperature < 0 || !std::isfinite(o.temperature)) {
+        throw error("--temperature " + std::to_string(o.temperature) + ": use 0 (greedy) or more");
+    }
+    if (o.do_sample && o.temperature <= 0) {
+        throw error("--gen_do_sample needs --temperature above 0 (the reference samples at gen_temperature)");
+    }
+    if (!(o.repeat_penalty > 0) || !std::isfinite(o.repeat_penalty)) {
+        throw error("--repeat-penalty " + std::to_string(o.repeat_penalty) + ": use a positive factor (1: off)");
+    }
+    if (o.embed_text != "whole" && o.embed_text != "answer") {
+        throw error("--embed-text " + o.embed_text + ": use whole (the reference's) or answer");
+    }
+    if (*source != embed_source::input_last && o.method != "dior") {
+        throw error("--source " + o.source + " belongs to --method dior");
     }
 
     // --- the model first: a missing or broken model fails before anything is written ---------
@@ -184,25 +226,46 @@ int run_embed(const embed_options & o) {
     base.engine         = engine_version();
     base.image_max_size = o.image_max_size;
 
-    std::unique_ptr<model>      m;     // DIOR
-    std::unique_ptr<clip_model> clip;  // CLIP, InDiReCT
-    std::unique_ptr<method>     meth;
-    std::string                 weights[2];  // the files whose hashes identify the model
-    if (o.method == "dior") {
+    std::unique_ptr<model>            m;        // DIOR, generative
+    std::unique_ptr<clip_model>       clip;     // CLIP, InDiReCT
+    std::unique_ptr<sentence_encoder> encoder;  // generative
+    std::unique_ptr<method>           meth;
+    std::string                       weights[2];  // the files whose hashes identify the model
+    if (o.method == "dior" || o.method == "generative") {
         if (o.model.params.model_path.empty() || o.model.params.mmproj_path.empty()) {
-            throw error("the DIOR method needs -m MODEL.gguf and --mmproj MMPROJ.gguf");
+            throw error("the " + o.method + " method needs -m MODEL.gguf and --mmproj MMPROJ.gguf");
+        }
+        if (o.method == "generative" && o.text_encoder.empty()) {
+            throw error(
+                "the generative method needs --text-encoder ENCODER.gguf (a sentence-transformers model "
+                "converted by tools/convert-sentence)");
+        }
+        if (o.method == "generative") {  // before the LVLM: a wrong file fails fast
+            encoder = sentence_encoder::load(
+                { o.text_encoder, o.model.params.n_threads, o.model.params.n_gpu_layers, o.model.params.verbose });
         }
         m = model::load(o.model.resolved());
         embed_params ep;
-        ep.prompt        = *ptype;
-        ep.layers        = parse_layers(o.layers, *m);
-        ep.token         = o.token;
-        ep.position      = o.positions_name == "native" ? positions::native : positions::sequential;
-        ep.reuse_prefix  = !o.no_reuse;
-        ep.parse_special = o.parse_special;
+        ep.prompt                    = *ptype;
+        ep.layers                    = o.method == "generative" ? std::vector<int>{ -1 } : parse_layers(o.layers, *m);
+        ep.token                     = o.token;
+        ep.position                  = positions_name == "native" ? positions::native : positions::sequential;
+        ep.reuse_prefix              = !o.no_reuse;
+        ep.parse_special             = o.parse_special;
+        ep.source                    = *source;
+        ep.generate                  = generating;
+        ep.generation.max_new_tokens = o.max_new_tokens;
+        ep.generation.temperature    = o.temperature;
+        ep.generation.seed           = o.seed;
+        ep.generation.repeat_penalty = o.repeat_penalty;
         m->resolve_layers(ep.layers);  // validates
         check_context(*m, ep, conditions, o);
-        meth                = make_dior_method(*m, conditions, ep);
+        if (o.method == "dior") {
+            meth = make_dior_method(*m, conditions, ep);
+        } else {
+            base.text_encoder = o.text_encoder_id;  // "" : the id recorded at conversion
+            meth              = make_generative_method(*m, *encoder, conditions, ep, o.embed_text);
+        }
         base.model_id       = o.model_id.empty() ? fs::path(o.model.params.model_path).stem().string() : o.model_id;
         base.engine_options = o.model.engine_options() + (o.parse_special ? " special=parse" : "");
         weights[0]          = o.model.params.model_path;
@@ -234,7 +297,7 @@ int run_embed(const embed_options & o) {
             meth          = make_indirect_method(*clip, aspects, dp);
         }
     } else {
-        throw error("--method " + o.method + ": use dior, clip or indirect");
+        throw error("--method " + o.method + ": use dior, clip, indirect or generative");
     }
 
     auto st            = store::open(o.out);
@@ -242,6 +305,9 @@ int run_embed(const embed_options & o) {
     base.mmproj_sha256 = weights[1].empty() ? std::string() : st->file_sha256(weights[1]);
     base.model_path    = fs::absolute(weights[0]).string();
     base.mmproj_path   = weights[1].empty() ? std::string() : fs::absolute(weights[1]).string();
+    if (encoder) {
+        base.text_encoder_sha256 = st->file_sha256(o.text_encoder);
+    }
 
     // --- the method's settings ---------------------------------------------------------------
     const std::vector<setting> settings = meth->settings(base);
@@ -301,17 +367,18 @@ int run_embed(const embed_options & o) {
                 bytes = read_file(path, o.limits.max_file_bytes);
             }
             const image img     = decode_image(bytes.data(), bytes.size(), path, o.image_max_size, o.limits);
-            const auto  vectors = meth->embed(img, which);
+            const auto  outputs = meth->embed(img, which);
 
-            std::vector<std::pair<int64_t, std::vector<float>>> rows;
+            store::image_vectors row;
+            row.image = { path,       sha256_hex(bytes.data(), bytes.size()), (int64_t)bytes.size(), img.width,
+                          img.height, have_stat ? mtime_ns(sb) : -1 };
             for (size_t k = 0; k < which.size(); ++k) {
-                rows.emplace_back(all_ids[which[k]], vectors[k]);
+                row.vectors.emplace_back(all_ids[which[k]], outputs[k].vector);
+                if (generating) {
+                    row.texts.emplace_back(all_ids[which[k]], outputs[k].text);
+                }
             }
-            store::image_info info{
-                path,       sha256_hex(bytes.data(), bytes.size()), (int64_t)bytes.size(), img.width,
-                img.height, have_stat ? mtime_ns(sb) : -1
-            };
-            st->put(info, rows);
+            st->put_all({ row });
             ++n_embedded;
         } catch (const store_error & e) {
             throw store_error(std::string(e.what()) + "\nthe store keeps every image committed before; fix the cause " +
@@ -341,7 +408,7 @@ int run_embed(const embed_options & o) {
                  "%.2f img/s\nstore: %s\n",
                  images.size(), n_embedded, n_skipped, n_failed,
                  n_failed ? (" (reasons: dior status --db " + o.out + ")").c_str() : "",
-                 o.method == "dior"
+                 o.method == "dior" && !generating
                      ? (std::to_string(conditions.size()) + " conditions x " +
                         std::to_string(settings.size() / std::max<size_t>(1, conditions.size())) + " layers")
                            .c_str()
@@ -393,7 +460,9 @@ void register_embed(CLI::App & app, int & exit_code) {
                     "token index (-1 = last prompt token; negative counts from the end)");
     cmd->add_option("--image-max-size,--image_max_size", o->image_max_size,
                     "downscale so the longer side is at most this");
-    cmd->add_option("--positions", o->positions_name, "sequential (the reference's default) or native (M-RoPE)");
+    cmd->add_option("--positions", o->positions_name,
+                    "sequential (the reference's DIOR default) or native (M-RoPE; the default of --method "
+                    "generative, as the reference's generate() runs)");
     cmd->add_flag("--no-prefix-reuse", o->no_reuse, "recompute the whole prompt for every condition");
     cmd->add_flag("--use_cache", o->use_cache, "reuse the image prefix across conditions (the default)");
     cmd->add_flag("--parse-special", o->parse_special,
@@ -402,13 +471,31 @@ void register_embed(CLI::App & app, int & exit_code) {
     cmd->add_option("-o,--out", o->out, "the store (SQLite file; created if missing, appended to otherwise)");
     cmd->add_option("--npy", o->npy_dir, "also write this run's settings as .npy files + manifest.json here");
     cmd->add_option("--method", o->method,
-                    "dior (default), clip (the CLIP baseline) or indirect (InDiReCT: CLIP + a projection fitted "
-                    "on each aspect's texts)");
+                    "dior (default), clip (the CLIP baseline), indirect (InDiReCT: CLIP + a projection fitted "
+                    "on each aspect's texts) or generative (the LVLM's answer embedded by --text-encoder)");
     cmd->add_option("--clip-model", o->clip_model, "CLIP GGUF for --method clip / indirect (tools/convert-clip)");
     cmd->add_option("--indirect-texts", o->indirect_texts,
                     "InDiReCT condition texts, as data/reference/indirect_texts.json (default: the reference's)");
     cmd->add_option("--components", o->components, "InDiReCT: rows of the fitted projection (default 128)");
     cmd->add_option("--indirect-seed", o->indirect_seed, "InDiReCT: seed of the projection's initialisation");
+    cmd->add_option("--source,--embedding_source", o->source,
+                    "DIOR's vector: input_last (the last prompt token, default), first_output (the first "
+                    "generated token) or mean_output (the mean over the generated tokens)");
+    cmd->add_option("--max-new-tokens,--gen_max_new_tokens", o->max_new_tokens,
+                    "generation: at most this many tokens (default 16); stops at the end of the turn");
+    cmd->add_option("--temperature,--gen_temperature", o->temperature,
+                    "generation: 0 = greedy (default, as the reference); above 0 samples at this temperature");
+    cmd->add_flag("--gen_do_sample", o->do_sample, "the reference's switch: sample (needs --temperature > 0)");
+    cmd->add_option("--seed", o->seed, "generation: the sampling seed (each image and condition starts from it)");
+    cmd->add_option("--repeat-penalty,--repetition_penalty", o->repeat_penalty,
+                    "generation: transformers' repetition_penalty over prompt and answer (default 1 = off; use "
+                    "the model's generation_config.json value to reproduce transformers' generate())");
+    cmd->add_option("--text-encoder", o->text_encoder,
+                    "generative: the sentence encoder GGUF (tools/convert-sentence), e.g. sentence-t5-base");
+    cmd->add_option("--text-encoder-id", o->text_encoder_id,
+                    "generative: its id in settings and folder names (default: the id recorded at conversion)");
+    cmd->add_option("--embed-text", o->embed_text,
+                    "generative: whole (prompt + answer decoded, the reference's behaviour; default) or answer");
     cmd->add_option("--max-file-size", o->limits.max_file_bytes,
                     "refuse image files larger than this many bytes (default 1 GiB; 0: no limit)");
     cmd->add_option("--max-image-pixels", o->limits.max_pixels,

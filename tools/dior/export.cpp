@@ -25,22 +25,37 @@ const stored_setting & find_setting(const std::vector<stored_setting> & all, int
 
 json setting_json(const stored_setting & r) {
     const setting & s = r.s;
-    return { { "id", r.id },
-             { "dataset", s.dataset },
-             { "model_id", s.model_id },
-             { "model_sha256", s.model_sha256 },
-             { "mmproj_sha256", s.mmproj_sha256 },
-             { "engine", s.engine },
-             { "prompt_type", s.prompt_type },
-             { "condition", s.condition ? json(*s.condition) : json(nullptr) },
-             { "prompt", s.prompt },
-             { "layer", s.layer },
-             { "token", s.token },
-             { "image_max_size", s.image_max_size },
-             { "positions", s.positions },
-             { "source", s.source },
-             { "engine_options", s.engine_options },
-             { "n_embd", s.n_embd } };
+    json            j = { { "id", r.id },
+                          { "dataset", s.dataset },
+                          { "model_id", s.model_id },
+                          { "model_sha256", s.model_sha256 },
+                          { "mmproj_sha256", s.mmproj_sha256 },
+                          { "engine", s.engine },
+                          { "prompt_type", s.prompt_type },
+                          { "condition", s.condition ? json(*s.condition) : json(nullptr) },
+                          { "prompt", s.prompt },
+                          { "layer", s.layer },
+                          { "token", s.token },
+                          { "image_max_size", s.image_max_size },
+                          { "positions", s.positions },
+                          { "source", s.source },
+                          { "engine_options", s.engine_options },
+                          { "n_embd", s.n_embd } };
+    if (s.components) {
+        j["components"] = s.components;
+    }
+    if (s.max_new_tokens) {
+        j["generation"] = { { "max_new_tokens", s.max_new_tokens },
+                            { "temperature", s.temperature },
+                            { "seed", s.seed },
+                            { "repeat_penalty", s.repeat_penalty } };
+    }
+    if (!s.text_encoder.empty()) {
+        j["text_encoder"]        = s.text_encoder;
+        j["text_encoder_sha256"] = s.text_encoder_sha256;
+        j["embedded_text"]       = s.text_mode;
+    }
+    return j;
 }
 
 void write_text(const fs::path & path, const std::string & text) {
@@ -96,7 +111,11 @@ void export_npy(const store & st, const std::vector<int64_t> & ids, const std::s
             rows += p + "\n";
         }
         write_text(fs::path(dir) / (name + ".rows.txt"), rows);
-        json j     = setting_json(find_setting(all, id));
+        json j = setting_json(find_setting(all, id));
+        if (find_setting(all, id).s.max_new_tokens) {  // the generated texts, one per row
+            write_text(fs::path(dir) / (name + ".texts.json"), json(st.texts(id)).dump(1) + "\n");
+            j["texts"] = name + ".texts.json";
+        }
         j["file"]  = name + ".npy";
         j["rows"]  = name + ".rows.txt";
         j["shape"] = { m.rows, m.cols };
@@ -124,10 +143,11 @@ void export_json(const store & st, const std::vector<int64_t> & ids, const std::
     const auto all   = st.settings();
     const auto names = names_of(all, ids);
     for (int64_t id : ids) {
-        const setting &          s = find_setting(all, id).s;
-        std::vector<std::string> paths;
-        const matrix             m   = st.vectors(id, &paths);
-        const fs::path           sub = fs::path(dir) / names.at(id);
+        const setting &                s = find_setting(all, id).s;
+        std::vector<std::string>       paths;
+        const matrix                   m     = st.vectors(id, &paths);
+        const std::vector<std::string> texts = s.max_new_tokens ? st.texts(id) : std::vector<std::string>{};
+        const fs::path                 sub   = fs::path(dir) / names.at(id);
         make_dir(sub.string());
         std::set<std::string> files;
         for (size_t r = 0; r < m.rows; ++r) {
@@ -147,6 +167,12 @@ void export_json(const store & st, const std::vector<int64_t> & ids, const std::
                 j["aspect"]         = indirect_aspect_key(s.dataset, s.condition.value_or(""));
             } else if (s.source != "clip") {
                 j["prompt"] = s.prompt;
+            }
+            if (!texts.empty()) {  // the generative baseline's files (and dior's generated sources)
+                j["generated_text"] = texts[r];
+            }
+            if (s.source == "generative") {
+                j["text_encoder"] = s.text_encoder;
             }
             write_text(sub / file, j.dump());
         }

@@ -40,7 +40,8 @@ import_result import_reference_tree(store & st, const std::string & dir, const s
     for (const auto & sub : subs) {
         auto s = parse_reference_dir_name(sub.filename().string());
         if (!s) {
-            std::fprintf(stderr, "skipped %s: not a DIOR setting name\n", printable(sub.string()).c_str());
+            std::fprintf(stderr, "skipped %s: not a setting name of the reference's layout\n",
+                         printable(sub.string()).c_str());
             continue;
         }
         std::vector<fs::path> files;
@@ -53,22 +54,27 @@ import_result import_reference_tree(store & st, const std::string & dir, const s
         // The whole setting is read and checked first, then written in one transaction: a bad
         // file leaves no half-imported setting behind.
         std::vector<store::image_vectors> rows;
-        std::string                       prompt;
+        std::string                       prompt, encoder;
         try {
             for (const auto & f : files) {
-                std::string p;
-                auto        v = parse_reference_json(read_text(f), f.string(), &p);
+                std::string p, text, enc;
+                auto        v = parse_reference_json(read_text(f), f.string(), &p, &text, &enc);
                 if (!rows.empty() && v.size() != rows[0].vectors[0].second.size()) {
                     throw error(printable(f.string()) + ": embedding of width " + std::to_string(v.size()) + ", but " +
                                 printable(files[0].filename().string()) + " has " +
                                 std::to_string(rows[0].vectors[0].second.size()));
                 }
                 if (rows.empty()) {
-                    prompt = p;
+                    prompt  = p;
+                    encoder = enc;
                 }
-                store::image_info info;
-                info.path = f.filename().string();  // the vector file's name, whole (labels are matched by it)
-                rows.push_back({ info, { { 0, std::move(v) } } });
+                store::image_vectors row;
+                row.image.path = f.filename().string();  // the vector file's name, whole (labels are matched by it)
+                row.vectors    = { { 0, std::move(v) } };
+                if (s->max_new_tokens > 0) {
+                    row.texts = { { 0, text } };
+                }
+                rows.push_back(std::move(row));
             }
         } catch (const error & e) {
             std::fprintf(stderr, "error: %s\nnot imported: %s\n", e.what(), printable(sub.filename().string()).c_str());
@@ -78,12 +84,20 @@ import_result import_reference_tree(store & st, const std::string & dir, const s
         if (rows.empty()) {
             continue;
         }
-        s->engine        = "imported";
-        s->prompt        = prompt;
-        s->n_embd        = (int)rows[0].vectors[0].second.size();
+        s->engine = "imported";
+        s->prompt = prompt;
+        s->n_embd = (int)rows[0].vectors[0].second.size();
+        if (s->source == "generative") {
+            // The folder spells the encoder with "_" for "/"; its files keep the id itself.
+            s->text_encoder = encoder.empty() ? s->text_encoder : encoder;
+            s->text_mode    = "whole";  // the reference embeds the whole decoded sequence
+        }
         const int64_t id = st.add_setting(*s);
         for (auto & r : rows) {
             r.vectors[0].first = id;
+            for (auto & t : r.texts) {
+                t.first = id;
+            }
         }
         st.put_all(rows);
         ++out.settings;

@@ -1,0 +1,80 @@
+"""Test oracle: a tiny random sentence-T5 (T5 encoder + mean pooling + Dense + Normalize, the layout
+of sentence-transformers/sentence-t5-base) saved as a sentence-transformers folder, with a real
+SentencePiece unigram tokenizer trained here on the test sentences; encoded by sentence-transformers
+5.1.0 and converted with tools/convert-sentence (f32, f16).
+
+Writes OUT_DIR/{f32,f16}.gguf, OUT_DIR/sentences.json, OUT_DIR/vectors.npy.
+Usage: python sentence_t5.py DATA_REFERENCE_DIR LLAMA_CPP_SOURCE OUT_DIR
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torchvision_cpu  # noqa: E402,F401  (before transformers)
+import sentencepiece as spm  # noqa: E402
+from sentence_transformers import SentenceTransformer, models  # noqa: E402
+from transformers import T5Config, T5EncoderModel, T5TokenizerFast  # noqa: E402
+
+REF, SRC, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.argv = sys.argv[:1] + [REF, SRC, OUT]
+from sentence_minilm import sentences  # noqa: E402  (the same 200+ real sentences)
+
+
+def build(model_dir, texts):
+    os.makedirs(model_dir, exist_ok=True)
+    corpus = os.path.join(OUT, "corpus.txt")
+    with open(corpus, "w", encoding="utf-8") as f:
+        for t in texts + ["The quick brown fox jumps over the lazy dog.", "0123456789 !?.,;:'\"()[]{}<>-_/\\\\@#$%&*+="]:
+            if t.strip():
+                f.write(t.strip() + "\n")
+    # T5's ids: pad 0, </s> 1, <unk> 2, no <s>
+    spm.SentencePieceTrainer.train(input=corpus, model_prefix=os.path.join(model_dir, "spiece"), vocab_size=200, hard_vocab_limit=False,
+                                   model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+                                   character_coverage=1.0, minloglevel=2)
+    tok = T5TokenizerFast(vocab_file=os.path.join(model_dir, "spiece.model"), extra_ids=0, legacy=True)
+    tok.save_pretrained(model_dir)
+    cfg = T5Config(vocab_size=len(tok), d_model=32, d_kv=8, num_heads=4, d_ff=64, num_layers=2,
+                   relative_attention_num_buckets=32, relative_attention_max_distance=128, feed_forward_proj="relu",
+                   dropout_rate=0.0, layer_norm_epsilon=1e-6, torch_dtype="float32")
+    torch.manual_seed(0)
+    model = T5EncoderModel(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.normal_(1.0, 0.1) if "layer_norm" in name else p.normal_(0.0, 1.0 if "shared" in name else 0.3)
+    model.save_pretrained(model_dir, safe_serialization=True)
+    word = models.Transformer(model_dir, max_seq_length=64)  # sentence-t5's loader path (T5EncoderModel)
+    pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
+    dense = models.Dense(32, 24, bias=False, activation_function=torch.nn.Identity())
+    with torch.no_grad():
+        dense.linear.weight.normal_(0.0, 0.3)
+    st = SentenceTransformer(modules=[word, pool, dense, models.Normalize()], device="cpu")
+    st.save(os.path.join(OUT, "st"))
+    return os.path.join(OUT, "st")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    texts = sentences()
+    st_dir = build(os.path.join(OUT, "hf"), texts)
+    for t in ("f32", "f16"):
+        subprocess.run([sys.executable, os.path.join(ROOT, "tools", "convert-sentence", "convert_sentence_to_gguf.py"),
+                        st_dir, "--outfile", os.path.join(OUT, t + ".gguf"), "--outtype", t, "--llama-cpp", SRC,
+                        "--id", "tiny/sentence-t5"], check=True, stdout=subprocess.DEVNULL)
+    model = SentenceTransformer(st_dir, device="cpu")
+    assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "Dense", "Normalize"], model
+    assert type(model[0].auto_model).__name__ == "T5EncoderModel", type(model[0].auto_model)
+    vectors = model.encode(texts, convert_to_numpy=True, batch_size=16)
+    np.save(os.path.join(OUT, "vectors.npy"), vectors.astype(np.float32))
+    with open(os.path.join(OUT, "sentences.json"), "w", encoding="utf-8") as f:
+        json.dump(texts, f, ensure_ascii=False)
+    print(f"wrote {len(texts)} sentence-transformers vectors of a tiny sentence-T5 to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
