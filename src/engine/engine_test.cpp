@@ -168,6 +168,64 @@ TEST_F(Engine, PrefixReuseEqualsFullRecomputation) {
     EXPECT_EQ(worst, 0.0f);
 }
 
+// Generation on top of a reused prefix equals generation from scratch, token for token and bit for
+// bit, and generating does not change the input_last vector read from the same pass.
+TEST_F(Engine, GenerationWithPrefixReuseEqualsFullRecomputation) {
+    const std::vector<std::optional<std::string>> conds = { "car color", std::nullopt, "car model" };
+    const dior::image                             img   = make_image(300, 200, 4);  // 77 image tokens, 2 batches
+    for (auto source : { dior::embed_source::input_last, dior::embed_source::mean_output }) {
+        dior::embed_params ep;
+        ep.layers                    = { 0, -1 };
+        ep.source                    = source;
+        ep.generate                  = true;
+        ep.generation.max_new_tokens = 5;
+        ep.reuse_prefix              = true;
+        const auto with              = m_->embed(img, conds, ep);
+        ep.reuse_prefix              = false;
+        const auto without           = m_->embed(img, conds, ep);
+        for (size_t c = 0; c < conds.size(); ++c) {
+            EXPECT_FALSE(with[c].generated.empty());
+            EXPECT_LE(with[c].generated.size(), 5u);
+            EXPECT_EQ(with[c].generated, without[c].generated);
+            EXPECT_EQ(with[c].text, without[c].text);
+            for (size_t l = 0; l < ep.layers.size(); ++l) {
+                EXPECT_EQ(max_abs_diff(with[c].vectors[l], without[c].vectors[l]), 0.0f);
+            }
+        }
+        if (source == dior::embed_source::input_last) {
+            ep.generate      = false;
+            const auto plain = m_->embed(img, conds, ep);
+            for (size_t c = 0; c < conds.size(); ++c) {
+                EXPECT_TRUE(plain[c].generated.empty());
+                EXPECT_EQ(max_abs_diff(plain[c].vectors[1], with[c].vectors[1]), 0.0f);
+                // the text is the rendered prompt (special tokens skipped), then the answer
+                EXPECT_EQ(with[c].text.rfind("system\nYou are a helpful assistant.\nuser\n", 0), 0u) << with[c].text;
+                EXPECT_EQ(with[c].text.substr(with[c].text.size() - with[c].answer.size()), with[c].answer);
+            }
+        }
+    }
+    // Generation is checked before any work: a token budget that cannot fit, or none at all.
+    dior::embed_params ep;
+    ep.source                    = dior::embed_source::first_output;
+    ep.generation.max_new_tokens = 0;
+    EXPECT_THROW(m_->embed(img, conds, ep), dior::error);
+    ep.generation.max_new_tokens = 100000;
+    try {
+        m_->embed(img, conds, ep);
+        ADD_FAILURE() << "a generation longer than the context was accepted";
+    } catch (const dior::error & e) {
+        EXPECT_NE(std::string(e.what()).find("to generate"), std::string::npos) << e.what();
+    }
+    // Sampling is reproducible from its seed, and a different seed answers differently.
+    ep.generation      = { 8, 1.5f, 11, 1.0f };
+    const auto a       = m_->embed(img, { "car color" }, ep);
+    const auto b       = m_->embed(img, { "car color" }, ep);
+    ep.generation.seed = 12;
+    const auto d       = m_->embed(img, { "car color" }, ep);
+    EXPECT_EQ(a[0].generated, b[0].generated);
+    EXPECT_NE(a[0].generated, d[0].generated);
+}
+
 TEST_F(Engine, SeveralLayersInOnePassEqualOneLayerAtATime) {
     const dior::image  img = make_image(80, 60, 5);
     dior::embed_params ep;

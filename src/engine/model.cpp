@@ -167,8 +167,9 @@ class model_impl final : public model {
         if (!mtmd_support_vision(mtmd_.get())) {
             throw error(p.mmproj_path + " has no vision encoder; DIOR needs an image projector");
         }
-        marker_ = mtmd_default_marker();
-        layout_ = make_chat_layout(model_.get(), marker_);
+        image_pad_ = image_pad_id();
+        marker_    = mtmd_default_marker();
+        layout_    = make_chat_layout(model_.get(), marker_);
         split_tail();
     }
 
@@ -463,7 +464,7 @@ class model_impl final : public model {
     // repetition penalty; -1 if the vocabulary has no such single token.
     llama_token image_pad_id() const {
         const auto t = tokenize("<|image_pad|>", true);
-        return t.size() == 1 ? t[0] : -1;
+        return t.size() == 1 && (llama_vocab_get_attr(vocab_, t[0]) & LLAMA_TOKEN_ATTR_CONTROL) ? t[0] : -1;
     }
 
     // Greedy (or sampled) continuation of the prompt just evaluated, whose last token's logits are
@@ -478,7 +479,7 @@ class model_impl final : public model {
         std::vector<uint8_t> seen;  // tokens in the sequence so far, for the repetition penalty
         if (g.repeat_penalty != 1.0f) {
             seen.assign(n_vocab, 0);
-            const llama_token pad = image_pad_id();
+            const llama_token pad = image_pad_;
             for (int32_t t : prompt) {
                 const int32_t id = t >= 0 ? t : pad;
                 if (id >= 0 && id < n_vocab) {
@@ -760,7 +761,8 @@ class model_impl final : public model {
     chat_layout                                           layout_;
     std::string                                           tail_plain_;
     std::string                                           tail_special_;
-    int            hf_factor_ = 0;  // > 0: Hugging Face's Qwen2-VL resize with this factor
+    int            hf_factor_ = 0;   // > 0: Hugging Face's Qwen2-VL resize with this factor
+    llama_token    image_pad_ = -1;  // see image_pad_id()
     hidden_capture capture_;
     timings        timings_;
 };

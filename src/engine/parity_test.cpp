@@ -65,6 +65,16 @@ std::optional<std::string> condition_of(const nlohmann::json & c) {
     return c["condition"].get<std::string>();
 }
 
+// The f32 conversion of the oracle's model, on 2 threads.
+std::unique_ptr<dior::model> load_f32() {
+    const fs::path     dir = dior::test::hf_parity_dir();
+    dior::model_params mp;
+    mp.model_path  = (dir / "f32" / "text.gguf").string();
+    mp.mmproj_path = (dir / "f32" / "mmproj.gguf").string();
+    mp.n_threads   = 2;
+    return dior::model::load(mp);
+}
+
 // Runs every case on one GGUF pair; returns stats per group ("<group> / <positions>").
 std::map<std::string, stats> run_cases(const std::string & weights, bool reuse_prefix,
                                        std::vector<std::vector<float>> * vectors = nullptr) {
@@ -162,12 +172,8 @@ TEST(Parity, AllLayersAtImageTokensInOnePass) {
     std::ifstream        cf(dir / "cases.json");
     const nlohmann::json cases = nlohmann::json::parse(cf);
     const dior::matrix   want  = dior::read_npy((dir / "vectors.npy").string());
-    dior::model_params   mp;
-    mp.model_path  = (dir / "f32" / "text.gguf").string();
-    mp.mmproj_path = (dir / "f32" / "mmproj.gguf").string();
-    mp.n_threads   = 2;
-    auto m         = dior::model::load(mp);
-    int  n         = 0;
+    auto                 m     = load_f32();
+    int                  n     = 0;
     for (size_t i = 0; i < cases.size(); ++i) {
         const auto & c = cases[i];
         if (c["token"].get<int>() < 15 || c["token"].get<int>() > 89) {
@@ -258,14 +264,10 @@ TEST(Parity, GenerationMatchesTransformers) {
     std::ifstream        cf(dir / "generation.json");
     const nlohmann::json cases = nlohmann::json::parse(cf);
     const dior::matrix   want  = dior::read_npy((dir / "generation_vectors.npy").string());
-    dior::model_params   mp;
-    mp.model_path  = (dir / "f32" / "text.gguf").string();
-    mp.mmproj_path = (dir / "f32" / "mmproj.gguf").string();
-    mp.n_threads   = 2;
-    auto   m       = dior::model::load(mp);
-    size_t row     = 0;
-    stats  st;
-    int    n_tokens = 0;
+    auto                 m     = load_f32();
+    size_t               row   = 0;
+    stats                st;
+    int                  n_tokens = 0;
     for (const auto & c : cases) {
         const dior::image img = dior::load_image((dir / "images" / c["image"].get<std::string>()).string());
         for (auto source : { dior::embed_source::first_output, dior::embed_source::mean_output }) {

@@ -77,6 +77,9 @@ class sentence_impl final : public sentence_encoder {
             llama_model_free(model_);
             throw error(p.path + ": the model has no pooling; a sentence encoder pools its tokens");
         }
+        // Bidirectional, whatever the file says (a T5 encoder converted without the flag reads as
+        // causal); see tools/convert-sentence.
+        llama_set_causal_attn(ctx_, false);
         vocab_ = llama_model_get_vocab(model_);
     }
 

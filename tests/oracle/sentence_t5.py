@@ -37,7 +37,13 @@ def build(model_dir, texts):
     spm.SentencePieceTrainer.train(input=corpus, model_prefix=os.path.join(model_dir, "spiece"), vocab_size=200, hard_vocab_limit=False,
                                    model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
                                    character_coverage=1.0, minloglevel=2)
-    tok = T5TokenizerFast(vocab_file=os.path.join(model_dir, "spiece.model"), extra_ids=0, legacy=True)
+    # add_prefix_space: SentencePiece's dummy prefix, as the real sentence-t5 tokenizer.json has it
+    # (Metaspace, prepend always); converted from the .model alone, transformers would leave it out
+    tok = T5TokenizerFast(vocab_file=os.path.join(model_dir, "spiece.model"), extra_ids=0, legacy=True,
+                          add_prefix_space=True)
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(model_dir, "spiece.model"))
+    for t in texts:  # the fast tokenizer is SentencePiece itself, plus </s>
+        assert tok(t)["input_ids"] == sp.encode(t) + [1], (t, tok(t)["input_ids"], sp.encode(t))
     tok.save_pretrained(model_dir)
     cfg = T5Config(vocab_size=len(tok), d_model=32, d_kv=8, num_heads=4, d_ff=64, num_layers=2,
                    relative_attention_num_buckets=32, relative_attention_max_distance=128, feed_forward_proj="relu",

@@ -123,7 +123,7 @@ def main():
             sys.exit(f"error: a Dense module after the pooling is supported for T5 encoders and BERT, not {arch}")
         w = gguf.GGUFWriter(a.outfile, arch)
         ours = {f"{arch}.pooling_type", f"{arch}.dense_2_feat_in", f"{arch}.dense_2_feat_out",
-                f"{arch}.embedding_length_out"}
+                f"{arch}.embedding_length_out", f"{arch}.attention.causal"}
         for name, field in r.fields.items():
             if name.startswith("GGUF.") or name == "general.architecture" or name in ours:
                 continue
@@ -138,6 +138,9 @@ def main():
             else:
                 w.add_key_value(name, field.parts[field.data[0]].tolist()[0], vtype)
         w.add_uint32(f"{arch}.pooling_type", pooling_type)  # as the Pooling module says
+        # Sentence encoders attend both ways. llama.cpp reads this flag at load; without it a T5
+        # encoder defaults to causal, and a graph reserved causal is reused by llama_decode.
+        w.add_bool(f"{arch}.attention.causal", False)
         if dense is not None:  # llama.cpp's own names for a sentence-transformers Dense
             weight, bias = dense
             w.add_uint32(f"{arch}.dense_2_feat_in", weight.shape[1])

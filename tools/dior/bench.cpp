@@ -90,7 +90,7 @@ int run_bench(const bench_options & o) {
         ep.generate                  = true;
         ep.generation.max_new_tokens = o.generate;
         double gen_ms = 0, total = 0;
-        int    n_tok  = 0;
+        int    n_tok = 0;
         for (int r = 0; r < o.repeat; ++r) {
             m->embed(img, conds, ep);
             gen_ms += m->last_timings().generate_ms;

@@ -66,6 +66,22 @@ class Cli : public ::testing::Test {
 
     std::string db() const { return (dir_ / "e.db").string(); }
 
+    // DIR/datasets/deepfashion with the first n images its metadata names (small generated BMPs
+    // under the real file names, so that labels apply); returns DIR/datasets.
+    fs::path deepfashion(int n, int width, int height, int step) const {
+        const fs::path ds = dir_ / "datasets" / "deepfashion";
+        fs::create_directories(ds);
+        std::ifstream meta(std::string(DIOR_TEST_SOURCE_DIR) + "/data/reference/deepfashion_metadata.csv");
+        std::string   line;
+        std::getline(meta, line);
+        for (int i = 0; i < n && std::getline(meta, line); ++i) {
+            const std::string file = line.substr(0, line.find(','));
+            const int         w    = width + step * i;
+            dior::test::write_bmp((ds / file).string(), w, height, dior::test::pattern_rgb(w, height, i));
+        }
+        return dir_ / "datasets";
+    }
+
     fs::path dir_;
 };
 
@@ -457,15 +473,7 @@ namespace {
 // dataset folder with a tiny CLIP converted by tools/convert-clip (tests/oracle/hf_clip.py), then
 // dior eval scores them and export names them as the reference does.
 TEST_F(Cli, ClipAndIndirectBaselinesRunStoreExportAndEvaluate) {
-    const fs::path ds = dir_ / "datasets" / "deepfashion";
-    fs::create_directories(ds);
-    std::ifstream meta(std::string(DIOR_TEST_SOURCE_DIR) + "/data/reference/deepfashion_metadata.csv");
-    std::string   line;
-    std::getline(meta, line);
-    for (int i = 0; i < 10 && std::getline(meta, line); ++i) {
-        const std::string file = line.substr(0, line.find(','));
-        dior::test::write_bmp((ds / file).string(), 48 + i, 40, dior::test::pattern_rgb(48 + i, 40, i));
-    }
+    deepfashion(10, 48, 40, 1);
     const std::string clip = std::string(DIOR_TEST_DATA_DIR) + "/hf-clip/quick/f32.gguf";
     const std::string args = "embed --dataset deepfashion --datasets-dir " + (dir_ / "datasets").string() +
                              " --clip-model " + clip + " -t 2 -o " + db();
@@ -538,15 +546,7 @@ TEST_F(Cli, ClipAndIndirectBaselinesRunStoreExportAndEvaluate) {
 // weights, tests/oracle/sentence_minilm.py) embeds the text; stored with its text, resumed,
 // exported as the reference's files, imported back, evaluated.
 TEST_F(Cli, GenerativeBaselineRunsStoresTextsExportsImportsAndEvaluates) {
-    const fs::path ds = dir_ / "datasets" / "deepfashion";
-    fs::create_directories(ds);
-    std::ifstream meta(std::string(DIOR_TEST_SOURCE_DIR) + "/data/reference/deepfashion_metadata.csv");
-    std::string   line;
-    std::getline(meta, line);
-    for (int i = 0; i < 6 && std::getline(meta, line); ++i) {
-        const std::string file = line.substr(0, line.find(','));
-        dior::test::write_bmp((ds / file).string(), 56 + 8 * i, 60, dior::test::pattern_rgb(56 + 8 * i, 60, i));
-    }
+    deepfashion(6, 56, 60, 8);
     const std::string enc    = std::string(DIOR_TEST_DATA_DIR) + "/sentence-minilm/f32.gguf";
     const std::string common = "embed " + model_args() + " --model-id tiny --dataset deepfashion --datasets-dir " +
                                (dir_ / "datasets").string() + " -o " + db() + " --method generative --text-encoder " +
