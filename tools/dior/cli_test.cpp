@@ -643,7 +643,7 @@ TEST_F(Cli, GeneratedSourcesAndSamplingAreSettingsOfTheirOwn) {
         auto r = run(base + " --source " + src);
         ASSERT_EQ(r.status, 0) << r.output;
     }
-    auto r = run(base + " --source mean_output --temperature 0.8 --seed 7");
+    auto r = run(base + " --source mean_output --temperature 1000 --seed 7");
     ASSERT_EQ(r.status, 0) << r.output;
     r = run(base + " --source bogus");
     EXPECT_NE(r.output.find("--source bogus"), std::string::npos) << r.output;
@@ -662,7 +662,7 @@ TEST_F(Cli, GeneratedSourcesAndSamplingAreSettingsOfTheirOwn) {
               "images-tiny-describe-color-num_layer=0-num_token=-1-embedsrc=mean_output-gen_max_new_tokens=3");
     EXPECT_EQ(names[7],
               "images-tiny-describe-color-num_layer=0-num_token=-1-embedsrc=mean_output-gen_max_new_tokens=3-"
-              "sample-temp=0.80");
+              "sample-temp=1000.00");
     for (size_t i = 0; i < names.size(); ++i) {  // the names parse back to their sources
         const auto p = dior::parse_reference_dir_name(names[i]);
         ASSERT_TRUE(p) << names[i];
@@ -684,11 +684,19 @@ TEST_F(Cli, GeneratedSourcesAndSamplingAreSettingsOfTheirOwn) {
     st.reset();
     r = run("embed " + model_args() + " --model-id tiny -c color " + (dir_ / "images").string() + " -o " +
             (dir_ / "b.db").string() +
-            " --layer -1,0 --max-new-tokens 3 --source mean_output --temperature 0.8 --seed 7");
+            " --layer -1,0 --max-new-tokens 3 --source mean_output --temperature 1000 --seed 7");
     ASSERT_EQ(r.status, 0) << r.output;
     auto a = dior::store::open(db(), true), b = dior::store::open((dir_ / "b.db").string(), true);
     EXPECT_EQ(a->vectors(ss[6].id, nullptr).data, b->vectors(b->settings()[0].id, nullptr).data);
     EXPECT_EQ(a->texts(ss[6].id), b->texts(b->settings()[0].id));
+    EXPECT_NE(a->texts(ss[6].id), a->texts(ss[4].id));  // sampled, not greedy
+    b.reset();
+    r = run("embed " + model_args() + " --model-id tiny -c color " + (dir_ / "images").string() + " -o " +
+            (dir_ / "c.db").string() +
+            " --layer -1,0 --max-new-tokens 3 --source mean_output --temperature 1000 --seed 8");
+    ASSERT_EQ(r.status, 0) << r.output;
+    auto c = dior::store::open((dir_ / "c.db").string(), true);
+    EXPECT_NE(a->texts(ss[6].id), c->texts(c->settings()[0].id));  // another seed, other answers
 }
 
 }  // namespace

@@ -322,7 +322,7 @@ TEST_F(Hostile, UnknownSchemaAndDamagedStoresAreStoreErrors) {
     auto r = run("status --db " + copy);
     EXPECT_EQ(r.status, 1) << r.output;
     ASSERT_EQ(error_lines(r.output).size(), 1u) << r.output;
-    EXPECT_NE(r.output.find("schema version 99, newer than this dior reads (2)"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("schema version 99, newer than this dior reads (3)"), std::string::npos) << r.output;
     r = run(embed((dir_ / "images").string(), "-o " + copy));  // the writer refuses it too
     EXPECT_EQ(r.status, 1) << r.output;
 
