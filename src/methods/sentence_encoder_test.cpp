@@ -62,6 +62,13 @@ TEST(SentenceEncoder, TinySentenceT5MatchesSentenceTransformers) {
     check_model("sentence-t5", "tiny sentence-T5", 64, "tiny/sentence-t5");
 }
 
+// all-mpnet-base-v2's layout (MPNet: BERT plus a relative position bias shared by all layers,
+// written as llama.cpp's BERT with dior's patch 0003; mean pooling, Normalize) on a tiny random
+// model with MPNet's tokenizer (tests/oracle/sentence_mpnet.py).
+TEST(SentenceEncoder, TinyMpnetMatchesSentenceTransformers) {
+    check_model("sentence-mpnet", "tiny MPNet", 64, "tiny/mpnet");
+}
+
 TEST(SentenceEncoder, LongTextIsTruncatedToMaxSeqLength) {
     auto        m = dior::sentence_encoder::load({ (dir() / "f32.gguf").string(), 2 });
     std::string t;

@@ -16,7 +16,9 @@ sentence-transformers applies after the pooling:
     python tools/convert-sentence/convert_sentence_to_gguf.py sentence-t5-base/ --outfile st5-base-f16.gguf \
         --outtype f16 --id sentence-transformers/sentence-t5-base
 
-Supported: BERT-family and T5 encoder (sentence-t5) transformers; mean, CLS or last-token pooling;
+Supported: BERT-family, MPNet (all-mpnet-base-v2: written here as BERT plus its relative position
+bias, which dior's patch 0003 applies) and T5 encoder (sentence-t5) transformers; mean, CLS or
+last-token pooling;
 one Dense (identity activation) and Normalize after it. --llama-cpp DIR: the llama.cpp source tree
 (default: the pinned tree in dior's cache).
 """
@@ -63,6 +65,100 @@ def load_dense(path):
     return weight, None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
 
 
+def load_weights(model_dir):
+    """The transformer's tensors as float32 numpy arrays (safetensors or pytorch_model.bin)."""
+    import numpy as np
+    st = os.path.join(model_dir, "model.safetensors")
+    if os.path.exists(st):
+        from safetensors.numpy import load_file
+        return {k: np.asarray(v, dtype=np.float32) for k, v in load_file(st).items()}
+    import torch
+    sd = torch.load(os.path.join(model_dir, "pytorch_model.bin"), map_location="cpu")
+    return {k: v.float().numpy() for k, v in sd.items()}
+
+
+def write_mpnet_as_bert(gguf, model_dir, outfile, outtype):
+    """An MPNet checkpoint (all-mpnet-base-v2) as llama.cpp's BERT architecture: the same layers,
+    no token types, positions from padding_idx + 1 (the table is written from there), and MPNet's
+    relative position bias table as enc.blk.0.attn_rel_b with its bucket count (dior's patch 0003
+    adds it to the attention scores of every layer, as MPNet does). WordPiece vocabulary in
+    llama.cpp's form ("##" pieces bare, word starts marked with U+2581, special tokens as they are)."""
+    import numpy as np
+    from transformers import AutoTokenizer
+    with open(os.path.join(model_dir, "config.json")) as f:
+        cfg = json.load(f)
+    w = load_weights(model_dir)
+    w = {k[len("mpnet."):] if k.startswith("mpnet.") else k: v for k, v in w.items()}
+    offset = int(cfg.get("pad_token_id", 1)) + 1
+    n_layer = int(cfg["num_hidden_layers"])
+    out = gguf.GGUFWriter(outfile, "bert")
+    out.add_name(os.path.basename(os.path.normpath(model_dir)))
+    out.add_context_length(int(cfg["max_position_embeddings"]) - offset)
+    out.add_embedding_length(int(cfg["hidden_size"]))
+    out.add_feed_forward_length(int(cfg["intermediate_size"]))
+    out.add_block_count(n_layer)
+    out.add_head_count(int(cfg["num_attention_heads"]))
+    out.add_layer_norm_eps(float(cfg.get("layer_norm_eps", 1e-5)))
+    out.add_relative_attn_buckets_count(int(cfg.get("relative_attention_num_buckets", 32)))
+    out.add_causal_attention(False)
+    out.add_file_type(gguf.LlamaFileType.ALL_F32 if outtype == "f32" else gguf.LlamaFileType.MOSTLY_F16)
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    vocab = tok.get_vocab()
+    n_vocab = int(cfg["vocab_size"])
+    by_id = {i: t for t, i in vocab.items()}
+    special = set(tok.all_special_ids)
+    tokens, types = [], []
+    for i in range(n_vocab):
+        t = by_id.get(i, f"[PAD{i}]")
+        if i in special or i not in by_id:
+            tokens.append(t)
+            types.append(gguf.TokenType.CONTROL if i in special else gguf.TokenType.UNUSED)
+        else:
+            tokens.append(t[2:] if t.startswith("##") else "\u2581" + t)
+            types.append(gguf.TokenType.NORMAL)
+    out.add_tokenizer_model("bert")
+    out.add_tokenizer_pre("default")
+    out.add_token_list(tokens)
+    out.add_token_types(types)
+    out.add_token_type_count(1)
+    out.add_bos_token_id(tok.cls_token_id)
+    out.add_eos_token_id(tok.sep_token_id)
+    out.add_sep_token_id(tok.sep_token_id)
+    out.add_unk_token_id(tok.unk_token_id)
+    out.add_pad_token_id(tok.pad_token_id)
+    if tok.mask_token_id is not None:
+        out.add_mask_token_id(tok.mask_token_id)
+    out.add_add_bos_token(True)
+    out.add_add_eos_token(True)
+    out.add_bool("tokenizer.ggml.normalizer.lowercase", bool(getattr(tok, "do_lower_case", True)))
+
+    def put(name, array, matrix=False):
+        array = np.ascontiguousarray(array, dtype=np.float16 if matrix and outtype == "f16" else np.float32)
+        out.add_tensor(name, array)
+
+    e = "embeddings."
+    put("token_embd.weight", w[e + "word_embeddings.weight"], True)
+    put("position_embd.weight", w[e + "position_embeddings.weight"][offset:], True)
+    put("token_embd_norm.weight", w[e + "LayerNorm.weight"])
+    put("token_embd_norm.bias", w[e + "LayerNorm.bias"])
+    for i in range(n_layer):
+        p, b = f"encoder.layer.{i}.", f"blk.{i}."
+        for ours, theirs in (("attn_q", "attention.attn.q"), ("attn_k", "attention.attn.k"),
+                             ("attn_v", "attention.attn.v"), ("attn_output", "attention.attn.o"),
+                             ("ffn_up", "intermediate.dense"), ("ffn_down", "output.dense")):
+            put(b + ours + ".weight", w[p + theirs + ".weight"], True)
+            put(b + ours + ".bias", w[p + theirs + ".bias"])
+        for ours, theirs in (("attn_output_norm", "attention.LayerNorm"), ("layer_output_norm", "output.LayerNorm")):
+            put(b + ours + ".weight", w[p + theirs + ".weight"])
+            put(b + ours + ".bias", w[p + theirs + ".bias"])
+    put("enc.blk.0.attn_rel_b.weight", w["encoder.relative_attention_bias.weight"])  # (buckets, heads)
+    out.write_header_to_file()
+    out.write_kv_data_to_file()
+    out.write_tensors_to_file()
+    out.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_dir")
@@ -77,8 +173,8 @@ def main():
 
     with open(os.path.join(a.model_dir, "config.json")) as f:
         model_type = json.load(f).get("model_type", "")
-    if model_type == "mpnet":  # e.g. all-mpnet-base-v2
-        sys.exit("error: MPNet models are not supported: llama.cpp (the pinned tree) has no MPNet architecture")
+    if model_type == "mpnet" and a.outtype not in ("f32", "f16"):
+        sys.exit("error: MPNet models convert to f32 or f16")
     with open(os.path.join(a.model_dir, "modules.json")) as f:
         modules = json.load(f)
     after, seen_pooling, pooling, dense = [], False, None, None
@@ -110,12 +206,15 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         plain = os.path.join(tmp, "model.gguf")
-        run = subprocess.run([sys.executable, os.path.join(src, "convert_hf_to_gguf.py"), a.model_dir, "--outfile",
-                              plain, "--outtype", a.outtype], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             text=True)
-        if run.returncode != 0:
-            tail = "\n".join(run.stderr.strip().splitlines()[-5:])
-            sys.exit(f"error: llama.cpp's converter failed on {a.model_dir}:\n{tail}")
+        if model_type == "mpnet":  # llama.cpp has no MPNet: written here as BERT + relative position bias
+            write_mpnet_as_bert(gguf, a.model_dir, plain, a.outtype)
+        else:
+            run = subprocess.run([sys.executable, os.path.join(src, "convert_hf_to_gguf.py"), a.model_dir,
+                                  "--outfile", plain, "--outtype", a.outtype], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+            if run.returncode != 0:
+                tail = "\n".join(run.stderr.strip().splitlines()[-5:])
+                sys.exit(f"error: llama.cpp's converter failed on {a.model_dir}:\n{tail}")
         r = gguf.GGUFReader(plain)
         arch_field = r.fields["general.architecture"]
         arch = bytes(arch_field.parts[arch_field.data[0]]).decode()
