@@ -453,6 +453,10 @@ class store {
 };
 
 std::string sha256_hex(const void * data, size_t size);
+// SHA-256 of a file (OpenSSL), remembered in a per-user cache keyed by path, size, modification
+// time and inode (~/.cache/dior.cpp/file-hashes.db; DIOR_HASH_CACHE=FILE or off), so that a
+// model is read for its hash once. Safe to call from several threads.
+std::string sha256_file(const std::string & path);
 
 // The reference's directory name of a setting (SPEC section 5), e.g.
 // "cub200-Qwen_Qwen2.5-VL-7B-Instruct-describe-bird_species-num_layer=-1-num_token=-1-embedsrc=input_last".

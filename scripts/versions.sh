@@ -20,6 +20,7 @@ DEB_PACKAGES=(
   libopenblas-dev=0.3.21+ds-4
   libfaiss-dev=1.7.3-2+b1
   libjpeg62-turbo-dev=1:2.1.5-2
+  libssl-dev=3.0.19-1~deb12u2
   zlib1g-dev=1:1.2.13.dfsg-1
   util-linux=2.38.1-5+deb12u3
   clang=1:14.0-55.7~deb12u1

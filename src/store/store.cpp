@@ -9,23 +9,9 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
-extern "C" {
-#include "sha256/sha256.h"
-}
-
 namespace dior {
 
 namespace {
-
-std::string to_hex(const unsigned char (&digest)[SHA256_DIGEST_SIZE]) {
-    static const char * hex = "0123456789abcdef";
-    std::string         out;
-    for (unsigned char b : digest) {
-        out.push_back(hex[b >> 4]);
-        out.push_back(hex[b & 15]);
-    }
-    return out;
-}
 
 const char * k_space_hint = " (disk full, a file size limit, or the storage failed)";
 const char * k_corrupt_hint =
@@ -465,20 +451,12 @@ class sqlite_store final : public store {
                 return q.text(0);
             }
         }
-        std::ifstream f(path, std::ios::binary);
-        if (!f) {
-            throw store_error("cannot read " + path);
+        std::string h;
+        try {
+            h = sha256_file(path);
+        } catch (const error & e) {
+            throw store_error(e.what());
         }
-        sha256_t ctx;
-        sha256_init(&ctx);
-        std::vector<char> buf(1 << 22);
-        while (f) {
-            f.read(buf.data(), (std::streamsize)buf.size());
-            sha256_update(&ctx, (const unsigned char *)buf.data(), (size_t)f.gcount());
-        }
-        unsigned char digest[SHA256_DIGEST_SIZE];
-        sha256_final(&ctx, digest);
-        const std::string h = to_hex(digest);
         if (!read_only_) {
             statement q(db_, "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns, sha256) VALUES (?,?,?,?)");
             q.bind(1, path).bind(2, (int64_t)st.st_size).bind(3, mtime).bind(4, h).step();
@@ -590,12 +568,6 @@ class sqlite_store final : public store {
 };
 
 }  // namespace
-
-std::string sha256_hex(const void * data, size_t size) {
-    unsigned char digest[SHA256_DIGEST_SIZE];
-    sha256_hash(digest, (const unsigned char *)data, size);
-    return to_hex(digest);
-}
 
 std::unique_ptr<store> store::open(const std::string & path, bool read_only) {
     return std::make_unique<sqlite_store>(path, read_only);

@@ -1,10 +1,12 @@
 #include "dior.h"
 
 #include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -94,6 +96,71 @@ TEST_F(Store, FileHashIsSha256OfTheContent) {
     // SHA-256("abc"), FIPS 180-2 test vector.
     EXPECT_EQ(st->file_sha256(f), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     EXPECT_EQ(st->file_sha256(f), dior::sha256_hex("abc", 3));
+    fs::remove(f);
+}
+
+// Every test runs in a process of its own (gtest_discover_tests), and the per-user hash cache is
+// opened on first use: each test gets a cache file of its own, never the user's.
+struct hash_cache_in_tmp : ::testing::Environment {
+    void SetUp() override {
+        const fs::path p = fs::temp_directory_path() / ("dior_hash_cache_" + std::to_string(getpid()) + ".db");
+        setenv("DIOR_HASH_CACHE", p.c_str(), 1);
+    }
+
+    void TearDown() override {
+        for (const char * ext : { "", "-wal", "-shm" }) {
+            fs::remove(std::string(std::getenv("DIOR_HASH_CACHE")) + ext);
+        }
+    }
+};
+
+const auto * const g_hash_env = ::testing::AddGlobalTestEnvironment(new hash_cache_in_tmp);
+
+// Large files hash in pieces; the result is that of the whole content.
+TEST(FileHash, LargeFileEqualsTheHashOfItsBytes) {
+    const std::string f = (fs::temp_directory_path() / ("dior_big_" + std::to_string(getpid()))).string();
+    std::string       bytes((size_t)9 << 20, '\0');  // spans several 4 MiB reads
+    for (size_t i = 0; i < bytes.size(); ++i) {
+        bytes[i] = (char)(i * 2654435761u >> 13);
+    }
+    std::ofstream(f, std::ios::binary) << bytes;
+    EXPECT_EQ(dior::sha256_file(f), dior::sha256_hex(bytes.data(), bytes.size()));
+    EXPECT_EQ(dior::sha256_file(f), dior::sha256_hex(bytes.data(), bytes.size()));  // from the cache
+    fs::remove(f);
+    EXPECT_THROW(dior::sha256_file(f), dior::error);
+}
+
+// The cache is keyed by path, size, modification time and inode: a file rewritten in place with
+// its old size and time restored still answers from the cache (which is how we see that it was
+// used), and a new modification time misses it.
+TEST(FileHash, CacheIsKeyedBySizeAndModificationTime) {
+    const std::string f = (fs::temp_directory_path() / ("dior_keyed_" + std::to_string(getpid()))).string();
+    std::ofstream(f) << "first content";
+    const std::string first = dior::sha256_file(f);
+    EXPECT_EQ(first, dior::sha256_hex("first content", 13));
+    struct stat st {};
+    ASSERT_EQ(stat(f.c_str(), &st), 0);
+    {
+        std::fstream w(f, std::ios::in | std::ios::out | std::ios::binary);
+        w << "other content";  // same size, same inode
+    }
+    const struct timespec times[2] = { st.st_atim, st.st_mtim };
+    ASSERT_EQ(utimensat(AT_FDCWD, f.c_str(), times, 0), 0);
+    EXPECT_EQ(dior::sha256_file(f), first);  // a cache hit: the key did not change
+    const struct timespec later[2] = { st.st_atim, { st.st_mtim.tv_sec + 10, st.st_mtim.tv_nsec } };
+    ASSERT_EQ(utimensat(AT_FDCWD, f.c_str(), later, 0), 0);
+    EXPECT_EQ(dior::sha256_file(f), dior::sha256_hex("other content", 13));
+    fs::remove(f);
+}
+
+// A cache file that is not SQLite (or cannot be written) is skipped: hashes stay right.
+TEST(FileHash, UnusableCacheIsSkipped) {
+    std::ofstream(std::getenv("DIOR_HASH_CACHE"))
+        << "not an SQLite file, just text that is long enough to look like one";
+    const std::string f = (fs::temp_directory_path() / ("dior_nocache_" + std::to_string(getpid()))).string();
+    std::ofstream(f) << "abc";
+    EXPECT_EQ(dior::sha256_file(f), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    EXPECT_EQ(dior::sha256_file(f), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     fs::remove(f);
 }
 

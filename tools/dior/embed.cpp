@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <sys/stat.h>
 
@@ -231,6 +232,12 @@ int run_embed(const embed_options & o) {
     std::unique_ptr<sentence_encoder> encoder;  // generative
     std::unique_ptr<method>           meth;
     std::string                       weights[2];  // the files whose hashes identify the model
+    // Their hashes are computed while the models load (the per-user cache answers at once after
+    // the first run); a file that cannot be read fails the load first.
+    std::future<std::string> hashes[3];
+    const auto               hash_later = [](const std::string & path) {
+        return std::async(std::launch::async, [path] { return sha256_file(path); });
+    };
     if (o.method == "dior" || o.method == "generative") {
         if (o.model.params.model_path.empty() || o.model.params.mmproj_path.empty()) {
             throw error("the " + o.method + " method needs -m MODEL.gguf and --mmproj MMPROJ.gguf");
@@ -240,9 +247,14 @@ int run_embed(const embed_options & o) {
                 "the generative method needs --text-encoder ENCODER.gguf (a sentence-transformers model "
                 "converted by tools/convert-sentence)");
         }
+        weights[0] = o.model.params.model_path;
+        weights[1] = o.model.params.mmproj_path;
+        hashes[0]  = hash_later(weights[0]);
+        hashes[1]  = hash_later(weights[1]);
         if (o.method == "generative") {  // before the LVLM: a wrong file fails fast
-            encoder = sentence_encoder::load(
-                { o.text_encoder, o.model.params.n_threads, o.model.params.n_gpu_layers, o.model.params.verbose });
+            hashes[2] = hash_later(o.text_encoder);
+            encoder   = sentence_encoder::load(
+                  { o.text_encoder, o.model.params.n_threads, o.model.params.n_gpu_layers, o.model.params.verbose });
         }
         m = model::load(o.model.resolved());
         embed_params ep;
@@ -268,15 +280,14 @@ int run_embed(const embed_options & o) {
         }
         base.model_id       = o.model_id.empty() ? fs::path(o.model.params.model_path).stem().string() : o.model_id;
         base.engine_options = o.model.engine_options() + (o.parse_special ? " special=parse" : "");
-        weights[0]          = o.model.params.model_path;
-        weights[1]          = o.model.params.mmproj_path;
     } else if (o.method == "clip" || o.method == "indirect") {
         if (o.clip_model.empty()) {
             throw error("the " + o.method + " method needs --clip-model CLIP.gguf (tools/convert-clip converts one)");
         }
+        weights[0]    = o.clip_model;
+        hashes[0]     = hash_later(weights[0]);
         clip          = clip_model::load({ o.clip_model, o.model.params.n_threads, o.model.params.n_gpu_layers != 0 });
         base.model_id = o.model_id.empty() ? clip->name() : o.model_id;
-        weights[0]    = o.clip_model;
         if (o.method == "clip") {
             meth = make_clip_method(*clip);
         } else {
@@ -301,12 +312,12 @@ int run_embed(const embed_options & o) {
     }
 
     auto st            = store::open(o.out);
-    base.model_sha256  = st->file_sha256(weights[0]);
-    base.mmproj_sha256 = weights[1].empty() ? std::string() : st->file_sha256(weights[1]);
+    base.model_sha256  = hashes[0].get();
+    base.mmproj_sha256 = hashes[1].valid() ? hashes[1].get() : std::string();
     base.model_path    = fs::absolute(weights[0]).string();
     base.mmproj_path   = weights[1].empty() ? std::string() : fs::absolute(weights[1]).string();
     if (encoder) {
-        base.text_encoder_sha256 = st->file_sha256(o.text_encoder);
+        base.text_encoder_sha256 = hashes[2].get();
     }
 
     // --- the method's settings ---------------------------------------------------------------
