@@ -594,6 +594,25 @@ TEST_F(Cli, GenerativeBaselineRunsStoresTextsExportsImportsAndEvaluates) {
     ASSERT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("evaluated 5 settings"), std::string::npos) << r.output;
 
+    // .npy export: the texts beside the rows, in the same order.
+    ASSERT_EQ(run("export --db " + db() + " --npy " + (dir_ / "npy").string()).status, 0);
+    const std::string stem =
+        "deepfashion-tiny-describe-texture_type-embedsrc=generative-sentence-transformers_all-"
+        "MiniLM-L6-v2-max_tokens=4";
+    const nlohmann::json texts = read_json(dir_ / "npy" / (stem + ".texts.json"));
+    ASSERT_EQ(texts.size(), 6u);
+    std::ifstream rows(dir_ / "npy" / (stem + ".rows.txt"));
+    size_t        at = 0, n_rows = 0;
+    for (std::string row; std::getline(rows, row); ++n_rows) {
+        at = row.find("Floral_Print_Shirt_Dress-img_00000065") != std::string::npos ? n_rows : at;
+    }
+    EXPECT_EQ(n_rows, 6u);
+    EXPECT_EQ(texts[at].get<std::string>(), text);  // that image's text, as in its JSON file
+    const nlohmann::json manifest = read_json(dir_ / "npy" / "manifest.json");
+    EXPECT_EQ(manifest["settings"][1]["text_encoder"], "sentence-transformers/all-MiniLM-L6-v2");
+    EXPECT_EQ(manifest["settings"][1]["embedded_text"], "whole");
+    EXPECT_EQ(manifest["settings"][1]["generation"]["max_new_tokens"], 4);
+
     // Imported back from the reference's layout: the same settings, vectors and texts.
     r = run("import --db " + (dir_ / "i.db").string() + " " + (dir_ / "json").string());
     ASSERT_EQ(r.status, 0) << r.output;
