@@ -11,6 +11,7 @@
 // Errors are reported as dior::error exceptions whose message names the file and what to do.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -163,6 +164,10 @@ struct generation_params {
     // and answer) is divided by it when positive, multiplied when negative. 1: off. A model's
     // generation_config.json may set one, which transformers then applies without being asked.
     float repeat_penalty = 1;
+    // Sampling only, as transformers' warpers after the temperature: the top_k most likely tokens
+    // (transformers' default 50; 0: all), then the smallest set reaching top_p of the mass.
+    int   top_k = 50;
+    float top_p = 1;
 };
 
 struct embed_params {
@@ -443,10 +448,10 @@ class store {
     virtual std::vector<stored_failure> failures() const                                                  = 0;
     virtual std::vector<image_info>     images() const                                                    = 0;
 
-    // The vectors of a setting, rows ordered by image path; names receives the image paths.
-    virtual matrix vectors(int64_t setting_id, std::vector<std::string> * paths) const = 0;
-    // The generated texts stored with them, in the same order ("" where none).
-    virtual std::vector<std::string> texts(int64_t setting_id) const = 0;
+    // The vectors of a setting, rows ordered by image path; paths receives the image paths, texts
+    // the generated text stored with each ("" where none), all read from one snapshot.
+    virtual matrix vectors(int64_t setting_id, std::vector<std::string> * paths,
+                           std::vector<std::string> * texts = nullptr) const = 0;
 
     // SHA-256 of a file, cached in the store by (path, size, modification time).
     virtual std::string file_sha256(const std::string & path) = 0;
@@ -454,9 +459,10 @@ class store {
 
 std::string sha256_hex(const void * data, size_t size);
 // SHA-256 of a file (OpenSSL), remembered in a per-user cache keyed by path, size, modification
-// time and inode (~/.cache/dior.cpp/file-hashes.db; DIOR_HASH_CACHE=FILE or off), so that a
-// model is read for its hash once. Safe to call from several threads.
-std::string sha256_file(const std::string & path);
+// and status-change times and inode (~/.cache/dior.cpp/file-hashes.db; DIOR_HASH_CACHE=FILE or
+// off), so that a model is read for its hash once. Safe to call from several threads; throws
+// dior::error when `cancel` becomes true while it reads.
+std::string sha256_file(const std::string & path, const std::atomic<bool> * cancel = nullptr);
 
 // The reference's directory name of a setting (SPEC section 5), e.g.
 // "cub200-Qwen_Qwen2.5-VL-7B-Instruct-describe-bird_species-num_layer=-1-num_token=-1-embedsrc=input_last".

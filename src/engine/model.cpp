@@ -491,6 +491,12 @@ class model_impl final : public model {
         if (g.temperature > 0) {
             sampler.reset(llama_sampler_chain_init(llama_sampler_chain_default_params()));
             llama_sampler_chain_add(sampler.get(), llama_sampler_init_temp(g.temperature));
+            if (g.top_k > 0) {
+                llama_sampler_chain_add(sampler.get(), llama_sampler_init_top_k(g.top_k));
+            }
+            if (g.top_p < 1.0f) {
+                llama_sampler_chain_add(sampler.get(), llama_sampler_init_top_p(g.top_p, 1));
+            }
             llama_sampler_chain_add(sampler.get(), llama_sampler_init_dist(g.seed));
         }
         std::vector<float>            logits(n_vocab);

@@ -39,6 +39,14 @@ setting prompt_setting(const setting & base, const embed_params & p, const std::
         s.max_new_tokens = p.generation.max_new_tokens;
         s.temperature    = as_given(p.generation.temperature);
         s.seed           = p.generation.temperature > 0 ? p.generation.seed : 0;
+        if (p.generation.temperature > 0) {  // the sampling warpers are part of what made the text
+            char buf[64];
+            std::snprintf(buf, sizeof(buf), "top_k=%d top_p=%g", p.generation.top_k, as_given(p.generation.top_p));
+            if (!s.engine_options.empty()) {
+                s.engine_options += ' ';
+            }
+            s.engine_options += buf;
+        }
         s.repeat_penalty = as_given(p.generation.repeat_penalty);
     }
     return s;
@@ -56,7 +64,7 @@ class dior_method final : public method {
                 setting s = prompt_setting(base, params_, c);
                 s.source  = embed_source_name(params_.source);
                 s.layer   = layer;
-                s.token   = params_.token;
+                s.token   = params_.source == embed_source::input_last ? params_.token : -1;  // unused otherwise
                 s.n_embd  = m_.n_embd();
                 out.push_back(std::move(s));
             }

@@ -46,7 +46,7 @@ class sentence_impl final : public sentence_encoder {
         if (max_len_ <= 0) {
             max_len_ = llama_model_n_ctx_train(model_);
         }
-        for (const char * key : { "dior.sentence.id", "general.name" }) {
+        for (const char * key : { "dior.sentence.id" }) {  // else the file name (general.name is prettified)
             if (llama_model_meta_val_str(model_, key, buf, sizeof(buf)) > 0) {
                 name_ = buf;
                 break;

@@ -3,7 +3,9 @@
 //
 // The cache is an SQLite file (default ~/.cache/dior.cpp/file-hashes.db; DIOR_CACHE or
 // XDG_CACHE_HOME move it, DIOR_HASH_CACHE names it, DIOR_HASH_CACHE=off disables it) keyed by the
-// file's absolute path, size, modification time and inode: any change of the file misses. A cache
+// file's absolute path, size, modification time, status-change time (which no tool can set back)
+// and inode: any change of the file misses; a file that changes while it is hashed is not
+// remembered. A cache
 // that cannot be opened or written is skipped silently: it only saves time.
 #include "store/hash.h"
 
@@ -70,7 +72,8 @@ class hash_cache {
         sqlite3_stmt * q = nullptr;
         std::string    out;
         if (sqlite3_prepare_v2(db_,
-                               "SELECT sha256 FROM hashes WHERE path = ? AND size = ? AND mtime_ns = ? AND inode = ?",
+                               "SELECT sha256 FROM hashes2 WHERE path = ? AND size = ? AND mtime_ns = ? AND inode = ? "
+                               "AND ctime_ns = ?",
                                -1, &q, nullptr) == SQLITE_OK) {
             bind(q, path, st);
             if (sqlite3_step(q) == SQLITE_ROW) {
@@ -88,11 +91,12 @@ class hash_cache {
             return;
         }
         sqlite3_stmt * q = nullptr;
-        if (sqlite3_prepare_v2(db_,
-                               "INSERT OR REPLACE INTO hashes(path, size, mtime_ns, inode, sha256) VALUES (?,?,?,?,?)",
-                               -1, &q, nullptr) == SQLITE_OK) {
+        if (sqlite3_prepare_v2(
+                db_,
+                "INSERT OR REPLACE INTO hashes2(path, size, mtime_ns, inode, ctime_ns, sha256) VALUES (?,?,?,?,?,?)",
+                -1, &q, nullptr) == SQLITE_OK) {
             bind(q, path, st);
-            sqlite3_bind_text(q, 5, sha.c_str(), -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(q, 6, sha.c_str(), -1, SQLITE_TRANSIENT);
             sqlite3_step(q);
         }
         sqlite3_finalize(q);
@@ -110,8 +114,8 @@ class hash_cache {
                             nullptr) != SQLITE_OK ||
             sqlite3_busy_timeout(db_, 5000) != SQLITE_OK ||
             sqlite3_exec(db_,
-                         "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS hashes(path TEXT PRIMARY KEY, size "
-                         "INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, sha256 TEXT NOT NULL)",
+                         "CREATE TABLE IF NOT EXISTS hashes2(path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns "
+                         "INTEGER NOT NULL, inode INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL)",
                          nullptr, nullptr, nullptr) != SQLITE_OK) {
             sqlite3_close(db_);  // not writable, damaged, not SQLite: no cache
             db_ = nullptr;
@@ -125,6 +129,7 @@ class hash_cache {
         sqlite3_bind_int64(q, 2, (sqlite3_int64)st.st_size);
         sqlite3_bind_int64(q, 3, (sqlite3_int64)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
         sqlite3_bind_int64(q, 4, (sqlite3_int64)st.st_ino);
+        sqlite3_bind_int64(q, 5, (sqlite3_int64)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec);
     }
 
     std::mutex m_;
@@ -142,7 +147,7 @@ std::string sha256_hex(const void * data, size_t size) {
     return to_hex(digest, n);
 }
 
-std::string sha256_file_uncached(const std::string & path) {
+std::string sha256_file_uncached(const std::string & path, const std::atomic<bool> * cancel) {
     std::ifstream f(path, std::ios::binary);
     if (!f) {
         throw error("cannot read " + path);
@@ -153,6 +158,9 @@ std::string sha256_file_uncached(const std::string & path) {
     }
     std::vector<char> buf((size_t)1 << 22);
     while (f) {
+        if (cancel && cancel->load()) {
+            throw error("hashing " + path + " was cancelled");
+        }
         f.read(buf.data(), (std::streamsize)buf.size());
         if (f.gcount() > 0 && EVP_DigestUpdate(ctx.get(), buf.data(), (size_t)f.gcount()) != 1) {
             throw error("SHA-256 failed (OpenSSL)");
@@ -167,7 +175,7 @@ std::string sha256_file_uncached(const std::string & path) {
     return to_hex(digest, n);
 }
 
-std::string sha256_file(const std::string & path) {
+std::string sha256_file(const std::string & path, const std::atomic<bool> * cancel) {
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) {
         throw error("cannot read " + path);
@@ -176,8 +184,15 @@ std::string sha256_file(const std::string & path) {
     const std::string key = fs::absolute(path, ec).lexically_normal().string();
     std::string       sha = hash_cache::get().find(key, st);
     if (sha.empty()) {
-        sha = sha256_file_uncached(path);
-        hash_cache::get().put(key, st, sha);
+        sha = sha256_file_uncached(path, cancel);
+        struct stat after {};
+        const bool  same = stat(path.c_str(), &after) == 0 && after.st_size == st.st_size &&
+                          after.st_mtim.tv_sec == st.st_mtim.tv_sec && after.st_mtim.tv_nsec == st.st_mtim.tv_nsec &&
+                          after.st_ctim.tv_sec == st.st_ctim.tv_sec && after.st_ctim.tv_nsec == st.st_ctim.tv_nsec &&
+                          after.st_ino == st.st_ino;
+        if (same) {  // a file written while it was read gives a hash of no state: not remembered
+            hash_cache::get().put(key, st, sha);
+        }
     }
     return sha;
 }

@@ -74,8 +74,10 @@ std::string reference_dir_name(const setting & s) {
     const std::string head = s.dataset + "-" + model + "-" + s.prompt_type + "-" +
                              (s.condition ? escape_name(replace_all(*s.condition, ' ', '_')) : std::string("None"));
     if (s.source == "generative") {
+        // dior's answer-only mode is not the reference's: named, so that it never shares a folder
         return head + "-embedsrc=generative-" + replace_all(s.text_encoder, '/', '_') +
-               "-max_tokens=" + std::to_string(s.max_new_tokens) + sample;
+               "-max_tokens=" + std::to_string(s.max_new_tokens) + sample +
+               (s.text_mode == "answer" ? "-embed_text=answer" : "");
     }
     std::string name = head + "-num_layer=" + std::to_string(s.layer) + "-num_token=" + std::to_string(s.token) +
                        "-embedsrc=" + s.source;
@@ -85,7 +87,9 @@ std::string reference_dir_name(const setting & s) {
     return name;
 }
 
-std::optional<setting> parse_reference_dir_name(const std::string & name) {
+namespace {
+
+std::optional<setting> parse_name(const std::string & name) {
     static const std::regex clip_re(R"(^([^-]+)-(.+)-embedsrc=clip$)");
     static const std::regex indirect_re(R"(^([^-]+)-(.+)-indirect-(.+)-num_components=(\d+)$)");
     std::smatch             cm;
@@ -109,7 +113,7 @@ std::optional<setting> parse_reference_dir_name(const std::string & name) {
                                  R"((?:-gen_max_new_tokens=(\d+))?(?:-sample-temp=(\d+\.\d+))?$)");
     static const std::regex  generative_re("^([^-]+)-(.+)-" + prompts +
                                            R"(-(.+)-embedsrc=generative-(.+)-max_tokens=(\d+))"
-                                            R"((?:-sample-temp=(\d+\.\d+))?$)");
+                                            R"((?:-sample-temp=(\d+\.\d+))?(-embed_text=answer)?$)");
     std::smatch              m;
     setting                  s;
     if (std::regex_match(name, m, generative_re)) {
@@ -117,6 +121,7 @@ std::optional<setting> parse_reference_dir_name(const std::string & name) {
         s.text_encoder   = m[5].str();
         s.max_new_tokens = std::stoi(m[6].str());
         s.temperature    = m[7].matched ? std::stod(m[7].str()) : 0.0;
+        s.text_mode      = m[8].matched ? "answer" : "whole";
         s.layer          = -1;
         s.token          = -1;
     } else if (std::regex_match(name, m, re)) {
@@ -132,6 +137,9 @@ std::optional<setting> parse_reference_dir_name(const std::string & name) {
             return std::nullopt;
         }
     } else {
+        return std::nullopt;
+    }
+    if ((s.source == "generative" || s.source == "first_output" || s.source == "mean_output") && s.max_new_tokens < 1) {
         return std::nullopt;
     }
     s.dataset                = m[1].str();
@@ -150,6 +158,16 @@ std::optional<setting> parse_reference_dir_name(const std::string & name) {
         }
     }
     return s;
+}
+
+}  // namespace
+
+std::optional<setting> parse_reference_dir_name(const std::string & name) {
+    try {
+        return parse_name(name);
+    } catch (const std::logic_error &) {  // a number too large for its type: not one of our names
+        return std::nullopt;
+    }
 }
 
 }  // namespace dior

@@ -196,6 +196,7 @@ class sqlite_store final : public store {
                     throw store_error("store " + path + " is empty or not a dior store");
                 }
                 read_only_ = true;
+                version_   = version;  // read as it is: columns it lacks read as their defaults
             } else {
                 exec("PRAGMA journal_mode=WAL");
                 exec("PRAGMA synchronous=NORMAL");  // in WAL mode: durable across process crashes
@@ -222,7 +223,9 @@ class sqlite_store final : public store {
     }
 
     std::optional<image_info> image(const std::string & path) const override {
-        statement q(db_, "SELECT path, sha256, bytes, width, height, mtime_ns FROM images WHERE path = ?");
+        statement q(db_, ("SELECT path, sha256, bytes, width, height, " + col(2, "mtime_ns", "NULL") +
+                          " FROM images WHERE path = ?")
+                             .c_str());
         if (!q.bind(1, path).step()) {
             return std::nullopt;
         }
@@ -268,11 +271,16 @@ class sqlite_store final : public store {
 
     std::vector<stored_setting> settings() const override {
         statement                   q(db_,
-                                      "SELECT s.id, dataset, model_id, model_sha256, mmproj_sha256, engine, prompt_type, condition, "
-                                                        "prompt, layer, token, image_max_size, positions, source, engine_options, n_embd, model_path, "
-                                                        "mmproj_path, (SELECT count(*) FROM vectors v WHERE v.setting_id = s.id), components, "
-                                                        "max_new_tokens, temperature, gen_seed, repeat_penalty, text_encoder, text_encoder_sha256, "
-                                                        "text_mode FROM settings s ORDER BY s.id");
+                                      ("SELECT s.id, dataset, model_id, model_sha256, mmproj_sha256, engine, prompt_type, condition, "
+                                       "prompt, layer, token, image_max_size, positions, source, engine_options, n_embd, model_path, "
+                                       "mmproj_path, (SELECT count(*) FROM vectors v WHERE v.setting_id = s.id), " +
+                     col(2, "components", "0") + ", " +
+                     col(3,
+                                           "max_new_tokens, temperature, gen_seed, repeat_penalty, text_encoder, "
+                                                             "text_encoder_sha256, text_mode",
+                                           "0, 0.0, 0, 1.0, '', '', ''") +
+                     " FROM settings s ORDER BY s.id")
+                                          .c_str());
         std::vector<stored_setting> out;
         while (q.step()) {
             stored_setting r;
@@ -392,7 +400,9 @@ class sqlite_store final : public store {
     }
 
     std::vector<image_info> images() const override {
-        statement               q(db_, "SELECT path, sha256, bytes, width, height, mtime_ns FROM images ORDER BY path");
+        statement               q(db_, ("SELECT path, sha256, bytes, width, height, " + col(2, "mtime_ns", "NULL") +
+                          " FROM images ORDER BY path")
+                                           .c_str());
         std::vector<image_info> out;
         while (q.step()) {
             out.push_back({ q.text(0), q.text(1), q.integer(2), (int)q.integer(3), (int)q.integer(4),
@@ -401,10 +411,12 @@ class sqlite_store final : public store {
         return out;
     }
 
-    matrix vectors(int64_t setting_id, std::vector<std::string> * paths) const override {
-        statement q(db_,
-                    "SELECT i.path, v.vector FROM vectors v JOIN images i ON i.id = v.image_id "
-                    "WHERE v.setting_id = ? ORDER BY i.path");
+    matrix vectors(int64_t setting_id, std::vector<std::string> * paths,
+                   std::vector<std::string> * texts) const override {
+        // One statement, one snapshot: rows, names and texts always belong together.
+        statement q(db_, ("SELECT i.path, v.vector, " + col(3, "v.text", "NULL") +
+                          " FROM vectors v JOIN images i ON i.id = v.image_id WHERE v.setting_id = ? ORDER BY i.path")
+                             .c_str());
         q.bind(1, setting_id);
         matrix m;
         while (q.step()) {
@@ -423,20 +435,11 @@ class sqlite_store final : public store {
             if (paths) {
                 paths->push_back(q.text(0));
             }
+            if (texts) {
+                texts->push_back(q.text(2));
+            }
         }
         return m;
-    }
-
-    std::vector<std::string> texts(int64_t setting_id) const override {
-        statement q(db_,
-                    "SELECT v.text FROM vectors v JOIN images i ON i.id = v.image_id WHERE v.setting_id = ? "
-                    "ORDER BY i.path");
-        q.bind(1, setting_id);
-        std::vector<std::string> out;
-        while (q.step()) {
-            out.push_back(q.text(0));
-        }
-        return out;
     }
 
     std::string file_sha256(const std::string & path) override {
@@ -493,6 +496,11 @@ class sqlite_store final : public store {
             sqlite3_free(err);
             throw store_error("store " + path_ + ": " + msg + hint_for(rc));
         }
+    }
+
+    // A column that exists from schema `since` on, or its default in an older file read as it is.
+    std::string col(int since, const char * name, const char * fallback) const {
+        return version_ >= since ? name : fallback;
     }
 
     // Can the schema be read at all (a WAL store opened read-only may need its -shm file)?
@@ -565,6 +573,7 @@ class sqlite_store final : public store {
     std::string path_;
     sqlite3 *   db_        = nullptr;
     bool        read_only_ = false;
+    int         version_   = k_schema_version;  // the file's schema (older only when opened read-only)
 };
 
 }  // namespace

@@ -286,6 +286,14 @@ INSERT INTO vectors VALUES (1, 1, x'0000803f00000040');
 )sql";
     ASSERT_EQ(sqlite3_exec(h, v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(h);
     sqlite3_close(h);
+    {  // read-only first: read as it is
+        auto ro = dior::store::open(path, true);
+        ASSERT_EQ(ro->settings().size(), 1u);
+        EXPECT_EQ(ro->settings()[0].s.components, 0);
+        EXPECT_EQ(ro->vectors(1, nullptr).data, (std::vector<float>{ 1.0f, 2.0f }));
+        EXPECT_EQ(ro->images()[0].mtime_ns, -1);
+        EXPECT_EQ(ro->image("/img/a.png")->mtime_ns, -1);
+    }
     {
         auto st = dior::store::open(path);
         ASSERT_EQ(st->settings().size(), 1u);
@@ -329,10 +337,22 @@ ALTER TABLE settings DROP COLUMN text_mode; ALTER TABLE vectors DROP COLUMN text
 )sql";
     ASSERT_EQ(sqlite3_exec(h, back, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(h);
     sqlite3_close(h);
+    {  // read as it is (status, export, eval open stores read-only and never migrate them)
+        auto                     ro = dior::store::open(path, true);
+        std::vector<std::string> paths, texts;
+        ASSERT_EQ(ro->settings().size(), 1u);
+        EXPECT_EQ(ro->settings()[0].s.max_new_tokens, 0);
+        EXPECT_EQ(ro->settings()[0].s.repeat_penalty, 1.0);
+        EXPECT_EQ(ro->vectors(ro->settings()[0].id, &paths, &texts).data, (std::vector<float>{ 1.0f, 2.0f }));
+        EXPECT_EQ(texts, std::vector<std::string>{ "" });
+        EXPECT_EQ(ro->images().size(), 1u);
+    }
     auto st = dior::store::open(path);
     ASSERT_EQ(st->settings().size(), 1u);
     EXPECT_EQ(st->add_setting(s), st->settings()[0].id);  // same identity: resumes
-    EXPECT_EQ(st->texts(st->settings()[0].id), std::vector<std::string>{ "" });
+    std::vector<std::string> texts;
+    st->vectors(st->settings()[0].id, nullptr, &texts);
+    EXPECT_EQ(texts, std::vector<std::string>{ "" });
     dior::setting g  = s;
     g.source         = "generative";
     g.max_new_tokens = 16;
@@ -345,7 +365,9 @@ ALTER TABLE settings DROP COLUMN text_mode; ALTER TABLE vectors DROP COLUMN text
     row.vectors = { { id, { 3.0f } } };
     row.texts   = { { id, "a \"red\" car\n" } };
     st->put_all({ row });
-    EXPECT_EQ(st->texts(id), std::vector<std::string>{ "a \"red\" car\n" });
+    texts.clear();
+    st->vectors(id, nullptr, &texts);
+    EXPECT_EQ(texts, std::vector<std::string>{ "a \"red\" car\n" });
     const auto all = st->settings();
     EXPECT_EQ(all[1].s.max_new_tokens, 16);
     EXPECT_EQ(all[1].s.text_encoder, "sentence-transformers/sentence-t5-base");

@@ -47,6 +47,13 @@ nlohmann::json read_json(const fs::path & p) {
 
 const char * k_suffix = "-num_token=-1-embedsrc=input_last";
 
+// The generated texts stored with a setting's vectors, in row order.
+std::vector<std::string> texts_of(const dior::store & st, int64_t setting) {
+    std::vector<std::string> texts;
+    st.vectors(setting, nullptr, &texts);
+    return texts;
+}
+
 class Cli : public ::testing::Test {
   protected:
     void SetUp() override {
@@ -633,7 +640,14 @@ TEST_F(Cli, GenerativeBaselineRunsStoresTextsExportsImportsAndEvaluates) {
     EXPECT_EQ(settings.back().s.text_mode, "answer");
     EXPECT_EQ(settings.back().s.max_new_tokens, 4);
     EXPECT_EQ(settings.back().s.positions, "native");  // the reference's generate() runs native M-RoPE
-    for (const auto & t : st->texts(settings.back().id)) {
+    const std::string answer_dir = dior::reference_dir_name(settings.back().s);  // never the reference's folder
+    EXPECT_EQ(answer_dir.substr(answer_dir.size() - 18), "-embed_text=answer") << answer_dir;
+    EXPECT_EQ(dior::parse_reference_dir_name(answer_dir)->text_mode, "answer");
+    EXPECT_FALSE(dior::parse_reference_dir_name(
+        "cub200-m-describe-None-num_layer=-1-num_token=-1-embedsrc=first_output-gen_max_new_tokens=99999999999"));
+    EXPECT_FALSE(dior::parse_reference_dir_name(
+        "cub200-m-describe-None-num_layer=-1-num_token=-1-embedsrc=first_output-gen_max_new_tokens=0"));
+    for (const auto & t : texts_of(*st, settings.back().id)) {
         EXPECT_EQ(t.find("assistant"), std::string::npos) << t;
     }
 
@@ -649,8 +663,10 @@ TEST_F(Cli, GenerativeBaselineRunsStoresTextsExportsImportsAndEvaluates) {
     EXPECT_NE(r.output.find("--embed-text both"), std::string::npos) << r.output;
     r = run(common + " --max-new-tokens 0");
     EXPECT_NE(r.output.find("--max-new-tokens 0"), std::string::npos) << r.output;
-    r = run(args + " --gen_do_sample");
-    EXPECT_NE(r.output.find("needs --temperature"), std::string::npos) << r.output;
+    r = run(args + " --gen_do_sample --temperature 0.001");
+    EXPECT_NE(r.output.find("temperature of 0.01 or more"), std::string::npos) << r.output;
+    r = run(args + " --sample --seed 4294967295");
+    EXPECT_NE(r.output.find("random seed"), std::string::npos) << r.output;
 }
 
 // first_output / mean_output: DIOR's vector at the generated tokens, one setting per source, named
@@ -662,7 +678,11 @@ TEST_F(Cli, GeneratedSourcesAndSamplingAreSettingsOfTheirOwn) {
         auto r = run(base + " --source " + src);
         ASSERT_EQ(r.status, 0) << r.output;
     }
-    auto r = run(base + " --source mean_output --temperature 1000 --seed 7");
+    auto r = run(base + " --source first_output --temperature 0.7");  // as transformers: greedy without --sample
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("--temperature without --sample is ignored"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("0 embedded, 3 skipped"), std::string::npos) << r.output;  // the greedy settings
+    r = run(base + " --source mean_output --sample --temperature 1000 --seed 7");
     ASSERT_EQ(r.status, 0) << r.output;
     r = run(base + " --source bogus");
     EXPECT_NE(r.output.find("--source bogus"), std::string::npos) << r.output;
@@ -695,27 +715,27 @@ TEST_F(Cli, GeneratedSourcesAndSamplingAreSettingsOfTheirOwn) {
     ASSERT_EQ(last.rows, 3u);
     EXPECT_NE(last.data, first.data);
     EXPECT_NE(first.data, mean.data);
-    EXPECT_EQ(st->texts(ss[0].id), std::vector<std::string>(3, ""));
-    for (const auto & t : st->texts(ss[2].id)) {
+    EXPECT_EQ(texts_of(*st, ss[0].id), std::vector<std::string>(3, ""));
+    for (const auto & t : texts_of(*st, ss[2].id)) {
         EXPECT_FALSE(t.empty());
     }
     // Sampling: the same seed gives the same vectors in another store; greedy differs.
     st.reset();
     r = run("embed " + model_args() + " --model-id tiny -c color " + (dir_ / "images").string() + " -o " +
             (dir_ / "b.db").string() +
-            " --layer -1,0 --max-new-tokens 3 --source mean_output --temperature 1000 --seed 7");
+            " --layer -1,0 --max-new-tokens 3 --source mean_output --sample --temperature 1000 --seed 7");
     ASSERT_EQ(r.status, 0) << r.output;
     auto a = dior::store::open(db(), true), b = dior::store::open((dir_ / "b.db").string(), true);
     EXPECT_EQ(a->vectors(ss[6].id, nullptr).data, b->vectors(b->settings()[0].id, nullptr).data);
-    EXPECT_EQ(a->texts(ss[6].id), b->texts(b->settings()[0].id));
-    EXPECT_NE(a->texts(ss[6].id), a->texts(ss[4].id));  // sampled, not greedy
+    EXPECT_EQ(texts_of(*a, ss[6].id), texts_of(*b, b->settings()[0].id));
+    EXPECT_NE(texts_of(*a, ss[6].id), texts_of(*a, ss[4].id));  // sampled, not greedy
     b.reset();
     r = run("embed " + model_args() + " --model-id tiny -c color " + (dir_ / "images").string() + " -o " +
             (dir_ / "c.db").string() +
-            " --layer -1,0 --max-new-tokens 3 --source mean_output --temperature 1000 --seed 8");
+            " --layer -1,0 --max-new-tokens 3 --source mean_output --sample --temperature 1000 --seed 8");
     ASSERT_EQ(r.status, 0) << r.output;
     auto c = dior::store::open((dir_ / "c.db").string(), true);
-    EXPECT_NE(a->texts(ss[6].id), c->texts(c->settings()[0].id));  // another seed, other answers
+    EXPECT_NE(texts_of(*a, ss[6].id), texts_of(*c, c->settings()[0].id));  // another seed, other answers
 }
 
 }  // namespace

@@ -62,8 +62,10 @@ struct embed_options {
     // generation (first_output, mean_output, --method generative)
     std::string source         = "input_last";
     int         max_new_tokens = 16;
-    float       temperature    = 0;
+    float       temperature    = -1;  // -1: not given (1 when sampling, as transformers)
     bool        do_sample      = false;
+    int         top_k          = 50;
+    float       top_p          = 1;
     uint32_t    seed           = 0;
     float       repeat_penalty = 1;
     std::string text_encoder;
@@ -114,7 +116,7 @@ void check_context(model & m, const embed_params & ep, const std::vector<std::op
                     (gen ? " + " + std::to_string(n_new) + " generated" : std::string()) + "; use --ctx-size " +
                     std::to_string(longest + n_new) + " or more, or a smaller --image-max-size");
     }
-    if (o.token >= (int)longest) {
+    if (ep.source == embed_source::input_last && o.token >= (int)longest) {
         // the shortest prompt may be shorter still; this at least catches a token no prompt reaches
         throw error("--token " + std::to_string(o.token) + " is beyond the longest prompt (" + std::to_string(longest) +
                     " tokens for the largest image)");
@@ -205,11 +207,20 @@ int run_embed(const embed_options & o) {
     if (generating && (o.max_new_tokens < 1 || o.max_new_tokens > o.model.params.n_ctx)) {
         throw error("--max-new-tokens " + std::to_string(o.max_new_tokens) + ": use 1 or more (default 16)");
     }
-    if (o.temperature < 0 || !std::isfinite(o.temperature)) {
-        throw error("--temperature " + std::to_string(o.temperature) + ": use 0 (greedy) or more");
+    // As transformers' generate(do_sample=...): a temperature alone does not sample.
+    if (o.temperature != -1 && !o.do_sample) {
+        std::fprintf(stderr, "warning: --temperature without --sample is ignored: generation is greedy\n");
     }
-    if (o.do_sample && o.temperature <= 0) {
-        throw error("--gen_do_sample needs --temperature above 0 (the reference samples at gen_temperature)");
+    const float temperature = !o.do_sample ? 0.0f : o.temperature == -1 ? 1.0f : o.temperature;
+    if (o.do_sample && !(temperature >= 0.01f && std::isfinite(temperature))) {
+        throw error("--temperature " + std::to_string(o.temperature) +
+                    ": sampling needs a temperature of 0.01 or more (names keep two decimals)");
+    }
+    if (o.top_k < 0 || !(o.top_p > 0 && o.top_p <= 1)) {
+        throw error("--top-k takes 0 (all) or more, --top-p a fraction in (0, 1]");
+    }
+    if (o.seed == 0xFFFFFFFFu) {
+        throw error("--seed 4294967295 is llama.cpp's 'random seed'; use another value");
     }
     if (!(o.repeat_penalty > 0) || !std::isfinite(o.repeat_penalty)) {
         throw error("--repeat-penalty " + std::to_string(o.repeat_penalty) + ": use a positive factor (1: off)");
@@ -234,10 +245,18 @@ int run_embed(const embed_options & o) {
     std::string                       weights[2];  // the files whose hashes identify the model
     // Their hashes are computed while the models load (the per-user cache answers at once after
     // the first run); a file that cannot be read fails the load first.
+    // A failed start cancels them (futures wait for their task; `stop_hashing` is destroyed, and
+    // so sets the flag, before them).
+    std::atomic<bool>        cancel_hashing{ false };
     std::future<std::string> hashes[3];
-    const auto               hash_later = [](const std::string & path) {
-        return std::async(std::launch::async, [path] { return sha256_file(path); });
+    const auto               hash_later = [&cancel_hashing](const std::string & path) {
+        return std::async(std::launch::async, [path, &cancel_hashing] { return sha256_file(path, &cancel_hashing); });
     };
+    struct stop_on_exit {
+        std::atomic<bool> & flag;
+
+        ~stop_on_exit() { flag = true; }
+    } stop_hashing{ cancel_hashing };
     if (o.method == "dior" || o.method == "generative") {
         if (o.model.params.model_path.empty() || o.model.params.mmproj_path.empty()) {
             throw error("the " + o.method + " method needs -m MODEL.gguf and --mmproj MMPROJ.gguf");
@@ -267,7 +286,9 @@ int run_embed(const embed_options & o) {
         ep.source                    = *source;
         ep.generate                  = generating;
         ep.generation.max_new_tokens = o.max_new_tokens;
-        ep.generation.temperature    = o.temperature;
+        ep.generation.temperature    = temperature;
+        ep.generation.top_k          = o.top_k;
+        ep.generation.top_p          = o.top_p;
         ep.generation.seed           = o.seed;
         ep.generation.repeat_penalty = o.repeat_penalty;
         m->resolve_layers(ep.layers);  // validates
@@ -494,10 +515,13 @@ void register_embed(CLI::App & app, int & exit_code) {
                     "generated token) or mean_output (the mean over the generated tokens)");
     cmd->add_option("--max-new-tokens,--gen_max_new_tokens", o->max_new_tokens,
                     "generation: at most this many tokens (default 16); stops at the end of the turn");
+    cmd->add_flag("--sample,--gen_do_sample", o->do_sample,
+                  "generation: sample instead of greedy decoding (transformers' do_sample)");
     cmd->add_option("--temperature,--gen_temperature", o->temperature,
-                    "generation: 0 = greedy (default, as the reference); above 0 samples at this temperature");
-    cmd->add_flag("--gen_do_sample", o->do_sample, "the reference's switch: sample (needs --temperature > 0)");
-    cmd->add_option("--seed", o->seed, "generation: the sampling seed (each image and condition starts from it)");
+                    "with --sample: the temperature (default 1, as transformers)");
+    cmd->add_option("--top-k", o->top_k, "with --sample: keep the k most likely tokens (default 50, as transformers)");
+    cmd->add_option("--top-p", o->top_p, "with --sample: nucleus sampling mass (default 1: off)");
+    cmd->add_option("--seed", o->seed, "with --sample: the seed (each image and condition starts from it)");
     cmd->add_option("--repeat-penalty,--repetition_penalty", o->repeat_penalty,
                     "generation: transformers' repetition_penalty over prompt and answer (default 1 = off; use "
                     "the model's generation_config.json value to reproduce transformers' generate())");

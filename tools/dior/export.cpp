@@ -101,8 +101,8 @@ void export_npy(const store & st, const std::vector<int64_t> & ids, const std::s
     json                  settings = json::array();
     std::set<std::string> exported;
     for (int64_t id : ids) {
-        std::vector<std::string> paths;
-        const matrix             m    = st.vectors(id, &paths);
+        std::vector<std::string> paths, texts;
+        const matrix             m    = st.vectors(id, &paths, &texts);
         const std::string        name = names.at(id);
         exported.insert(paths.begin(), paths.end());
         write_npy((fs::path(dir) / (name + ".npy")).string(), m);
@@ -113,7 +113,7 @@ void export_npy(const store & st, const std::vector<int64_t> & ids, const std::s
         write_text(fs::path(dir) / (name + ".rows.txt"), rows);
         json j = setting_json(find_setting(all, id));
         if (find_setting(all, id).s.max_new_tokens) {  // the generated texts, one per row
-            write_text(fs::path(dir) / (name + ".texts.json"), json(st.texts(id)).dump(1) + "\n");
+            write_text(fs::path(dir) / (name + ".texts.json"), json(texts).dump(1) + "\n");
             j["texts"] = name + ".texts.json";
         }
         j["file"]  = name + ".npy";
@@ -143,11 +143,10 @@ void export_json(const store & st, const std::vector<int64_t> & ids, const std::
     const auto all   = st.settings();
     const auto names = names_of(all, ids);
     for (int64_t id : ids) {
-        const setting &                s = find_setting(all, id).s;
-        std::vector<std::string>       paths;
-        const matrix                   m     = st.vectors(id, &paths);
-        const std::vector<std::string> texts = s.max_new_tokens ? st.texts(id) : std::vector<std::string>{};
-        const fs::path                 sub   = fs::path(dir) / names.at(id);
+        const setting &          s = find_setting(all, id).s;
+        std::vector<std::string> paths, texts;
+        const matrix             m   = st.vectors(id, &paths, &texts);
+        const fs::path           sub = fs::path(dir) / names.at(id);
         make_dir(sub.string());
         std::set<std::string> files;
         for (size_t r = 0; r < m.rows; ++r) {
@@ -168,7 +167,7 @@ void export_json(const store & st, const std::vector<int64_t> & ids, const std::
             } else if (s.source != "clip") {
                 j["prompt"] = s.prompt;
             }
-            if (!texts.empty()) {  // the generative baseline's files (and dior's generated sources)
+            if (s.max_new_tokens) {  // the generative baseline's files (and dior's generated sources)
                 j["generated_text"] = texts[r];
             }
             if (s.source == "generative") {

@@ -90,7 +90,7 @@ import_result import_reference_tree(store & st, const std::string & dir, const s
         if (s->source == "generative") {
             // The folder spells the encoder with "_" for "/"; its files keep the id itself.
             s->text_encoder = encoder.empty() ? s->text_encoder : encoder;
-            s->text_mode    = "whole";  // the reference embeds the whole decoded sequence
+            // the reference embeds the whole decoded sequence; dior's answer mode says so in the name
         }
         const int64_t id = st.add_setting(*s);
         for (auto & r : rows) {

@@ -45,9 +45,8 @@ void register_status(CLI::App & app, int & exit_code) {
             if (!*texts || !wanted || s.s.max_new_tokens == 0) {
                 continue;
             }
-            std::vector<std::string> paths;
-            st->vectors(s.id, &paths);
-            const auto t = st->texts(s.id);
+            std::vector<std::string> paths, t;
+            st->vectors(s.id, &paths, &t);
             std::printf("\nsetting %lld: generated text%s\n", (long long)s.id,
                         s.s.text_mode == "whole" ? " (the whole sequence, as embedded)" : "");
             for (size_t i = 0; i < paths.size() && i < t.size(); ++i) {
