@@ -168,6 +168,38 @@ TEST_F(Engine, PrefixReuseEqualsFullRecomputation) {
     EXPECT_EQ(worst, 0.0f);
 }
 
+// The template's words before the condition ("<|vision_end|>Describe this image in one word
+// regarding") are computed once for all conditions too, as a pass of their own, so a condition's
+// vector is the same whichever conditions run beside it, bit for bit.
+TEST_F(Engine, AConditionsVectorDoesNotDependOnTheOtherConditions) {
+    const dior::image  img = make_image(300, 200, 4);
+    dior::embed_params ep;
+    ep.layers        = { 0, 2, -1 };
+    const auto all   = m_->embed(img, { "car color", std::nullopt, "background color", "a/b \"c\"" }, ep);
+    const auto alone = m_->embed(img, { "background color" }, ep);
+    const auto none  = m_->embed(img, { std::nullopt }, ep);
+    for (size_t l = 0; l < ep.layers.size(); ++l) {
+        EXPECT_EQ(max_abs_diff(all[2].vectors[l], alone[0].vectors[l]), 0.0f) << "layer " << ep.layers[l];
+        EXPECT_EQ(max_abs_diff(all[1].vectors[l], none[0].vectors[l]), 0.0f) << "layer " << ep.layers[l];
+    }
+    // A token among those shared words is the same token in the same context for every condition
+    // that has them, and the same with reuse or without.
+    const auto tokens = m_->prompt_tokens(img, dior::instruction(dior::prompt_type::describe, "car color"));
+    const auto words  = m_->prompt_tokens(img, dior::instruction(dior::prompt_type::describe, "fit"));
+    int        at     = 0;
+    while (tokens[at] == words[at]) {
+        ++at;
+    }
+    ep.token = at - 2;  // "regarding"'s neighbour, inside the shared words
+    for (bool reuse : { true, false }) {
+        ep.reuse_prefix = reuse;
+        const auto r    = m_->embed(img, { "car color", std::nullopt, "fit" }, ep);
+        for (size_t l = 0; l < ep.layers.size(); ++l) {
+            EXPECT_EQ(max_abs_diff(r[0].vectors[l], r[2].vectors[l]), 0.0f) << "reuse " << reuse;
+        }
+    }
+}
+
 // Generation on top of a reused prefix equals generation from scratch, token for token and bit for
 // bit, and generating does not change the input_last vector read from the same pass.
 TEST_F(Engine, GenerationWithPrefixReuseEqualsFullRecomputation) {

@@ -227,6 +227,7 @@ class model_impl final : public model {
         struct job {
             std::vector<llama_token> suffix;
             int64_t                  token = 0;  // absolute index of the embedded token
+            size_t                   split = 0;  // suffix[0, split): the template's words before the condition
         };
 
         const bool gen = ep.generate || ep.source != embed_source::input_last;
@@ -255,6 +256,7 @@ class model_impl final : public model {
                 throw error("token " + std::to_string(ep.token) + " is outside the prompt (" + std::to_string(total) +
                             " tokens)");
             }
+            j.split = template_split(pi, ep, j.suffix);
             jobs.push_back(std::move(j));
         }
 
@@ -271,27 +273,58 @@ class model_impl final : public model {
         std::vector<condition_vectors> out;
         std::vector<float>             image_embd;  // encoder output, kept across conditions with reuse
         llama_pos                      pos_after_prefix = 0;
+        // The KV cache holds the prefix, then `shared` (the template's words of the conditions
+        // evaluated last), then that condition's own tokens. Each condition evaluates, in this order
+        // and as separate passes, prefix, template words and its own tokens, with reuse or without:
+        // so both give the same vectors, and a condition's vector does not depend on the others.
+        std::vector<llama_token> shared;
+        bool                     have_shared = false;
         for (size_t c = 0; c < jobs.size(); ++c) {
+            const job &                    j = jobs[c];
+            const std::vector<llama_token> words(j.suffix.begin(), j.suffix.begin() + (std::ptrdiff_t)j.split);
             if (c == 0 || !ep.reuse_prefix) {
                 llama_memory_clear(llama_get_memory(ctx_.get()), true);
                 if (!ep.reuse_prefix) {
                     image_embd.clear();
                 }
                 pos_after_prefix = eval_prefix(pi, ep.position, prefix_wanted, image_embd);
-            } else {
+                have_shared      = false;
+            }
+            const llama_pos pos_after_words = pos_after_prefix + (llama_pos)words.size();
+            if (!have_shared || shared != words) {
                 llama_memory_seq_rm(llama_get_memory(ctx_.get()), 0, pos_after_prefix, -1);
+                // Tokens among these words that a condition with the same words wants (--token k).
+                std::vector<int64_t> w;
+                for (const job & o : jobs) {
+                    if (o.token >= pi.n_prefix_tokens && o.token < pi.n_prefix_tokens + (int64_t)words.size() &&
+                        o.split == j.split && std::equal(words.begin(), words.end(), o.suffix.begin())) {
+                        w.push_back(o.token);
+                    }
+                }
+                std::sort(w.begin(), w.end());
+                w.erase(std::unique(w.begin(), w.end()), w.end());
+                const auto t0  = std::chrono::steady_clock::now();
+                llama_pos  pos = pos_after_prefix;
+                eval_text(words, pi.n_prefix_tokens, pos, w);
+                timings_.prefix_ms += ms_since(t0);
+                shared      = words;
+                have_shared = true;
+            } else {
+                llama_memory_seq_rm(llama_get_memory(ctx_.get()), 0, pos_after_words, -1);
             }
             const auto           t0 = std::chrono::steady_clock::now();
             std::vector<int64_t> wanted;
-            if (jobs[c].token >= pi.n_prefix_tokens) {
-                wanted.push_back(jobs[c].token);
+            const int64_t        own_first = pi.n_prefix_tokens + (int64_t)j.split;
+            if (j.token >= own_first) {
+                wanted.push_back(j.token);
             }
-            const int64_t n_prompt = pi.n_prefix_tokens + (int64_t)jobs[c].suffix.size();
+            const int64_t n_prompt = pi.n_prefix_tokens + (int64_t)j.suffix.size();
             if (gen && (wanted.empty() || wanted.back() != n_prompt - 1)) {
                 wanted.push_back(n_prompt - 1);  // its logits start the generation
             }
-            llama_pos pos = pos_after_prefix;
-            eval_text(jobs[c].suffix, pi.n_prefix_tokens, pos, wanted);
+            llama_pos pos = pos_after_words;
+            eval_text(std::vector<llama_token>(j.suffix.begin() + (std::ptrdiff_t)j.split, j.suffix.end()), own_first,
+                      pos, wanted);
             timings_.suffix_ms.push_back(ms_since(t0));
 
             condition_vectors cv;
@@ -300,13 +333,13 @@ class model_impl final : public model {
             cv.n_tokens    = (int)n_prompt;
             if (gen) {
                 const auto t1 = std::chrono::steady_clock::now();
-                generate(prompt_ids(pi, jobs[c].suffix), pos, ep, cv);
+                generate(prompt_ids(pi, j.suffix), pos, ep, cv);
                 timings_.generate_ms += ms_since(t1);
                 timings_.n_generated += (int)cv.generated.size();
             }
             for (int l : layers) {
                 if (ep.source == embed_source::input_last) {
-                    cv.vectors.push_back(capture_.get(jobs[c].token, l));
+                    cv.vectors.push_back(capture_.get(j.token, l));
                     continue;
                 }
                 // first_output: the first generated token; mean_output: all of them, each at the
@@ -431,6 +464,24 @@ class model_impl final : public model {
         out.insert(out.end(), user.begin(), user.end());
         out.insert(out.end(), tmpl.begin(), tmpl.end());
         return out;
+    }
+
+    // How many tokens a suffix shares with every other condition of its prompt type: the longest
+    // common run with two probe conditions that differ in their first byte, i.e. the template's
+    // words before the condition ("... regarding"), whatever the other conditions of a run are.
+    // At least the last token stays the condition's own.
+    size_t template_split(const prepared_image & pi, const embed_params & ep,
+                          const std::vector<llama_token> & suffix) const {
+        size_t n = suffix.empty() ? 0 : suffix.size() - 1;
+        for (const char * probe : { "\x01", "\x02" }) {
+            const auto p = suffix_tokens(pi, instruction(ep.prompt, std::string(probe)), false);
+            size_t     k = 0;
+            while (k < n && k < p.size() && p[k] == suffix[k]) {
+                ++k;
+            }
+            n = k;
+        }
+        return n;
     }
 
     // Token ids of a whole prompt, image tokens as -1.
