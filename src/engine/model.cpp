@@ -1,12 +1,15 @@
 // The DIOR engine on llama.cpp: load the model, tokenize the prompt, evaluate it, read vectors.
 //
-// A prompt for one image is evaluated in two parts:
+// A prompt for one image is evaluated in three passes:
 //   prefix  every chunk before the last text chunk: system turn + user header + image tokens
-//   suffix  the last text chunk: image-closing tokens + the instruction + the assistant header
-// With prefix reuse the prefix is evaluated once per image and each condition evaluates only its
-// suffix on top of it. Without, every condition evaluates the whole prompt from an empty cache.
-// Both run the suffix as the same batches over the same cache contents, so they give
-// bit-identical vectors (see engine_test.cpp beside this file).
+//   words   the start of the last text chunk that every condition of the prompt type shares:
+//           image-closing tokens + the instruction's words before the condition
+//   own     the rest: the condition, the instruction's end, the assistant header (then, when
+//           generating, the answer)
+// With prefix reuse, prefix and words are evaluated once per image and each condition evaluates
+// only its own tokens on top of them. Without, every condition evaluates all three passes from an
+// empty cache. Both run the same batches over the same cache contents, so they give bit-identical
+// vectors (see engine_test.cpp beside this file).
 #include "dior.h"
 #include "engine/capture.h"
 #include "gguf.h"
