@@ -45,21 +45,27 @@ def sentences():
     return out
 
 
-def main():
-    os.makedirs(OUT, exist_ok=True)
-    model_dir = str(extract_model(os.path.join(OUT, "hf")))
+def write_fixture(model_dir, model_id, texts, what, check=None):
+    """Converts a sentence-transformers folder with tools/convert-sentence (f32, f16) and writes
+    sentence-transformers' vectors of `texts` beside, as the C++ test reads them."""
     for t in ("f32", "f16"):
         subprocess.run([sys.executable, os.path.join(ROOT, "tools", "convert-sentence", "convert_sentence_to_gguf.py"),
                         model_dir, "--outfile", os.path.join(OUT, t + ".gguf"), "--outtype", t, "--llama-cpp", SRC,
-                        "--id", "sentence-transformers/all-MiniLM-L6-v2"],
-                       check=True, stdout=subprocess.DEVNULL)
-    texts = sentences()
+                        "--id", model_id], check=True, stdout=subprocess.DEVNULL)
     model = SentenceTransformer(model_dir, device="cpu")
+    if check:
+        check(model)
     vectors = model.encode(texts, convert_to_numpy=True, batch_size=16)
     np.save(os.path.join(OUT, "vectors.npy"), vectors.astype(np.float32))
     with open(os.path.join(OUT, "sentences.json"), "w", encoding="utf-8") as f:
         json.dump(texts, f, ensure_ascii=False)
-    print(f"wrote {len(texts)} sentence-transformers vectors to {OUT}")
+    print(f"wrote {len(texts)} sentence-transformers vectors of {what} to {OUT}")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    write_fixture(str(extract_model(os.path.join(OUT, "hf"))), "sentence-transformers/all-MiniLM-L6-v2", sentences(),
+                  "all-MiniLM-L6-v2")
 
 
 if __name__ == "__main__":

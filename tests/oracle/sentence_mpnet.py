@@ -9,10 +9,8 @@ Usage: python sentence_mpnet.py DATA_REFERENCE_DIR LLAMA_CPP_SOURCE OUT_DIR
 """
 import json
 import os
-import subprocess
 import sys
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -24,7 +22,7 @@ from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast  # noqa: E4
 REF, SRC, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.argv = sys.argv[:1] + [REF, SRC, OUT]
-from sentence_minilm import sentences  # noqa: E402  (the same 200+ real sentences)
+from sentence_minilm import sentences, write_fixture  # noqa: E402  (the same 200+ real sentences)
 
 
 def build(model_dir):
@@ -60,22 +58,14 @@ def build(model_dir):
     return os.path.join(OUT, "st")
 
 
-def main():
-    os.makedirs(OUT, exist_ok=True)
-    texts = sentences()
-    st_dir = build(os.path.join(OUT, "hf"))
-    for t in ("f32", "f16"):
-        subprocess.run([sys.executable, os.path.join(ROOT, "tools", "convert-sentence", "convert_sentence_to_gguf.py"),
-                        st_dir, "--outfile", os.path.join(OUT, t + ".gguf"), "--outtype", t, "--llama-cpp", SRC,
-                        "--id", "tiny/mpnet"], check=True, stdout=subprocess.DEVNULL)
-    model = SentenceTransformer(st_dir, device="cpu")
+def check(model):
     assert type(model[0].auto_model).__name__ == "MPNetModel", type(model[0].auto_model)
     assert model.tokenize(["Red"])["input_ids"][0].tolist()[0] == 0  # <s> first, as MPNet's template
-    vectors = model.encode(texts, convert_to_numpy=True, batch_size=16)
-    np.save(os.path.join(OUT, "vectors.npy"), vectors.astype(np.float32))
-    with open(os.path.join(OUT, "sentences.json"), "w", encoding="utf-8") as f:
-        json.dump(texts, f, ensure_ascii=False)
-    print(f"wrote {len(texts)} sentence-transformers vectors of a tiny MPNet to {OUT}")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    write_fixture(build(os.path.join(OUT, "hf")), "tiny/mpnet", sentences(), "a tiny MPNet", check)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,9 @@ SentencePiece unigram tokenizer trained here on the test sentences; encoded by s
 Writes OUT_DIR/{f32,f16}.gguf, OUT_DIR/sentences.json, OUT_DIR/vectors.npy.
 Usage: python sentence_t5.py DATA_REFERENCE_DIR LLAMA_CPP_SOURCE OUT_DIR
 """
-import json
 import os
-import subprocess
 import sys
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -23,7 +20,7 @@ from transformers import T5Config, T5EncoderModel, T5TokenizerFast  # noqa: E402
 REF, SRC, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.argv = sys.argv[:1] + [REF, SRC, OUT]
-from sentence_minilm import sentences  # noqa: E402  (the same 200+ real sentences)
+from sentence_minilm import sentences, write_fixture  # noqa: E402  (the same 200+ real sentences)
 
 
 def build(model_dir, texts):
@@ -64,22 +61,15 @@ def build(model_dir, texts):
     return os.path.join(OUT, "st")
 
 
+def check(model):
+    assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "Dense", "Normalize"], model
+    assert type(model[0].auto_model).__name__ == "T5EncoderModel", type(model[0].auto_model)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     texts = sentences()
-    st_dir = build(os.path.join(OUT, "hf"), texts)
-    for t in ("f32", "f16"):
-        subprocess.run([sys.executable, os.path.join(ROOT, "tools", "convert-sentence", "convert_sentence_to_gguf.py"),
-                        st_dir, "--outfile", os.path.join(OUT, t + ".gguf"), "--outtype", t, "--llama-cpp", SRC,
-                        "--id", "tiny/sentence-t5"], check=True, stdout=subprocess.DEVNULL)
-    model = SentenceTransformer(st_dir, device="cpu")
-    assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "Dense", "Normalize"], model
-    assert type(model[0].auto_model).__name__ == "T5EncoderModel", type(model[0].auto_model)
-    vectors = model.encode(texts, convert_to_numpy=True, batch_size=16)
-    np.save(os.path.join(OUT, "vectors.npy"), vectors.astype(np.float32))
-    with open(os.path.join(OUT, "sentences.json"), "w", encoding="utf-8") as f:
-        json.dump(texts, f, ensure_ascii=False)
-    print(f"wrote {len(texts)} sentence-transformers vectors of a tiny sentence-T5 to {OUT}")
+    write_fixture(build(os.path.join(OUT, "hf"), texts), "tiny/sentence-t5", texts, "a tiny sentence-T5", check)
 
 
 if __name__ == "__main__":
