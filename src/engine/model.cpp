@@ -240,6 +240,10 @@ class model_impl final : public model {
         }
         const int64_t n_new = gen ? ep.generation.max_new_tokens : 0;
 
+        std::vector<std::vector<llama_token>> probes;  // see template_split
+        for (const char * probe : { "\x01", "\x02" }) {
+            probes.push_back(suffix_tokens(pi, instruction(ep.prompt, std::string(probe)), false));
+        }
         std::vector<job> jobs;
         for (const auto & cond : conditions) {
             job j;
@@ -259,7 +263,7 @@ class model_impl final : public model {
                 throw error("token " + std::to_string(ep.token) + " is outside the prompt (" + std::to_string(total) +
                             " tokens)");
             }
-            j.split = template_split(pi, ep, j.suffix);
+            j.split = template_split(probes, j.suffix);
             jobs.push_back(std::move(j));
         }
 
@@ -470,15 +474,14 @@ class model_impl final : public model {
     }
 
     // How many tokens a suffix shares with every other condition of its prompt type: the longest
-    // common run with two probe conditions that differ in their first byte, i.e. the template's
-    // words before the condition ("... regarding"), whatever the other conditions of a run are.
-    // At least the last token stays the condition's own.
-    size_t template_split(const prepared_image & pi, const embed_params & ep,
-                          const std::vector<llama_token> & suffix) const {
+    // common run with the suffixes of two probe conditions that differ in their first byte, i.e.
+    // the template's words before the condition ("... regarding"), whatever the other conditions
+    // of a run are. At least the last token stays the condition's own.
+    static size_t template_split(const std::vector<std::vector<llama_token>> & probes,
+                                 const std::vector<llama_token> &              suffix) {
         size_t n = suffix.empty() ? 0 : suffix.size() - 1;
-        for (const char * probe : { "\x01", "\x02" }) {
-            const auto p = suffix_tokens(pi, instruction(ep.prompt, std::string(probe)), false);
-            size_t     k = 0;
+        for (const auto & p : probes) {
+            size_t k = 0;
             while (k < n && k < p.size() && p[k] == suffix[k]) {
                 ++k;
             }

@@ -46,11 +46,8 @@ class sentence_impl final : public sentence_encoder {
         if (max_len_ <= 0) {
             max_len_ = llama_model_n_ctx_train(model_);
         }
-        for (const char * key : { "dior.sentence.id" }) {  // else the file name (general.name is prettified)
-            if (llama_model_meta_val_str(model_, key, buf, sizeof(buf)) > 0) {
-                name_ = buf;
-                break;
-            }
+        if (llama_model_meta_val_str(model_, "dior.sentence.id", buf, sizeof(buf)) > 0) {
+            name_ = buf;  // else the file name (general.name is prettified: "All MiniLM L6 v2")
         }
         if (name_.empty()) {
             name_ = std::filesystem::path(p.path).stem().string();

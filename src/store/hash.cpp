@@ -71,10 +71,11 @@ class hash_cache {
         }
         sqlite3_stmt * q = nullptr;
         std::string    out;
-        if (sqlite3_prepare_v2(db_,
-                               "SELECT sha256 FROM hashes2 WHERE path = ? AND size = ? AND mtime_ns = ? AND inode = ? "
-                               "AND ctime_ns = ?",
-                               -1, &q, nullptr) == SQLITE_OK) {
+        if (sqlite3_prepare_v2(
+                db_,
+                "SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND mtime_ns = ? AND inode = ? "
+                "AND ctime_ns = ?",
+                -1, &q, nullptr) == SQLITE_OK) {
             bind(q, path, st);
             if (sqlite3_step(q) == SQLITE_ROW) {
                 const unsigned char * t = sqlite3_column_text(q, 0);
@@ -91,10 +92,10 @@ class hash_cache {
             return;
         }
         sqlite3_stmt * q = nullptr;
-        if (sqlite3_prepare_v2(
-                db_,
-                "INSERT OR REPLACE INTO hashes2(path, size, mtime_ns, inode, ctime_ns, sha256) VALUES (?,?,?,?,?,?)",
-                -1, &q, nullptr) == SQLITE_OK) {
+        if (sqlite3_prepare_v2(db_,
+                               "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns, inode, ctime_ns, sha256) "
+                               "VALUES (?,?,?,?,?,?)",
+                               -1, &q, nullptr) == SQLITE_OK) {
             bind(q, path, st);
             sqlite3_bind_text(q, 6, sha.c_str(), -1, SQLITE_TRANSIENT);
             sqlite3_step(q);
@@ -113,10 +114,11 @@ class hash_cache {
         if (sqlite3_open_v2(p.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                             nullptr) != SQLITE_OK ||
             sqlite3_busy_timeout(db_, 5000) != SQLITE_OK ||
-            sqlite3_exec(db_,
-                         "CREATE TABLE IF NOT EXISTS hashes2(path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns "
-                         "INTEGER NOT NULL, inode INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL)",
-                         nullptr, nullptr, nullptr) != SQLITE_OK) {
+            sqlite3_exec(
+                db_,
+                "CREATE TABLE IF NOT EXISTS file_hashes(path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns "
+                "INTEGER NOT NULL, inode INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL)",
+                nullptr, nullptr, nullptr) != SQLITE_OK) {
             sqlite3_close(db_);  // not writable, damaged, not SQLite: no cache
             db_ = nullptr;
         }

@@ -1,7 +1,9 @@
 // Directory names of the reference's output layout (SPEC section 5).
 #include "dior.h"
+#include "store/escape.h"
 
 #include <cstdio>
+#include <cstring>
 #include <regex>
 
 namespace dior {
@@ -17,17 +19,7 @@ std::string replace_all(std::string s, char from, char to) {
 // A condition may hold characters a file name cannot ("make/model"): "/" becomes "%2F", and so
 // that this can be undone, "%" itself "%25"; control characters and NUL are escaped the same way.
 std::string escape_name(const std::string & text) {
-    std::string out;
-    for (unsigned char c : text) {
-        if (c == '/' || c == '%' || c < 0x20 || c == 0x7f) {
-            char buf[4];
-            std::snprintf(buf, sizeof(buf), "%%%02X", c);
-            out += buf;
-        } else {
-            out.push_back((char)c);
-        }
-    }
-    return out;
+    return percent_escape(text, "/", false);
 }
 
 int hex_digit(char c) {
@@ -53,6 +45,20 @@ std::string unescape_name(const std::string & text) {
 }
 
 }  // namespace
+
+std::string percent_escape(const std::string & text, const char * also, bool non_ascii) {
+    std::string out;
+    for (unsigned char c : text) {
+        if (c == '%' || c < 0x20 || c == 0x7f || (non_ascii && c >= 0x80) || (c && std::strchr(also, c))) {
+            char buf[4];
+            std::snprintf(buf, sizeof(buf), "%%%02X", c);
+            out += buf;
+        } else {
+            out.push_back((char)c);
+        }
+    }
+    return out;
+}
 
 std::string reference_dir_name(const setting & s) {
     const std::string model = replace_all(s.model_id, '/', '_');

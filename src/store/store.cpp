@@ -1,6 +1,7 @@
 // The embedding store: one SQLite file in WAL mode. All vectors of one image are written in one
 // transaction, so a process killed at any moment leaves every image either complete or absent.
 #include "dior.h"
+#include "store/escape.h"
 
 #include <cstdio>
 #include <cstring>
@@ -172,7 +173,7 @@ class sqlite_store final : public store {
             // A WAL store in a folder we cannot write (no -shm file to create): read it as immutable.
             sqlite3_close(db_);
             db_ = nullptr;
-            rc  = sqlite3_open_v2(("file:" + uri_escape(path) + "?immutable=1").c_str(), &db_,
+            rc  = sqlite3_open_v2(("file:" + percent_escape(path, "?#", true) + "?immutable=1").c_str(), &db_,
                                   SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr);
         }
         if (rc != SQLITE_OK) {
@@ -506,20 +507,6 @@ class sqlite_store final : public store {
     // Can the schema be read at all (a WAL store opened read-only may need its -shm file)?
     bool readable() {
         return sqlite3_exec(db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) == SQLITE_OK;
-    }
-
-    static std::string uri_escape(const std::string & path) {
-        std::string out;
-        for (unsigned char c : path) {
-            if (c == '%' || c == '?' || c == '#' || c < 0x20 || c >= 0x7f) {
-                char buf[4];
-                std::snprintf(buf, sizeof(buf), "%%%02X", c);
-                out += buf;
-            } else {
-                out.push_back((char)c);
-            }
-        }
-        return out;
     }
 
     // 0: a new, empty file; 1: the first layout (user_version not yet kept); else user_version.

@@ -141,7 +141,7 @@ TEST(FileHash, CacheIsConsultedAndKeyedByTheFileState) {
     sqlite3 * h = nullptr;
     ASSERT_EQ(sqlite3_open(std::getenv("DIOR_HASH_CACHE"), &h), SQLITE_OK);
     const std::string fake(64, 'f');
-    ASSERT_EQ(sqlite3_exec(h, ("UPDATE hashes2 SET sha256 = '" + fake + "'").c_str(), nullptr, nullptr, nullptr),
+    ASSERT_EQ(sqlite3_exec(h, ("UPDATE file_hashes SET sha256 = '" + fake + "'").c_str(), nullptr, nullptr, nullptr),
               SQLITE_OK);
     EXPECT_EQ(sqlite3_changes(h), 1);
     sqlite3_close(h);
