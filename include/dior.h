@@ -134,9 +134,13 @@ struct model_params {
     int         n_ctx        = 4096;   // longest prompt, image tokens included
     int         n_batch      = 512;    // tokens per forward pass (also the micro-batch)
     int         n_gpu_layers = -1;     // layers offloaded to a GPU backend, if one is built in
-    bool        flash_attn   = false;  // off by default: Q would be rounded to F16
+    bool        flash_attn   = false;  // text model: off by default, Q would be rounded to F16
     bool        kv_f16       = false;  // F32 KV cache by default, for fidelity
-    bool        verbose      = false;  // let llama.cpp / mtmd log
+    // Vision encoder: flash attention (Q, K, V rounded to F16, F32 sums). On by default: 5x faster
+    // attention on CPU, and its error stays far inside the reference's own bf16 noise
+    // (docs/parity.md). Off: the strict F32 path.
+    bool vision_flash_attn = true;
+    bool verbose           = false;  // let llama.cpp / mtmd log
     // Qwen2-VL / Qwen2.5-VL projectors: how an image is resized to the model's grid of 28-px cells
     // (Hugging Face's smart_resize), see image_processor. Other projectors use mtmd's own.
     image_processor processor = image_processor::fast;
@@ -244,6 +248,11 @@ class model {
 
 // The engine build (llama.cpp version, commit, our patches, backend), recorded with every setting.
 std::string engine_version();
+
+// When OpenBLAS did not recognise this CPU and fell back to its generic kernels although the CPU
+// has AVX2 or AVX-512: the OPENBLAS_CORETYPE that suits it ("Haswell", "SkylakeX"); else nullptr.
+// OpenBLAS reads that variable only when it loads, so a program sets it and starts again.
+const char * openblas_better_coretype();
 
 // ---------------------------------------------------------------------------------------------
 // Baselines: CLIP (tokenizer, model) and InDiReCT (SPEC 2)

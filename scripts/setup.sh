@@ -2,13 +2,17 @@
 # Sets up everything dior.cpp needs on Debian/Ubuntu and builds it.
 #
 #   bash scripts/setup.sh                 # Debian packages, pinned llama.cpp (cached), dior build
+#   bash scripts/setup.sh --llama-server  # also llama-server, from the pinned source as published
+#                                         # (without our patches), same flags; prints its path
 #
 # Environment (all optional):
 #   DIOR_CACHE        where the pinned llama.cpp source and its build are kept
 #                     (default: ${XDG_CACHE_HOME:-$HOME/.cache}/dior.cpp)
 #   LLAMA_CPP_DIR     use this llama.cpp checkout instead of the pinned one (our patches are
 #                     applied to a copy of it, never to the checkout itself)
-#   DIOR_BACKEND      cpu (default, portable AVX2 baseline), native, cuda, vulkan or metal
+#   DIOR_BACKEND      native (default: this CPU's instructions, AVX-512 where it has them), cpu
+#                     (portable AVX2 baseline), cuda, vulkan or metal. native and cpu also route
+#                     large matrix products through OpenBLAS (ggml's BLAS backend)
 #   DIOR_BUILD_DIR    dior's build directory (default: build)
 #   DIOR_SKIP_APT=1   do not install Debian packages (you installed them yourself)
 #   JOBS              parallel build jobs (default: nproc)
@@ -21,7 +25,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$here/scripts/versions.sh"
 
 cache=${DIOR_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/dior.cpp}
-backend=${DIOR_BACKEND:-cpu}
+backend=${DIOR_BACKEND:-native}
 build_dir=${DIOR_BUILD_DIR:-$here/build}
 jobs=${JOBS:-$(nproc)}
 
@@ -119,10 +123,13 @@ prepare_source() { # prints the patched source directory
   echo "$src"
 }
 
+cpu_flags_hash() { grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null | sha256sum | cut -c1-8; }
+
 backend_flags() {
   case "$backend" in
-    cpu) echo "-DGGML_NATIVE=OFF" ;;
-    native) echo "-DGGML_NATIVE=ON" ;;
+    cpu) echo "-DGGML_NATIVE=OFF -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS" ;;
+    # The CPU's flags join the cache key: a build for one CPU may not run on another.
+    native) echo "-DGGML_NATIVE=ON -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS -DDIOR_CPU_FLAGS=$(cpu_flags_hash)" ;;
     cuda) echo "-DGGML_NATIVE=OFF -DGGML_CUDA=ON" ;;
     vulkan) echo "-DGGML_NATIVE=OFF -DGGML_VULKAN=ON" ;;
     metal) echo "-DGGML_METAL=ON" ;;
@@ -169,8 +176,31 @@ build_dior() { # $1 = llama.cpp install prefix
   cmake --build "$build_dir" -j "$jobs"
 }
 
+# --- 4. llama-server, for comparisons (scripts/bench_server.py) ------------------------------------
+build_llama_server() { # prints the path of llama-server built from the unpatched pinned source
+  local pristine="$cache/src-$NODE_LLAMA_CPP_VERSION-unpatched" args key bdir
+  if [ ! -d "$pristine" ]; then
+    fetch_pinned_source "$pristine"
+  fi
+  args="$(llama_cmake_args | sed 's/-DLLAMA_BUILD_COMMON=OFF//; s/-DLLAMA_BUILD_TOOLS=OFF//; s/-DLLAMA_BUILD_SERVER=OFF//')"
+  key="$NODE_LLAMA_CPP_VERSION-unpatched-$backend-$(echo "$args" | sha256sum | cut -c1-8)"
+  bdir="$cache/server-$key"
+  if [ ! -x "$bdir/bin/llama-server" ]; then
+    log "building llama-server ($backend, unpatched pinned source) in $bdir; this takes a few minutes once"
+    # shellcheck disable=SC2086
+    cmake -S "$pristine" -B "$bdir" $args -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON \
+      >"$cache/cmake-server-$key.log" 2>&1 || die "configuring llama-server failed; see $cache/cmake-server-$key.log"
+    cmake --build "$bdir" -j "$jobs" --target llama-server >"$cache/build-server-$key.log" 2>&1 ||
+      die "building llama-server failed; see $cache/build-server-$key.log"
+  fi
+  echo "$bdir/bin/llama-server"
+}
+
 install_debian_packages
 src=$(prepare_source)
 prefix=$(build_llama "$src")
 build_dior "$prefix"
 log "done: $build_dir/bin/dior"
+if [ "${1:-}" = "--llama-server" ]; then
+  build_llama_server
+fi

@@ -161,7 +161,7 @@ class model_impl final : public model {
         mcp.n_threads       = n_threads;
         mcp.print_timings   = false;
         mcp.warmup          = false;
-        mcp.flash_attn_type = cp.flash_attn_type;
+        mcp.flash_attn_type = p.vision_flash_attn ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
         mtmd_.reset(mtmd_init_from_file(p.mmproj_path.c_str(), model_.get(), mcp));
         if (!mtmd_) {
             throw error("cannot load projector " + p.mmproj_path +

@@ -4,6 +4,7 @@
 #include "../../tests/support/test_paths.h"
 #include "dior.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -65,19 +66,28 @@ std::optional<std::string> condition_of(const nlohmann::json & c) {
     return c["condition"].get<std::string>();
 }
 
+// Engine options (flash attention, KV type...) of the strict F32 path; run_cases's `engine` the engine options (flash
+// attention, KV type...).
+dior::model_params strict_engine() {
+    dior::model_params p;
+    p.vision_flash_attn = false;
+    return p;
+}
+
 // The f32 conversion of the oracle's model, on 2 threads.
 std::unique_ptr<dior::model> load_f32() {
     const fs::path     dir = dior::test::hf_parity_dir();
-    dior::model_params mp;
-    mp.model_path  = (dir / "f32" / "text.gguf").string();
-    mp.mmproj_path = (dir / "f32" / "mmproj.gguf").string();
-    mp.n_threads   = 2;
+    dior::model_params mp  = strict_engine();
+    mp.model_path          = (dir / "f32" / "text.gguf").string();
+    mp.mmproj_path         = (dir / "f32" / "mmproj.gguf").string();
+    mp.n_threads           = 2;
     return dior::model::load(mp);
 }
 
 // Runs every case on one GGUF pair; returns stats per group ("<group> / <positions>").
 std::map<std::string, stats> run_cases(const std::string & weights, bool reuse_prefix,
-                                       std::vector<std::vector<float>> * vectors = nullptr) {
+                                       std::vector<std::vector<float>> * vectors = nullptr,
+                                       const dior::model_params &        engine  = strict_engine()) {
     const fs::path       dir = dior::test::hf_parity_dir();
     std::ifstream        cf(dir / "cases.json");
     const nlohmann::json cases = nlohmann::json::parse(cf);
@@ -91,12 +101,12 @@ std::map<std::string, stats> run_cases(const std::string & weights, bool reuse_p
         const std::string proc = c["processor"].get<std::string>();
         auto &            m    = models[proc];
         if (!m) {
-            dior::model_params mp;
-            mp.model_path  = (dir / weights / "text.gguf").string();
-            mp.mmproj_path = (dir / weights / "mmproj.gguf").string();
-            mp.n_threads   = 2;
-            mp.processor   = *dior::parse_image_processor(proc);
-            m              = dior::model::load(mp);
+            dior::model_params mp = engine;
+            mp.model_path         = (dir / weights / "text.gguf").string();
+            mp.mmproj_path        = (dir / weights / "mmproj.gguf").string();
+            mp.n_threads          = 2;
+            mp.processor          = *dior::parse_image_processor(proc);
+            m                     = dior::model::load(mp);
             EXPECT_EQ((size_t)m->n_embd(), want.cols);
         }
         dior::embed_params ep;
@@ -152,6 +162,84 @@ TEST(Parity, F32WeightsMatchTransformers) {
     }
     std::printf("prefix reuse on vs off: max |diff| = %g\n", worst);
     EXPECT_EQ(worst, 0.0f);
+}
+
+// The speed options against the reference's own noise: how far each moves dior's vectors from
+// transformers in float32, next to how far transformers in bfloat16 (what the reference runs) is
+// from the same float32 vectors, over every case. Relative L2 error per case; the table is
+// docs/parity.md's. Each option must stay well inside that noise: its median error at most a tenth
+// of bf16's median, its worst at most a quarter of bf16's worst.
+TEST(Parity, SpeedOptionsStayInsideTheReferencesBf16Noise) {
+    const fs::path       dir = dior::test::hf_parity_dir();
+    std::ifstream        cf(dir / "cases.json");
+    const nlohmann::json cases = nlohmann::json::parse(cf);
+    const dior::matrix   want  = dior::read_npy((dir / "vectors.npy").string());
+    const dior::matrix   bf16  = dior::read_npy((dir / "vectors_bf16.npy").string());
+    ASSERT_EQ(bf16.rows, want.rows);
+
+    struct summary {
+        double median = 0, p90 = 0, worst = 0;
+    };
+    auto summarize = [](std::vector<double> rel) {
+        std::sort(rel.begin(), rel.end());
+        summary s;
+        s.median = rel[rel.size() / 2];
+        s.p90    = rel[rel.size() * 9 / 10];
+        s.worst  = rel.back();
+        return s;
+    };
+    auto rel_of = [&](const std::vector<std::vector<float>> & got) {
+        std::vector<double> rel;
+        for (size_t i = 0; i < got.size(); ++i) {
+            double cos = 0, r = 0;
+            compare(got[i], &want.data[i * want.cols], want.cols, cos, r);
+            rel.push_back(r);
+        }
+        return rel;
+    };
+    std::vector<double> bf16_rel;
+    for (size_t i = 0; i < bf16.rows; ++i) {
+        double                   cos = 0, r = 0;
+        const std::vector<float> v(bf16.data.begin() + (std::ptrdiff_t)(i * bf16.cols),
+                                   bf16.data.begin() + (std::ptrdiff_t)((i + 1) * bf16.cols));
+        compare(v, &want.data[i * want.cols], want.cols, cos, r);
+        bf16_rel.push_back(r);
+    }
+    const summary noise = summarize(bf16_rel);
+
+    struct option {
+        const char *       name;
+        std::string        weights;
+        dior::model_params engine;
+    };
+    dior::model_params defaults;  // dior's defaults: the vision encoder's flash attention
+    dior::model_params text_fa = strict_engine(), kv16 = strict_engine(), speed;
+    text_fa.flash_attn = true;
+    kv16.kv_f16        = true;
+    speed.flash_attn = speed.kv_f16   = true;  // every speed option at once
+    const std::vector<option> options = {
+        { "strict (F32 everywhere)", "f32", strict_engine() },
+        { "defaults (vision flash attention)", "f32", defaults },
+        { "text flash attention (--flash-attn)", "f32", text_fa },
+        { "F16 KV cache (--kv-f16)", "f32", kv16 },
+        { "F16 weights, defaults", "f16", defaults },
+        { "Q8_0 weights (text and projector), defaults", "q8_0", defaults },
+        { "F16 weights, every speed option", "f16", speed },
+    };
+    std::printf("%-46s %10s %10s %10s   (relative L2 error against transformers f32, %zu cases)\n", "", "median", "90%",
+                "worst", (size_t)want.rows);
+    std::printf("%-46s %10.2e %10.2e %10.2e\n", "transformers bf16 (the reference's own noise)", noise.median,
+                noise.p90, noise.worst);
+    for (const auto & o : options) {
+        std::vector<std::vector<float>> got;
+        run_cases(o.weights, true, &got, o.engine);
+        ASSERT_EQ(got.size(), want.rows);
+        const summary s = summarize(rel_of(got));
+        std::printf("%-46s %10.2e %10.2e %10.2e   (%.3f / %.3f of bf16)\n", o.name, s.median, s.p90, s.worst,
+                    s.median / noise.median, s.worst / noise.worst);
+        EXPECT_LE(s.median, 0.1 * noise.median) << o.name;
+        EXPECT_LE(s.worst, 0.25 * noise.worst) << o.name;
+    }
 }
 
 TEST(Parity, F16WeightsStayWithinTheirStatedBounds) {

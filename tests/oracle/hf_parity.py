@@ -21,6 +21,7 @@ Writes OUT_DIR/{f32,f16}/{text,mmproj}.gguf, OUT_DIR/images/*, OUT_DIR/cases.jso
 OUT_DIR/vectors.npy (one row per case) and OUT_DIR/pixels/{fast,slow}/IMAGE.npy (the processor's
 pixel_values put back into a (3, H, W) image) with OUT_DIR/pixels.json.
 """
+import copy
 import json
 import os
 import subprocess
@@ -295,6 +296,7 @@ def main():
     model, processors = build_model(model_dir)
     convert(model_dir, os.path.join(OUT, "f32"), "f32")
     convert(model_dir, os.path.join(OUT, "f16"), "f16")
+    convert(model_dir, os.path.join(OUT, "q8_0"), "q8_0")
     names = make_images(os.path.join(OUT, "images"))
 
     def case(image, cond=None, layer=-1, token=-1, pos="sequential", prompt_type="describe", processor="fast",
@@ -327,9 +329,12 @@ def main():
             for parse in [False, True]:
                 cases.append(case("square_224.png", cond, -1, pos=pos, parse_special=parse))
 
-    vectors = []
+    vectors, vectors_bf16 = [], []
     cache = {}
     pixels = {}
+    # The reference runs in bfloat16: the same cases through a bf16 copy measure its own noise, the
+    # yardstick for dior's speed options (parity_test.cpp, docs/parity.md).
+    model_bf16 = copy.deepcopy(model).to(torch.bfloat16)
     for c in cases:
         with_c, without_c = PROMPTS[c["prompt_type"]]
         prompt = with_c.replace("{aspect}", c["condition"]) if c["condition"] is not None else without_c
@@ -348,8 +353,11 @@ def main():
                 kwargs["position_ids"] = torch.arange(inputs["input_ids"].shape[1])[None]
             with torch.no_grad():
                 out = model(**inputs, **kwargs, output_hidden_states=True)
+                bf = dict(inputs, pixel_values=inputs["pixel_values"].to(torch.bfloat16))
+                out_bf16 = model_bf16(**bf, **kwargs, output_hidden_states=True)
             cache[key] = ([h[0].numpy() for h in out.hidden_states], inputs["input_ids"].shape[1],
-                          int(inputs["image_grid_thw"].prod()) // 4)
+                          int(inputs["image_grid_thw"].prod()) // 4,
+                          [h[0].float().numpy() for h in out_bf16.hidden_states])
             pkey = (c["processor"], c["image"])
             if pkey not in pixels:
                 chw = unpatchify(inputs["pixel_values"].numpy(), inputs["image_grid_thw"][0])
@@ -358,11 +366,13 @@ def main():
                         np.ascontiguousarray(chw.reshape(-1, chw.shape[2]), dtype=np.float32))  # (3 H, W)
                 pixels[pkey] = dict(processor=c["processor"], image=c["image"], height=int(chw.shape[1]),
                                     width=int(chw.shape[2]))
-        hs, n_tokens, n_image = cache[key]
+        hs, n_tokens, n_image, hs_bf16 = cache[key]
         vectors.append(hs[c["layer"]][c["token"]])
+        vectors_bf16.append(hs_bf16[c["layer"]][c["token"]])
         c["n_tokens"] = n_tokens
         c["n_image_tokens"] = n_image
     np.save(os.path.join(OUT, "vectors.npy"), np.stack(vectors).astype(np.float32))
+    np.save(os.path.join(OUT, "vectors_bf16.npy"), np.stack(vectors_bf16).astype(np.float32))
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump(cases, f, indent=1)
     ip = processors["fast"].image_processor

@@ -410,9 +410,9 @@ TEST_F(Cli, ImageProcessorsAreSeparateSettingsWithOtherVectors) {
     const nlohmann::json fa = read_json(dir_ / "fast" / "manifest.json"),
                          sl = read_json(dir_ / "slow" / "manifest.json"),
                          mt = read_json(dir_ / "mtmd" / "manifest.json");
-    EXPECT_EQ(fa["settings"][0]["engine_options"], "kv=f32 fa=0 processor=fast");
-    EXPECT_EQ(sl["settings"][0]["engine_options"], "kv=f32 fa=0");  // as stores written before fast existed
-    EXPECT_EQ(mt["settings"][0]["engine_options"], "kv=f32 fa=0 resize=mtmd");
+    EXPECT_EQ(fa["settings"][0]["engine_options"], "kv=f32 fa=0 vfa=1 processor=fast");
+    EXPECT_EQ(sl["settings"][0]["engine_options"], "kv=f32 fa=0 vfa=1");  // no word of its own, as before fast
+    EXPECT_EQ(mt["settings"][0]["engine_options"], "kv=f32 fa=0 vfa=1 resize=mtmd");
     const auto load = [&](const char * sub, const nlohmann::json & m) {
         return dior::read_npy((dir_ / sub / m["settings"][0]["file"].get<std::string>()).string());
     };
@@ -426,6 +426,30 @@ TEST_F(Cli, ImageProcessorsAreSeparateSettingsWithOtherVectors) {
     EXPECT_NE(bad.output.find("--image-processor pillow: use fast, slow or mtmd"), std::string::npos) << bad.output;
 }
 
+// --strict: the F32 path everywhere (the vision encoder without flash attention), recorded without
+// "vfa" as every setting written before the vision encoder had it; other vectors than the default.
+TEST_F(Cli, StrictIsTheF32PathAndASettingOfItsOwn) {
+    const std::string args = "embed " + model_args() + " " + (dir_ / "images").string() + " -o " + db();
+    ASSERT_EQ(run(args + " --npy " + (dir_ / "default").string()).status, 0);
+    ASSERT_EQ(run(args + " --strict --npy " + (dir_ / "strict").string()).status, 0);
+    ASSERT_EQ(run(args + " --no-vision-flash-attn --npy " + (dir_ / "novfa").string()).status, 0);
+    const nlohmann::json d = read_json(dir_ / "default" / "manifest.json"),
+                         s = read_json(dir_ / "strict" / "manifest.json"),
+                         n = read_json(dir_ / "novfa" / "manifest.json");
+    EXPECT_EQ(d["settings"][0]["engine_options"], "kv=f32 fa=0 vfa=1 processor=fast");
+    EXPECT_EQ(s["settings"][0]["engine_options"], "kv=f32 fa=0 processor=fast");
+    EXPECT_EQ(n["settings"][0]["engine_options"], "kv=f32 fa=0 processor=fast");
+    const dior::matrix a = dior::read_npy((dir_ / "default" / d["settings"][0]["file"].get<std::string>()).string());
+    const dior::matrix b = dior::read_npy((dir_ / "strict" / s["settings"][0]["file"].get<std::string>()).string());
+    const dior::matrix c = dior::read_npy((dir_ / "novfa" / n["settings"][0]["file"].get<std::string>()).string());
+    ASSERT_EQ(a.data.size(), b.data.size());
+    EXPECT_NE(a.data, b.data);
+    EXPECT_EQ(b.data, c.data);
+    const auto both = run(args + " --strict --kv-f16");
+    EXPECT_EQ(both.status, 1);
+    EXPECT_NE(both.output.find("--strict computes everything in F32"), std::string::npos) << both.output;
+}
+
 // --parse-special: a condition's special-token text becomes control tokens, as in the reference's
 // processor; by default it stays text. Either way a setting of its own.
 TEST_F(Cli, ParseSpecialIsASettingOfItsOwn) {
@@ -435,7 +459,7 @@ TEST_F(Cli, ParseSpecialIsASettingOfItsOwn) {
     ASSERT_EQ(run(args + " --parse-special --npy " + (dir_ / "parsed").string()).status, 0);
     const nlohmann::json t = read_json(dir_ / "text" / "manifest.json"),
                          p = read_json(dir_ / "parsed" / "manifest.json");
-    EXPECT_EQ(p["settings"][0]["engine_options"], "kv=f32 fa=0 processor=fast special=parse");
+    EXPECT_EQ(p["settings"][0]["engine_options"], "kv=f32 fa=0 vfa=1 processor=fast special=parse");
     const dior::matrix a = dior::read_npy((dir_ / "text" / t["settings"][0]["file"].get<std::string>()).string());
     const dior::matrix b = dior::read_npy((dir_ / "parsed" / p["settings"][0]["file"].get<std::string>()).string());
     ASSERT_EQ(a.data.size(), b.data.size());

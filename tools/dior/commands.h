@@ -21,12 +21,14 @@ struct model_options {
     model_params params;
     std::string  processor   = "fast";
     bool         mtmd_resize = false;  // older spelling of --image-processor mtmd
+    bool         strict      = false;  // --strict: every computation in F32
     void         add(CLI::App & app);
 
     model_params resolved() const;
 
     // The options that change vectors, recorded with every setting. The slow (Pillow) processor
-    // writes no word of its own: it was the only one before, so older stores keep resuming.
+    // and the vision encoder's exact attention write no word of their own: they were the only
+    // choices before, so older stores keep resuming with them.
     std::string engine_options() const;
 };
 

@@ -17,6 +17,11 @@ void model_options::add(CLI::App & app) {
     app.add_option("--gpu-layers", params.n_gpu_layers, "layers to offload to a GPU build (-1: all)");
     app.add_flag("--flash-attn", params.flash_attn, "use flash attention (faster; rounds Q to F16)");
     app.add_flag("--kv-f16", params.kv_f16, "F16 KV cache (less memory; rounds K and V)");
+    app.add_flag("!--no-vision-flash-attn", params.vision_flash_attn,
+                 "exact F32 attention in the vision encoder (default: flash attention, F16 inputs)");
+    app.add_flag("--strict", strict,
+                 "every computation in F32, as transformers in float32 (same as no --flash-attn, no --kv-f16, "
+                 "--no-vision-flash-attn)");
     app.add_option("--image-processor", processor,
                    "Qwen2-VL/2.5-VL image resize: fast (default, as the reference runs: Hugging Face's fast "
                    "processor), slow (Hugging Face's Pillow processor) or mtmd (llama.cpp's own)");
@@ -31,12 +36,21 @@ model_params model_options::resolved() const {
     }
     model_params out = params;
     out.processor    = *p;
+    if (strict) {
+        if (params.flash_attn || params.kv_f16) {
+            throw error("--strict computes everything in F32: leave out --flash-attn and --kv-f16");
+        }
+        out.vision_flash_attn = false;
+    }
     return out;
 }
 
 std::string model_options::engine_options() const {
-    const image_processor p = resolved().processor;
+    const model_params    r = resolved();
+    const image_processor p = r.processor;
+    // Settings written before the vision encoder had flash attention have no "vfa": they ran without.
     return std::string("kv=") + (params.kv_f16 ? "f16" : "f32") + " fa=" + (params.flash_attn ? "1" : "0") +
+           (r.vision_flash_attn ? " vfa=1" : "") +
            (p == image_processor::fast   ? " processor=fast"
             : p == image_processor::mtmd ? " resize=mtmd"
                                          : "");

@@ -1,7 +1,29 @@
 // dior: conditional image embeddings from the command line.
 #include "commands.h"
 
+#include <cstdlib>
+#include <unistd.h>
+
+namespace {
+
+// OpenBLAS (evaluation, and ggml's BLAS backend for large matrix products) picks its kernels when it
+// loads; if it fell back to generic ones on a CPU it does not know, start again with the right ones.
+void use_fast_openblas_kernels(char ** argv) {
+    if (std::getenv("OPENBLAS_CORETYPE") != nullptr) {
+        return;  // set by the user, or by the start below
+    }
+    const char * core = dior::openblas_better_coretype();
+    if (core == nullptr || setenv("OPENBLAS_CORETYPE", core, 1) != 0) {
+        return;
+    }
+    execv("/proc/self/exe", argv);  // returns only on failure: go on with the slow kernels
+    unsetenv("OPENBLAS_CORETYPE");
+}
+
+}  // namespace
+
 int main(int argc, char ** argv) {
+    use_fast_openblas_kernels(argv);
     CLI::App app{ "dior.cpp: training-free conditional image embeddings (DIOR) on llama.cpp" };
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("dior ") + DIOR_VERSION + ", " + dior::engine_version());
