@@ -51,10 +51,10 @@ def build_paths(build):
 
 
 def run_measured(cmd, env=None):
-    """Runs cmd; returns (wall seconds, peak RSS in MiB, stderr)."""
+    """Runs cmd; returns (wall seconds, peak RSS in MiB, stderr and stdout)."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
-    err = p.stderr.read()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    err = p.stdout.read()
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
@@ -65,7 +65,7 @@ def run_measured(cmd, env=None):
 
 def gemm_rate(paths, threads):
     _, _, err = run_measured([paths["dior"], "bench-eval", "-n", "4096", "-d", "2048"])
-    m = re.search(r"SGEMM.*\(([\d.]+) GFLOP/s\)", err)
+    m = re.search(r"SGEMM.*?\(([\d.]+) GFLOP/s\)", err)
     return float(m.group(1)) if m else float("nan")
 
 
@@ -95,16 +95,16 @@ def make_model(paths, work):
     return os.path.join(d, "text.gguf"), os.path.join(d, "mmproj.gguf")
 
 
-def dior_runs(paths, text, mmproj, images, threads, ks, work, extra=()):
-    """{K: dict(compute, whole, rss)} per image, each K in a fresh store; the first run of all
-    with an empty hash cache, reported as 'first'."""
+def dior_runs(paths, text, mmproj, images, threads, ks, work, extra=(), first_run=True):
+    """{K: dict(compute, whole, rss)} per image, each K in a fresh store. With first_run, one more
+    run before them, with an empty hash cache, reported as 'first'."""
     out = {}
     hashes = os.path.join(work, "file-hashes.db")
-    if os.path.exists(hashes):
+    if first_run and os.path.exists(hashes):
         os.remove(hashes)
     env = dict(os.environ, DIOR_HASH_CACHE=hashes)
-    first = None
-    for k in [ks[0]] + list(ks):  # the first K twice: its first run starts with an empty hash cache
+    first = None if first_run else {}
+    for k in ([ks[0]] if first_run else []) + list(ks):
         store = os.path.join(work, "store.db")
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(store + suffix):
@@ -157,7 +157,8 @@ def server_runs(server, text, mmproj, images, threads, ks, extra=()):
         t0 = time.perf_counter()
         p = subprocess.Popen([server, "-m", text, "--mmproj", mmproj, "-t", str(threads), "-tb", str(threads), "-c",
                               "4096", "-np", "1", "--port", str(port), "--host", "127.0.0.1", "--no-warmup"] +
-                             list(extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             list(extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=dict(os.environ, LLAMA_MEDIA_MARKER="<__media__>"))  # else a random one
         try:
             url = f"http://127.0.0.1:{port}"
             while True:
@@ -283,6 +284,7 @@ def main():
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--skip-server", action="store_true")
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--skip-extra", action="store_true", help="leave out dior bench, --strict and server's F32 run")
     ap.add_argument("--reference-layers", default="4,8", help="text,vision layers of the reference's model")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
@@ -296,9 +298,9 @@ def main():
     log(f"machine: {os.cpu_count()} CPUs, {a.threads} threads; float32 GEMM (OpenBLAS): {rate:.1f} GFLOP/s")
     log(f"dior: {subprocess.run([paths['dior'], '--version'], capture_output=True, text=True).stdout.strip()}")
 
-    b = dior_bench(paths, text, mmproj, images[0], a.threads)
+    b = dior_bench(paths, text, mmproj, images[0], a.threads) if not a.skip_extra else None
     vf, pf = vision_flops(), prefix_flops(288)
-    log(f"dior bench (one image, K=5): encode {b['encode']:.2f} s = {vf / b['encode'] / 1e9:.1f} GFLOP/s "
+    b and log(f"dior bench (one image, K=5): encode {b['encode']:.2f} s = {vf / b['encode'] / 1e9:.1f} GFLOP/s "
         f"({100 * vf / b['encode'] / 1e9 / rate:.0f}% of GEMM); prefix {b['prefix']:.2f} s = "
         f"{pf / b['prefix'] / 1e9:.1f} GFLOP/s ({100 * pf / b['prefix'] / 1e9 / rate:.0f}%); "
         f"suffix/condition {b['suffix']:.3f} s")
@@ -308,17 +310,21 @@ def main():
     log(f"dior start-up, first run (hashing {files_mib / 1024:.2f} GB, model load): {d['first']['startup']:.2f} s; "
         f"later runs: {d[ks[0]]['startup']:.2f} s")
     rows += [(f"dior embed, defaults, K={k}", d[k]) for k in ks]
-    s = dior_runs(paths, text, mmproj, images, a.threads, [5], a.work, extra=["--strict"])
-    rows.append(("dior embed --strict, K=5", s[5]))
+    if not a.skip_extra:
+        s = dior_runs(paths, text, mmproj, images, a.threads, [5], a.work, extra=["--strict"], first_run=False)
+        rows.append(("dior embed --strict, K=5", s[5]))
+    for name, r in rows:
+        log(f"  {name}: {r}")
 
     if not a.skip_server:
         server = subprocess.run(["bash", os.path.join(HERE, "scripts", "setup.sh"), "--llama-server"],
                                 capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         sv = server_runs(server, text, mmproj, images, a.threads, ks)
         rows += [(f"llama-server, its defaults, K={k}", sv[k]) for k in ks]
-        sv32 = server_runs(server, text, mmproj, images, a.threads, [5],
-                           extra=["-fa", "off", "-ctk", "f32", "-ctv", "f32"])
-        rows.append(("llama-server, F32 KV, no flash attention, K=5", sv32[5]))
+        if not a.skip_extra:
+            sv32 = server_runs(server, text, mmproj, images, a.threads, [5],
+                               extra=["-fa", "off", "-ctk", "f32", "-ctv", "f32"])
+            rows.append(("llama-server, F32 KV, no flash attention, K=5", sv32[5]))
 
     log(f"\nseconds per image ({a.images} images {IMAGE_SIDE}x{IMAGE_SIDE}, 288 prompt tokens each; "
         f"model files {files_mib / 1024:.2f} GiB)")
@@ -334,7 +340,7 @@ def main():
     if not a.skip_reference:
         tl, vl = (int(x) for x in a.reference_layers.split(","))
         times, rtext, rmmproj = reference_runs(paths, a.work, images, a.threads, 5, tl, vl)
-        rd = dior_runs(paths, rtext, rmmproj, images, a.threads, [5], a.work)
+        rd = dior_runs(paths, rtext, rmmproj, images, a.threads, [5], a.work, first_run=False)
         log(f"\nreference (transformers f32, 3B widths, {tl} text / {vl} vision layers), K=5, seconds per image:")
         log(f"  default path (a full forward per condition) {times['default']:8.2f}")
         log(f"  cache path (prefix once, suffix per condition) {times['cache']:8.2f}")
