@@ -150,7 +150,22 @@ def chat_prompt(condition):
             "<|im_end|>\n<|im_start|>assistant\n")
 
 
-def server_runs(server, text, mmproj, images, threads, ks, extra=()):
+def openblas_coretype():
+    """The OPENBLAS_CORETYPE dior itself starts with (src/eval/openblas_core.cpp), for llama-server
+    to get the same kernels: None when OpenBLAS recognises this CPU."""
+    import ctypes
+    lib = ctypes.CDLL("libopenblas.so.0")
+    lib.openblas_get_corename.restype = ctypes.c_char_p
+    core = lib.openblas_get_corename().decode()
+    if core.lower() not in ("prescott", "core2", "penryn", "dunnington", "nehalem", "sandybridge", "atom", "unknown"):
+        return None
+    flags = open("/proc/cpuinfo").read().split("flags", 1)[1].split("\n", 1)[0].split()
+    if all(f in flags for f in ("avx512f", "avx512bw", "avx512dq", "avx512vl")):
+        return "SkylakeX"
+    return "Haswell" if "avx2" in flags and "fma" in flags else None
+
+
+def server_runs(server, text, mmproj, images, threads, ks, extra=(), coretype=None):
     out = {}
     for k in ks:
         port = 18000 + k
@@ -158,7 +173,8 @@ def server_runs(server, text, mmproj, images, threads, ks, extra=()):
         p = subprocess.Popen([server, "-m", text, "--mmproj", mmproj, "-t", str(threads), "-tb", str(threads), "-c",
                               "4096", "-np", "1", "--port", str(port), "--host", "127.0.0.1", "--no-warmup"] +
                              list(extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env=dict(os.environ, LLAMA_MEDIA_MARKER="<__media__>"))  # else a random one
+                             env=dict(os.environ, LLAMA_MEDIA_MARKER="<__media__>",  # else a random one
+                                      **({"OPENBLAS_CORETYPE": coretype} if coretype else {})))
         try:
             url = f"http://127.0.0.1:{port}"
             while True:
@@ -285,6 +301,7 @@ def main():
     ap.add_argument("--skip-server", action="store_true")
     ap.add_argument("--skip-reference", action="store_true")
     ap.add_argument("--skip-extra", action="store_true", help="leave out dior bench, --strict and server's F32 run")
+    ap.add_argument("--server-as-is", action="store_true", help="llama-server with OpenBLAS's own kernel choice")
     ap.add_argument("--reference-layers", default="4,8", help="text,vision layers of the reference's model")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
@@ -319,11 +336,16 @@ def main():
     if not a.skip_server:
         server = subprocess.run(["bash", os.path.join(HERE, "scripts", "setup.sh"), "--llama-server"],
                                 capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        sv = server_runs(server, text, mmproj, images, a.threads, ks)
+        # The same OpenBLAS kernels as dior: where OpenBLAS does not know this CPU, dior starts
+        # again with OPENBLAS_CORETYPE set; llama-server gets it from here. --server-as-is leaves
+        # the server with OpenBLAS's own choice.
+        core = None if a.server_as_is else openblas_coretype()
+        log(f"llama-server: {server}; OPENBLAS_CORETYPE={core or '(unset)'}")
+        sv = server_runs(server, text, mmproj, images, a.threads, ks, coretype=core)
         rows += [(f"llama-server, its defaults, K={k}", sv[k]) for k in ks]
         if not a.skip_extra:
             sv32 = server_runs(server, text, mmproj, images, a.threads, [5],
-                               extra=["-fa", "off", "-ctk", "f32", "-ctv", "f32"])
+                               extra=["-fa", "off", "-ctk", "f32", "-ctv", "f32"], coretype=core)
             rows.append(("llama-server, F32 KV, no flash attention, K=5", sv32[5]))
 
     log(f"\nseconds per image ({a.images} images {IMAGE_SIDE}x{IMAGE_SIDE}, 288 prompt tokens each; "
