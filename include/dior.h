@@ -136,7 +136,7 @@ struct model_params {
     int         n_gpu_layers = -1;     // layers offloaded to a GPU backend, if one is built in
     bool        flash_attn   = false;  // text model: off by default, Q would be rounded to F16
     bool        kv_f16       = false;  // F32 KV cache by default, for fidelity
-    // Vision encoder: flash attention (Q, K, V rounded to F16, F32 sums). On by default: 5x faster
+    // Vision encoder: flash attention (Q, K, V rounded to F16, F32 sums). On by default: 8x faster
     // attention on CPU, and its error stays far inside the reference's own bf16 noise
     // (docs/parity.md). Off: the strict F32 path.
     bool vision_flash_attn = true;
