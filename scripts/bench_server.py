@@ -215,6 +215,7 @@ def reference_runs(paths, work, images, threads, k, text_layers, vision_layers):
     """transformers f32 on 3B widths at reduced depth: (default path, cache path) seconds per image at
     K conditions, and the GGUF conversion of the same weights for dior."""
     sys.path.insert(0, os.path.join(HERE, "tests", "oracle"))
+    sys.argv = [sys.argv[0], paths["source"], os.path.join(work, "hf-parity-unused")]  # hf_parity reads them
     import torch
     import torchvision_cpu  # noqa: F401  (before transformers)
     from hf_parity import build_tokenizer, CHAT_TEMPLATE
@@ -226,6 +227,7 @@ def reference_runs(paths, work, images, threads, k, text_layers, vision_layers):
     hf = os.path.join(d, "hf")
     if not os.path.exists(os.path.join(d, "gguf", "mmproj.gguf")):
         log(f"making the reference model (3B widths, {text_layers} text / {vision_layers} vision layers)")
+        os.makedirs(hf, exist_ok=True)
         tok = build_tokenizer(hf)
         full = [i for i in range(vision_layers) if (i + 1) % 8 == 0] or [vision_layers - 1]
         cfg = Qwen2_5_VLConfig(
@@ -301,6 +303,9 @@ def main():
     ap.add_argument("--skip-server", action="store_true")
     ap.add_argument("--skip-reference", action="store_true")
     ap.add_argument("--skip-extra", action="store_true", help="leave out dior bench, --strict and server's F32 run")
+    ap.add_argument("--server", help="this llama-server instead of building one (scripts/setup.sh --llama-server)")
+    ap.add_argument("--server-args", default="", help="more llama-server arguments, e.g. '-ngl 999'")
+    ap.add_argument("--only-reference", action="store_true", help="just the comparison with transformers")
     ap.add_argument("--server-as-is", action="store_true", help="llama-server with OpenBLAS's own kernel choice")
     ap.add_argument("--reference-layers", default="4,8", help="text,vision layers of the reference's model")
     a = ap.parse_args()
@@ -311,6 +316,9 @@ def main():
     text, mmproj = make_model(paths, a.work)
     files_mib = (os.path.getsize(text) + os.path.getsize(mmproj)) / 2**20
 
+    if a.only_reference:
+        reference_section(paths, a, images)
+        return
     rate = gemm_rate(paths, a.threads)
     log(f"machine: {os.cpu_count()} CPUs, {a.threads} threads; float32 GEMM (OpenBLAS): {rate:.1f} GFLOP/s")
     log(f"dior: {subprocess.run([paths['dior'], '--version'], capture_output=True, text=True).stdout.strip()}")
@@ -334,18 +342,19 @@ def main():
         log(f"  {name}: {r}")
 
     if not a.skip_server:
-        server = subprocess.run(["bash", os.path.join(HERE, "scripts", "setup.sh"), "--llama-server"],
-                                capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        server = a.server or subprocess.run(["bash", os.path.join(HERE, "scripts", "setup.sh"), "--llama-server"],
+                                            capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         # The same OpenBLAS kernels as dior: where OpenBLAS does not know this CPU, dior starts
         # again with OPENBLAS_CORETYPE set; llama-server gets it from here. --server-as-is leaves
         # the server with OpenBLAS's own choice.
         core = None if a.server_as_is else openblas_coretype()
         log(f"llama-server: {server}; OPENBLAS_CORETYPE={core or '(unset)'}")
-        sv = server_runs(server, text, mmproj, images, a.threads, ks, coretype=core)
+        sv = server_runs(server, text, mmproj, images, a.threads, ks, extra=a.server_args.split(), coretype=core)
         rows += [(f"llama-server, its defaults, K={k}", sv[k]) for k in ks]
         if not a.skip_extra:
             sv32 = server_runs(server, text, mmproj, images, a.threads, [5],
-                               extra=["-fa", "off", "-ctk", "f32", "-ctv", "f32"], coretype=core)
+                               extra=["-fa", "off", "-ctk", "f32", "-ctv", "f32"] + a.server_args.split(),
+                               coretype=core)
             rows.append(("llama-server, F32 KV, no flash attention, K=5", sv32[5]))
 
     log(f"\nseconds per image ({a.images} images {IMAGE_SIDE}x{IMAGE_SIDE}, 288 prompt tokens each; "
@@ -360,15 +369,23 @@ def main():
     log(f"peak memory: dior {d[5]['rss']:.0f} MiB = model files + {d[5]['rss'] - files_mib:.0f} MiB")
 
     if not a.skip_reference:
-        tl, vl = (int(x) for x in a.reference_layers.split(","))
-        times, rtext, rmmproj = reference_runs(paths, a.work, images, a.threads, 5, tl, vl)
-        rd = dior_runs(paths, rtext, rmmproj, images, a.threads, [5], a.work, first_run=False)
-        log(f"\nreference (transformers f32, 3B widths, {tl} text / {vl} vision layers), K=5, seconds per image:")
-        log(f"  default path (a full forward per condition) {times['default']:8.2f}")
-        log(f"  cache path (prefix once, suffix per condition) {times['cache']:8.2f}")
-        log(f"  dior embed, defaults, same weights (GGUF f32) {rd[5]['compute']:8.2f}  "
-            f"-> {times['default'] / rd[5]['compute']:.2f}x the default path, "
-            f"{times['cache'] / rd[5]['compute']:.2f}x the cache path")
+        reference_section(paths, a, images)
+
+
+def reference_section(paths, a, images):
+    tl, vl = (int(x) for x in a.reference_layers.split(","))
+    times, rtext, rmmproj = reference_runs(paths, a.work, images, a.threads, 5, tl, vl)
+    rd = dior_runs(paths, rtext, rmmproj, images, a.threads, [5], a.work, first_run=False)
+    rs = dior_runs(paths, rtext, rmmproj, images, a.threads, [5], a.work, extra=["--strict"], first_run=False)
+    log(f"\nreference (transformers f32, 3B widths, {tl} text / {vl} vision layers), K=5, seconds per image:")
+    log(f"  default path (a full forward per condition) {times['default']:8.2f}")
+    log(f"  cache path (prefix once, suffix per condition) {times['cache']:8.2f}")
+    log(f"  dior embed, defaults, same weights (GGUF f32) {rd[5]['compute']:8.2f}  "
+        f"-> {times['default'] / rd[5]['compute']:.2f}x the default path, "
+        f"{times['cache'] / rd[5]['compute']:.2f}x the cache path")
+    log(f"  dior embed --strict, same weights             {rs[5]['compute']:8.2f}  "
+        f"-> {times['default'] / rs[5]['compute']:.2f}x the default path, "
+        f"{times['cache'] / rs[5]['compute']:.2f}x the cache path")
 
 
 if __name__ == "__main__":
