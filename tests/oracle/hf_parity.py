@@ -17,9 +17,10 @@
    texts and the hidden states of the generated tokens (see generation_cases).
 
 Usage: python hf_parity.py LLAMA_CPP_SOURCE OUT_DIR
-Writes OUT_DIR/{f32,f16}/{text,mmproj}.gguf, OUT_DIR/images/*, OUT_DIR/cases.json,
-OUT_DIR/vectors.npy (one row per case) and OUT_DIR/pixels/{fast,slow}/IMAGE.npy (the processor's
-pixel_values put back into a (3, H, W) image) with OUT_DIR/pixels.json.
+Writes OUT_DIR/{f32,f16,q8_0}/{text,mmproj}.gguf, OUT_DIR/images/*, OUT_DIR/cases.json,
+OUT_DIR/vectors.npy (one row per case), OUT_DIR/vectors_bf16.npy (the same cases through a bfloat16
+copy of the model: the reference's own noise) and OUT_DIR/pixels/{fast,slow}/IMAGE.npy (the
+processor's pixel_values put back into a (3, H, W) image) with OUT_DIR/pixels.json.
 """
 import copy
 import json
