@@ -323,12 +323,13 @@ def main():
     log(f"machine: {os.cpu_count()} CPUs, {a.threads} threads; float32 GEMM (OpenBLAS): {rate:.1f} GFLOP/s")
     log(f"dior: {subprocess.run([paths['dior'], '--version'], capture_output=True, text=True).stdout.strip()}")
 
-    b = dior_bench(paths, text, mmproj, images[0], a.threads) if not a.skip_extra else None
-    vf, pf = vision_flops(), prefix_flops(288)
-    b and log(f"dior bench (one image, K=5): encode {b['encode']:.2f} s = {vf / b['encode'] / 1e9:.1f} GFLOP/s "
-        f"({100 * vf / b['encode'] / 1e9 / rate:.0f}% of GEMM); prefix {b['prefix']:.2f} s = "
-        f"{pf / b['prefix'] / 1e9:.1f} GFLOP/s ({100 * pf / b['prefix'] / 1e9 / rate:.0f}%); "
-        f"suffix/condition {b['suffix']:.3f} s")
+    if not a.skip_extra:
+        b = dior_bench(paths, text, mmproj, images[0], a.threads)
+        vf, pf = vision_flops(), prefix_flops(288)
+        log(f"dior bench (one image, K=5): encode {b['encode']:.2f} s = {vf / b['encode'] / 1e9:.1f} GFLOP/s "
+            f"({100 * vf / b['encode'] / 1e9 / rate:.0f}% of GEMM); prefix {b['prefix']:.2f} s = "
+            f"{pf / b['prefix'] / 1e9:.1f} GFLOP/s ({100 * pf / b['prefix'] / 1e9 / rate:.0f}%); "
+            f"suffix/condition {b['suffix']:.3f} s")
 
     rows = []
     d = dior_runs(paths, text, mmproj, images, a.threads, ks, a.work)
