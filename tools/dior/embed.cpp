@@ -357,11 +357,24 @@ int run_embed(const embed_options & o) {
     size_t   n_embedded = 0, n_skipped = 0, n_failed = 0;
     progress bar(images.size());
     size_t   done = 0;
-    for (const std::string & path : images) {
+    // The next image that still misses vectors is read and decoded in the background while the
+    // method works on the current one; its errors surface when its turn comes, as if read then.
+    struct decoded {
+        std::vector<uint8_t> bytes;
+        image                img;
+    };
+    std::string          ahead_path;
+    std::future<decoded> ahead;
+    for (size_t i = 0; i < images.size(); ++i) {
+        const std::string & path = images[i];
         if (g_interrupted) {
             break;
         }
         ++done;
+        std::future<decoded> mine;
+        if (ahead.valid() && ahead_path == path) {
+            mine = std::move(ahead);
+        }
         try {
             auto                 missing = st->missing(all_ids, path);
             std::vector<uint8_t> bytes;
@@ -390,16 +403,32 @@ int run_embed(const embed_options & o) {
             }
             // Only the settings that still miss a vector are computed.
             std::vector<size_t> which;
-            for (size_t i = 0; i < all_ids.size(); ++i) {
-                if (std::find(missing.begin(), missing.end(), all_ids[i]) != missing.end()) {
-                    which.push_back(i);
+            for (size_t k = 0; k < all_ids.size(); ++k) {
+                if (std::find(missing.begin(), missing.end(), all_ids[k]) != missing.end()) {
+                    which.push_back(k);
                 }
             }
-            if (bytes.empty()) {
-                bytes = read_file(path, o.limits.max_file_bytes);
+            image img;
+            if (bytes.empty() && mine.valid()) {
+                decoded d = mine.get();  // rethrows this image's read or decode error
+                bytes     = std::move(d.bytes);
+                img       = std::move(d.img);
+            } else {
+                if (bytes.empty()) {
+                    bytes = read_file(path, o.limits.max_file_bytes);
+                }
+                img = decode_image(bytes.data(), bytes.size(), path, o.image_max_size, o.limits);
             }
-            const image img     = decode_image(bytes.data(), bytes.size(), path, o.image_max_size, o.limits);
-            const auto  outputs = meth->embed(img, which);
+            if (i + 1 < images.size() && !g_interrupted && !st->missing(all_ids, images[i + 1]).empty()) {
+                ahead_path = images[i + 1];
+                ahead      = std::async(std::launch::async, [p = ahead_path, &o] {
+                    decoded d;
+                    d.bytes = read_file(p, o.limits.max_file_bytes);
+                    d.img   = decode_image(d.bytes.data(), d.bytes.size(), p, o.image_max_size, o.limits);
+                    return d;
+                });
+            }
+            const auto outputs = meth->embed(img, which);
 
             store::image_vectors row;
             row.image = { path,       sha256_hex(bytes.data(), bytes.size()), (int64_t)bytes.size(), img.width,
