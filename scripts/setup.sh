@@ -123,13 +123,16 @@ prepare_source() { # prints the patched source directory
   echo "$src"
 }
 
-cpu_flags_hash() { grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null | sha256sum | cut -c1-8; }
+# A native build runs only on CPUs with the same instructions: their flags join its cache key.
+cpu_key() {
+  [ "$backend" = native ] || return 0
+  echo "-cpu$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null | sha256sum | cut -c1-8)"
+}
 
 backend_flags() {
   case "$backend" in
     cpu) echo "-DGGML_NATIVE=OFF -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS" ;;
-    # The CPU's flags join the cache key: a build for one CPU may not run on another.
-    native) echo "-DGGML_NATIVE=ON -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS -DDIOR_CPU_FLAGS=$(cpu_flags_hash)" ;;
+    native) echo "-DGGML_NATIVE=ON -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS" ;;
     cuda) echo "-DGGML_NATIVE=OFF -DGGML_CUDA=ON" ;;
     vulkan) echo "-DGGML_NATIVE=OFF -DGGML_VULKAN=ON" ;;
     metal) echo "-DGGML_METAL=ON" ;;
@@ -149,7 +152,7 @@ build_llama() { # $1 = patched source; prints the install prefix
   local src=$1 key prefix bdir args
   args=$(llama_cmake_args)
   # The key names the source, our patches, the backend and a hash of the exact configure flags.
-  key="$(basename "$src" | sed 's/^src-//')-$backend-$(echo "$args" | sha256sum | cut -c1-8)"
+  key="$(basename "$src" | sed 's/^src-//')-$backend-$(echo "$args" | sha256sum | cut -c1-8)$(cpu_key)"
   prefix="$cache/install-$key"
   bdir="$cache/build-$key"
   if [ -f "$prefix/.dior-complete" ]; then
@@ -183,7 +186,7 @@ build_llama_server() { # prints the path of llama-server built from the unpatche
     fetch_pinned_source "$pristine"
   fi
   args="$(llama_cmake_args | sed 's/-DLLAMA_BUILD_COMMON=OFF//; s/-DLLAMA_BUILD_TOOLS=OFF//; s/-DLLAMA_BUILD_SERVER=OFF//')"
-  key="$NODE_LLAMA_CPP_VERSION-unpatched-$backend-$(echo "$args" | sha256sum | cut -c1-8)"
+  key="$NODE_LLAMA_CPP_VERSION-unpatched-$backend-$(echo "$args" | sha256sum | cut -c1-8)$(cpu_key)"
   bdir="$cache/server-$key"
   if [ ! -x "$bdir/bin/llama-server" ]; then
     log "building llama-server ($backend, unpatched pinned source) in $bdir; this takes a few minutes once"
