@@ -19,11 +19,12 @@ void hidden_capture::set_layers(int n_layer, int n_embd, const std::vector<int> 
     got_.clear();
 }
 
-void hidden_capture::begin_batch(int64_t first, int n_tokens, std::vector<int64_t> wanted) {
+void hidden_capture::begin_batch(int64_t first, int n_tokens, std::vector<int64_t> wanted, bool logits_read) {
     first_    = first;
     n_tokens_ = n_tokens;
     error_.clear();
-    wanted_ = std::move(wanted);
+    wanted_      = std::move(wanted);
+    skip_output_ = !logits_read && !wanted_.empty();  // without outputs there is no projection to skip
 }
 
 int hidden_capture::layer_of(const char * name) const {
@@ -60,15 +61,17 @@ void hidden_capture::copy_rows(const ggml_tensor * t, int layer) {
 }
 
 bool hidden_capture::callback(ggml_tensor * t, bool ask, void * user_data) {
-    auto *    self  = static_cast<hidden_capture *>(user_data);
-    const int layer = self->wanted_.empty() ? -1 : self->layer_of(t->name);
+    auto *     self  = static_cast<hidden_capture *>(user_data);
+    const int  layer = self->wanted_.empty() ? -1 : self->layer_of(t->name);
+    const bool last  = self->skip_output_ && std::strcmp(t->name, "result_norm") == 0;
     if (ask) {
-        return layer >= 0;
+        return layer >= 0 || last;
     }
     if (layer >= 0) {
         self->copy_rows(t, layer);
     }
-    return true;
+    // false stops the scheduler's pass over the rest of this part of the graph: the logits.
+    return !last;
 }
 
 bool hidden_capture::has(int64_t token, int layer) const {

@@ -7,6 +7,10 @@
 //   i = n_layer      "result_norm"   output of the last layer after the final norm
 // In the last layer llama.cpp keeps only the rows of tokens marked as outputs, so every wanted
 // token is marked as an output of its batch.
+//
+// When nobody reads the batch's logits (embedding without generating), the capture stops the graph
+// after "result_norm": the output projection that follows (vocabulary x width, as large as several
+// layers of a small model) is not computed. Every layer has run by then, so the KV cache is whole.
 #pragma once
 
 #include <cstdint>
@@ -24,9 +28,10 @@ class hidden_capture {
     // layers: resolved HF indices (0..n_layer).
     void set_layers(int n_layer, int n_embd, const std::vector<int> & layers);
 
-    // Called before each llama_decode: absolute index of the batch's first token, the batch size
-    // and the absolute indices of the wanted tokens in it (in batch order).
-    void begin_batch(int64_t first, int n_tokens, std::vector<int64_t> wanted);
+    // Called before each llama_decode: absolute index of the batch's first token, the batch size,
+    // the absolute indices of the wanted tokens in it (in batch order) and whether the caller reads
+    // this batch's logits (if not, the output projection is skipped).
+    void begin_batch(int64_t first, int n_tokens, std::vector<int64_t> wanted, bool logits_read = true);
 
     // The stored vector of a token at a layer; throws dior::error if it was never captured.
     const std::vector<float> & get(int64_t token, int layer) const;
@@ -53,6 +58,7 @@ class hidden_capture {
     int64_t              first_    = 0;
     int                  n_tokens_ = 0;
     std::vector<int64_t> wanted_;
+    bool                 skip_output_ = false;
     std::string          error_;
 
     std::map<std::pair<int64_t, int>, std::vector<float>> got_;

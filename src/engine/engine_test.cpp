@@ -201,7 +201,8 @@ TEST_F(Engine, AConditionsVectorDoesNotDependOnTheOtherConditions) {
 }
 
 // Generation on top of a reused prefix equals generation from scratch, token for token and bit for
-// bit, and generating does not change the input_last vector read from the same pass.
+// bit, and generating does not change the input_last vector read from the same pass (without
+// generation the graph stops before the output projection; with it, the logits are computed).
 TEST_F(Engine, GenerationWithPrefixReuseEqualsFullRecomputation) {
     const std::vector<std::optional<std::string>> conds = { "car color", std::nullopt, "car model" };
     const dior::image                             img   = make_image(300, 200, 4);  // 77 image tokens, 2 batches

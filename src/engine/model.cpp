@@ -234,6 +234,7 @@ class model_impl final : public model {
         };
 
         const bool gen = ep.generate || ep.source != embed_source::input_last;
+        logits_read_   = gen;  // only generation reads logits; otherwise the output projection is skipped
         if (gen && ep.generation.max_new_tokens < 1) {
             throw error("generation needs max_new_tokens >= 1 (got " + std::to_string(ep.generation.max_new_tokens) +
                         ")");
@@ -688,7 +689,7 @@ class model_impl final : public model {
     }
 
     void decode(llama_batch & batch, int64_t first, const std::vector<int64_t> & wanted) {
-        capture_.begin_batch(first, batch.n_tokens, wanted);
+        capture_.begin_batch(first, batch.n_tokens, wanted, logits_read_);
         const int32_t ret = llama_decode(ctx_.get(), batch);
         if (ret != 0) {
             throw error("llama_decode failed (code " + std::to_string(ret) + ")" +
@@ -827,6 +828,7 @@ class model_impl final : public model {
     int            hf_factor_ = 0;   // > 0: Hugging Face's Qwen2-VL resize with this factor
     llama_token    image_pad_ = -1;  // see image_pad_id()
     hidden_capture capture_;
+    bool           logits_read_ = true;  // whether the current embed reads any batch's logits
     timings        timings_;
 };
 
