@@ -18,6 +18,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dior {
@@ -249,10 +250,13 @@ class model {
 // The engine build (llama.cpp version, commit, our patches, backend), recorded with every setting.
 std::string engine_version();
 
-// When OpenBLAS did not recognise this CPU and fell back to its generic kernels although the CPU
-// has AVX2 or AVX-512: the OPENBLAS_CORETYPE that suits it ("Haswell", "SkylakeX"); else nullptr.
-// OpenBLAS reads that variable only when it loads, so a program sets it and starts again.
-const char * openblas_better_coretype();
+// Settings OpenBLAS reads only when it loads, that suit this machine and ggml's use of it, among
+// those the environment does not set already (a program sets them and starts again):
+// - OPENBLAS_CORETYPE ("Haswell", "SkylakeX") when OpenBLAS did not recognise this CPU and fell
+//   back to generic kernels although the CPU has AVX2 or AVX-512;
+// - OPENBLAS_THREAD_TIMEOUT=4 with OpenBLAS's own threads, which otherwise spin after each product
+//   and take the cores that ggml's threads need between products.
+std::vector<std::pair<std::string, std::string>> openblas_environment();
 
 // ---------------------------------------------------------------------------------------------
 // Baselines: CLIP (tokenizer, model) and InDiReCT (SPEC 2)

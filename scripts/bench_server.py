@@ -165,7 +165,7 @@ def openblas_coretype():
     return "Haswell" if "avx2" in flags and "fma" in flags else None
 
 
-def server_runs(server, text, mmproj, images, threads, ks, extra=(), coretype=None):
+def server_runs(server, text, mmproj, images, threads, ks, extra=(), env=None):
     out = {}
     for k in ks:
         port = 18000 + k
@@ -174,7 +174,7 @@ def server_runs(server, text, mmproj, images, threads, ks, extra=(), coretype=No
                               "4096", "-np", "1", "--port", str(port), "--host", "127.0.0.1", "--no-warmup"] +
                              list(extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              env=dict(os.environ, LLAMA_MEDIA_MARKER="<__media__>",  # else a random one
-                                      **({"OPENBLAS_CORETYPE": coretype} if coretype else {})))
+                                      **(env or {})))
         try:
             url = f"http://127.0.0.1:{port}"
             while True:
@@ -349,20 +349,25 @@ def main():
         # again with OPENBLAS_CORETYPE set; llama-server gets it from here. --server-as-is leaves
         # the server with OpenBLAS's own choice.
         core = None if a.server_as_is else openblas_coretype()
+        env = {"OPENBLAS_CORETYPE": core} if core else {}
         log(f"llama-server: {server}; OPENBLAS_CORETYPE={core or '(unset)'}")
-        sv = server_runs(server, text, mmproj, images, a.threads, ks, extra=a.server_args.split(), coretype=core)
+        sv = server_runs(server, text, mmproj, images, a.threads, ks, extra=a.server_args.split(), env=env)
         rows += [(f"llama-server, its defaults, K={k}", sv[k]) for k in ks]
         if not a.skip_extra:
             sv32 = server_runs(server, text, mmproj, images, a.threads, [5],
-                               extra=["-fa", "off", "-ctk", "f32", "-ctv", "f32"] + a.server_args.split(),
-                               coretype=core)
+                               extra=["-fa", "off", "-ctk", "f32", "-ctv", "f32"] + a.server_args.split(), env=env)
             rows.append(("llama-server, F32 KV, no flash attention, K=5", sv32[5]))
+            # dior also starts with OPENBLAS_THREAD_TIMEOUT=4 (src/eval/openblas_core.cpp); what the
+            # same setting gives the server, for comparison (the ratios above use its defaults)
+            svt = server_runs(server, text, mmproj, images, a.threads, [5], extra=a.server_args.split(),
+                              env=dict(env, OPENBLAS_THREAD_TIMEOUT="4"))
+            rows.append(("llama-server, defaults, OPENBLAS_THREAD_TIMEOUT=4, K=5", svt[5]))
 
     log(f"\nseconds per image ({a.images} images {IMAGE_SIDE}x{IMAGE_SIDE}, 288 prompt tokens each; "
         f"model files {files_mib / 1024:.2f} GiB)")
-    log(f"{'system':50} {'compute':>8} {'whole':>8} {'peak MiB':>9}")
+    log(f"{'system':54} {'compute':>8} {'whole':>8} {'peak MiB':>9}")
     for name, r in rows:
-        log(f"{name:50} {r['compute']:8.2f} {r['whole']:8.2f} {r['rss']:9.0f}")
+        log(f"{name:54} {r['compute']:8.2f} {r['whole']:8.2f} {r['rss']:9.0f}")
     if not a.skip_server:
         for k in ks:
             log(f"K={k}: dior is {sv[k]['compute'] / d[k]['compute']:.2f}x llama-server's throughput (compute), "

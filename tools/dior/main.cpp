@@ -6,24 +6,28 @@
 
 namespace {
 
-// OpenBLAS (evaluation, and ggml's BLAS backend for large matrix products) picks its kernels when it
-// loads; if it fell back to generic ones on a CPU it does not know, start again with the right ones.
-void use_fast_openblas_kernels(char ** argv) {
-    if (std::getenv("OPENBLAS_CORETYPE") != nullptr) {
-        return;  // set by the user, or by the start below
+// OpenBLAS (evaluation, and ggml's BLAS backend for large matrix products) reads its kernel choice
+// and its threads' spinning time when it loads: start again with the settings that suit (once:
+// the second start finds them set).
+void use_fast_openblas(char ** argv) {
+    const auto env = dior::openblas_environment();
+    for (const auto & [name, value] : env) {
+        if (setenv(name.c_str(), value.c_str(), 1) != 0) {
+            return;
+        }
     }
-    const char * core = dior::openblas_better_coretype();
-    if (core == nullptr || setenv("OPENBLAS_CORETYPE", core, 1) != 0) {
-        return;
+    if (!env.empty()) {
+        execv("/proc/self/exe", argv);  // returns only on failure: go on as OpenBLAS is
+        for (const auto & [name, value] : env) {
+            unsetenv(name.c_str());
+        }
     }
-    execv("/proc/self/exe", argv);  // returns only on failure: go on with the slow kernels
-    unsetenv("OPENBLAS_CORETYPE");
 }
 
 }  // namespace
 
 int main(int argc, char ** argv) {
-    use_fast_openblas_kernels(argv);
+    use_fast_openblas(argv);
     CLI::App app{ "dior.cpp: training-free conditional image embeddings (DIOR) on llama.cpp" };
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("dior ") + DIOR_VERSION + ", " + dior::engine_version());
