@@ -69,6 +69,12 @@ std::vector<uint8_t> read_file(const std::string & path, int64_t max_bytes = ima
 image                decode_image(const uint8_t * data, size_t size, const std::string & source, int max_size = 700,
                                   const image_limits & limits = {});
 
+// Baseline JPEG of an RGB image (libjpeg-turbo), quality 1-100.
+std::vector<uint8_t> encode_jpeg(const image & img, int quality = 85);
+// A small JPEG of an image file for pages and reports: the longer side at most max_side.
+// dior::error naming the file when it cannot be read or decoded.
+std::vector<uint8_t> thumbnail_jpeg(const std::string & path, int max_side = 160, const image_limits & limits = {});
+
 // A path or message made printable on one line: control characters and newlines as C escapes
 // (\n, \x1b), an empty name as ''.
 std::string printable(const std::string & text);
@@ -633,5 +639,45 @@ void             knn(const matrix & x, size_t k, std::vector<int64_t> & indices)
 double           normalized_mutual_info(const std::vector<int> & a, const std::vector<int> & b);
 double           adjusted_mutual_info(const std::vector<int> & a, const std::vector<int> & b);
 std::vector<int> kmeans(const matrix & x, int k, int niter, int seed);
+
+// ---------------------------------------------------------------------------------------------
+// Search: the nearest stored images of a query, under one setting
+// ---------------------------------------------------------------------------------------------
+
+// l2: Euclidean distance, the metric the evaluation ranks by; cosine: 1 - cosine similarity.
+enum class metric { l2, cosine };
+const char *          metric_name(metric m);  // "l2", "cosine"
+std::optional<metric> parse_metric(const std::string & name);
+
+struct neighbor {
+    size_t row      = 0;  // row of the indexed matrix (store::vectors orders rows by image path)
+    float  distance = 0;
+};
+
+// Exact search (faiss' flat indexes: every stored vector is compared) over a copy of `vectors`.
+// Throws dior::error for vectors holding NaN or infinities.
+class vector_index {
+  public:
+    vector_index(matrix vectors, metric m);
+    ~vector_index();
+    vector_index(vector_index &&) noexcept;
+    vector_index & operator=(vector_index &&) noexcept;
+
+    size_t size() const;
+    size_t dim() const;
+    metric kind() const;
+    // The indexed vector of a row (with cosine: scaled to unit length).
+    std::vector<float> vector(size_t row) const;
+
+    // The k nearest rows to the query (dim values), nearest first, equal distances in row order;
+    // `exclude` (the query's own row, when it is stored) is left out. Safe to call from several
+    // threads at once. dior::error when dim is not the index's width.
+    std::vector<neighbor> search(const float * query, size_t dim, size_t k,
+                                 std::optional<size_t> exclude = std::nullopt) const;
+
+  private:
+    struct impl;
+    std::unique_ptr<impl> p_;
+};
 
 }  // namespace dior

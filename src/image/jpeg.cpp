@@ -13,6 +13,7 @@
 
 #include <csetjmp>
 #include <cstdio>
+#include <cstdlib>
 #include <jerror.h>  // after jpeglib.h, which it needs
 #include <jpeglib.h>
 #include <string>
@@ -127,6 +128,50 @@ image decode_jpeg(const uint8_t * data, size_t size, const std::string & source,
         throw error(source + ": the JPEG file is truncated (image data ends early); Pillow refuses it too");
     }
     return img;
+}
+
+}  // namespace dior
+
+namespace dior {
+
+std::vector<uint8_t> encode_jpeg(const image & img, int quality) {
+    if (img.width <= 0 || img.height <= 0 || img.rgb.size() != (size_t)img.width * img.height * 3) {
+        throw error(img.source + ": cannot encode an empty or malformed image as JPEG");
+    }
+    jpeg_compress_struct cinfo{};
+    error_mgr            err;
+    cinfo.err            = jpeg_std_error(&err.pub);
+    err.pub.error_exit   = on_error;
+    err.pub.emit_message = on_message;
+    unsigned char * buf  = nullptr;  // libjpeg allocates it; freed below on every path
+    unsigned long   size = 0;
+    if (setjmp(err.jump)) {
+        jpeg_destroy_compress(&cinfo);
+        std::free(buf);
+        throw error(img.source + ": cannot encode JPEG (" + err.message + ")");
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_mem_dest(&cinfo, &buf, &size);
+    cinfo.image_width      = (JDIMENSION)img.width;
+    cinfo.image_height     = (JDIMENSION)img.height;
+    cinfo.input_components = 3;
+    cinfo.in_color_space   = JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality, TRUE);
+    jpeg_start_compress(&cinfo, TRUE);
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW row = const_cast<JSAMPROW>(img.rgb.data() + (size_t)cinfo.next_scanline * img.width * 3);
+        jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    std::vector<uint8_t> out(buf, buf + size);
+    jpeg_destroy_compress(&cinfo);
+    std::free(buf);
+    return out;
+}
+
+std::vector<uint8_t> thumbnail_jpeg(const std::string & path, int max_side, const image_limits & limits) {
+    return encode_jpeg(load_image(path, max_side, limits), 80);
 }
 
 }  // namespace dior

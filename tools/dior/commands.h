@@ -66,5 +66,9 @@ void register_status(CLI::App & app, int & exit_code);
 void register_eval(CLI::App & app, int & exit_code);
 void register_bench_eval(CLI::App & app, int & exit_code);
 void register_bench_clip(CLI::App & app, int & exit_code);
+void register_search(CLI::App & app, int & exit_code);
+void register_bench_search(CLI::App & app, int & exit_code);
+void register_report(CLI::App & app, int & exit_code);
+void register_serve(CLI::App & app, int & exit_code);
 
 }  // namespace dior::cli

@@ -41,6 +41,10 @@ int main(int argc, char ** argv) {
     dior::cli::register_eval(app, exit_code);
     dior::cli::register_bench_eval(app, exit_code);
     dior::cli::register_bench_clip(app, exit_code);
+    dior::cli::register_search(app, exit_code);
+    dior::cli::register_bench_search(app, exit_code);
+    dior::cli::register_report(app, exit_code);
+    dior::cli::register_serve(app, exit_code);
 
     try {
         app.parse(argc, argv);

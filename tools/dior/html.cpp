@@ -1,0 +1,299 @@
+#include "html.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <set>
+
+namespace fs = std::filesystem;
+using json   = nlohmann::json;
+
+namespace dior::cli {
+
+std::string html_escape(const std::string & text) {
+    std::string out;
+    out.reserve(text.size());
+    for (char c : text) {
+        switch (c) {
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&#39;";
+                break;
+            default:
+                out += c;
+        }
+    }
+    return out;
+}
+
+std::string base64(const std::vector<uint8_t> & bytes) {
+    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+    const int   n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()), bytes.data(), (int)bytes.size());
+    out.resize((size_t)n);
+    return out;
+}
+
+std::string placeholder_svg(const std::string & why, int side) {
+    return "<svg xmlns='http://www.w3.org/2000/svg' width='" + std::to_string(side) + "' height='" +
+           std::to_string(side) + "'><rect width='100%' height='100%' fill='#ddd'/>" +
+           "<text x='50%' y='50%' font-family='sans-serif' font-size='13' fill='#555' " +
+           "text-anchor='middle' dominant-baseline='middle'>" + html_escape(why) + "</text></svg>";
+}
+
+std::string placeholder_uri(const std::string & why, int side) {
+    const std::string svg = placeholder_svg(why, side);
+    return "data:image/svg+xml;base64," + base64(std::vector<uint8_t>(svg.begin(), svg.end()));
+}
+
+std::string thumbnail_img(const std::string & path, int max_side, const std::string & title) {
+    std::string     src, cls = "thumb";
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) {
+        src = placeholder_uri("missing", max_side);
+        cls += " missing";
+    } else {
+        try {
+            src = "data:image/jpeg;base64," + base64(thumbnail_jpeg(path, max_side));
+        } catch (const error &) {
+            src = placeholder_uri("unreadable", max_side);
+            cls += " missing";
+        }
+    }
+    return "<img class=\"" + cls + "\" src=\"" + src + "\" title=\"" + html_escape(title) + "\" alt=\"" +
+           html_escape(fs::path(path).filename().string()) + "\">";
+}
+
+std::vector<eval_result> load_eval_dir(const std::string & dir) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) {
+        throw error("evaluation folder not found: " + printable(dir) + " (dior eval -o DIR writes one)");
+    }
+    std::vector<fs::path> files;
+    for (const auto & e : fs::directory_iterator(dir)) {
+        if (e.path().extension() == ".json") {
+            files.push_back(e.path());
+        }
+    }
+    std::sort(files.begin(), files.end());
+    std::vector<eval_result> out;
+    for (const auto & f : files) {
+        try {
+            std::ifstream in(f);
+            const json    j = json::parse(in);
+            eval_result   r;
+            r.setting     = j.at("setting").get<std::string>();
+            r.dataset     = j.at("dataset").get<std::string>();
+            r.model_id    = j.value("model_id", std::string());
+            r.prompt_type = j.value("prompt_type", std::string());
+            r.source      = j.value("embedsrc", std::string("input_last"));
+            if (j.contains("aspect") && j["aspect"].is_string()) {
+                r.condition = j["aspect"].get<std::string>();
+            }
+            r.layer = j.value("num_layer", -1);
+            r.token = j.value("num_token", -1);
+            for (const auto & [aspect, v] : j.at("results").items()) {
+                eval_result::scores sc;
+                sc.map_r            = v.at("map_r").is_number() ? v["map_r"].get<double>() : NAN;
+                sc.prec_1           = v.at("prec_1").is_number() ? v["prec_1"].get<double>() : NAN;
+                sc.images           = v.value("images", (size_t)0);
+                r.by_aspect[aspect] = sc;
+            }
+            out.push_back(std::move(r));
+        } catch (const std::exception & e) {
+            std::fprintf(stderr, "warning: %s is not an evaluation written by dior eval (%s); left out\n",
+                         printable(f.string()).c_str(), e.what());
+        }
+    }
+    return out;
+}
+
+namespace {
+
+std::string method_label(const eval_result & r) {
+    const std::string m     = r.source == "input_last"   ? "DIOR"
+                              : r.source == "clip"       ? "CLIP"
+                              : r.source == "indirect"   ? "InDiReCT"
+                              : r.source == "generative" ? "Generative"
+                                                         : "DIOR (" + r.source + ")";
+    std::string       label = m + " · " + r.model_id;
+    const bool        lvlm  = r.source != "clip" && r.source != "indirect";
+    if (lvlm && !r.prompt_type.empty()) {
+        label += " · " + r.prompt_type;
+    }
+    if (lvlm && r.source != "generative") {
+        label += " · layer " + std::to_string(r.layer);
+        if (r.token != -1) {
+            label += " · token " + std::to_string(r.token);
+        }
+    }
+    if (lvlm && !r.condition) {
+        label += " · no condition";
+    }
+    return label;
+}
+
+// Datasets and aspects in the registry's order, others after them by name.
+size_t order_of(const std::string & dataset, const std::string & aspect) {
+    const auto & all = datasets();
+    for (size_t d = 0; d < all.size(); ++d) {
+        if (all[d].name == dataset) {
+            for (size_t a = 0; a < all[d].aspects.size(); ++a) {
+                if (all[d].aspects[a] && *all[d].aspects[a] == aspect) {
+                    return d * 100 + a;
+                }
+            }
+            return d * 100 + 99;
+        }
+    }
+    return 100000;
+}
+
+std::string fmt1(double v) {
+    if (std::isnan(v)) {
+        return "–";
+    }
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f", v);
+    return b;
+}
+
+}  // namespace
+
+results_table make_results_table(const std::vector<eval_result> & results) {
+    results_table                                                    t;
+    std::set<std::pair<size_t, std::pair<std::string, std::string>>> cols;
+    for (const auto & r : results) {
+        for (const auto & [aspect, sc] : r.by_aspect) {
+            if (!r.condition || *r.condition == aspect) {
+                cols.insert({ order_of(r.dataset, aspect), { r.dataset, aspect } });
+            }
+        }
+    }
+    for (const auto & c : cols) {
+        t.columns.push_back({ c.second.first, c.second.second });
+    }
+    for (const auto & r : results) {
+        const std::string label = method_label(r);
+        auto              it    = std::find(t.rows.begin(), t.rows.end(), label);
+        const size_t      row   = (size_t)(it - t.rows.begin());
+        if (it == t.rows.end()) {
+            t.rows.push_back(label);
+        }
+        for (size_t c = 0; c < t.columns.size(); ++c) {
+            if (t.columns[c].dataset != r.dataset) {
+                continue;
+            }
+            const auto sc = r.by_aspect.find(t.columns[c].aspect);
+            if (sc != r.by_aspect.end() && (!r.condition || *r.condition == t.columns[c].aspect)) {
+                t.cells[{ row, c }] = sc->second;
+            }
+        }
+    }
+    return t;
+}
+
+std::string results_table_html(const results_table & t) {
+    if (t.columns.empty()) {
+        return "<p class=\"empty\">No evaluation results.</p>\n";
+    }
+    std::string h = "<table class=\"results\">\n<thead><tr><th rowspan=\"2\">method</th>";
+    // dataset header cells spanning their aspects
+    for (size_t c = 0; c < t.columns.size();) {
+        size_t e = c;
+        while (e < t.columns.size() && t.columns[e].dataset == t.columns[c].dataset) {
+            ++e;
+        }
+        h += "<th colspan=\"" + std::to_string(e - c) + "\">" + html_escape(t.columns[c].dataset) + "</th>";
+        c = e;
+    }
+    h += "</tr>\n<tr>";
+    for (const auto & c : t.columns) {
+        h += "<th>" + html_escape(c.aspect) + "</th>";
+    }
+    h += "</tr></thead>\n<tbody>\n";
+    for (size_t r = 0; r < t.rows.size(); ++r) {
+        h += "<tr><th class=\"method\">" + html_escape(t.rows[r]) + "</th>";
+        for (size_t c = 0; c < t.columns.size(); ++c) {
+            const auto it = t.cells.find({ r, c });
+            if (it == t.cells.end()) {
+                h += "<td class=\"none\">·</td>";
+            } else {
+                h += "<td title=\"" + std::to_string(it->second.images) + " images\">" + fmt1(it->second.map_r) +
+                     " / " + fmt1(it->second.prec_1) + "</td>";
+            }
+        }
+        h += "</tr>\n";
+    }
+    h += "</tbody></table>\n<p class=\"note\">Each cell: mAP@R / Precision@1 (x100), as the reference's "
+         "evaluation (pytorch-metric-learning) computes them.</p>\n";
+    return h;
+}
+
+std::vector<std::pair<std::string, std::string>> results_charts_svg(const results_table & t) {
+    std::vector<std::pair<std::string, std::string>> out;
+    const int                                        label_w = 330, bar_w = 300, bar_h = 12, gap = 10;
+    for (size_t c = 0; c < t.columns.size(); ++c) {
+        std::vector<std::pair<std::string, eval_result::scores>> rows;
+        for (size_t r = 0; r < t.rows.size(); ++r) {
+            const auto it = t.cells.find({ r, c });
+            if (it != t.cells.end()) {
+                rows.emplace_back(t.rows[r], it->second);
+            }
+        }
+        const std::string title  = t.columns[c].dataset + " · " + t.columns[c].aspect;
+        const int         height = 40 + (int)rows.size() * (2 * bar_h + gap) + 20;
+        const int         width  = label_w + bar_w + 60;
+        std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"" + std::to_string(width) +
+                        "\" height=\"" + std::to_string(height) + "\" viewBox=\"0 0 " + std::to_string(width) + " " +
+                        std::to_string(height) +
+                        "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" "
+                        "fill=\"white\"/>\n<text x=\"8\" y=\"18\" font-size=\"14\" font-weight=\"bold\">" +
+                        html_escape(title) + "</text>\n" + "<rect x=\"" + std::to_string(label_w) +
+                        "\" y=\"26\" width=\"10\" height=\"10\" fill=\"#3b6ea5\"/>"
+                        "<text x=\"" +
+                        std::to_string(label_w + 14) +
+                        "\" y=\"35\">mAP@R</text>"
+                        "<rect x=\"" +
+                        std::to_string(label_w + 70) +
+                        "\" y=\"26\" width=\"10\" height=\"10\" fill=\"#e08a2c\"/>"
+                        "<text x=\"" +
+                        std::to_string(label_w + 84) + "\" y=\"35\">P@1</text>\n";
+        int y = 44;
+        for (const auto & [label, sc] : rows) {
+            s += "<text x=\"" + std::to_string(label_w - 6) + "\" y=\"" + std::to_string(y + bar_h + 4) +
+                 "\" text-anchor=\"end\">" + html_escape(label) + "</text>\n";
+            const double vals[2]   = { sc.map_r, sc.prec_1 };
+            const char * colors[2] = { "#3b6ea5", "#e08a2c" };
+            for (int b = 0; b < 2; ++b) {
+                const double v  = std::isnan(vals[b]) ? 0 : std::clamp(vals[b], 0.0, 100.0);
+                const int    w  = (int)std::lround(v / 100.0 * bar_w);
+                const int    yy = y + b * bar_h;
+                s += "<rect class=\"bar\" x=\"" + std::to_string(label_w) + "\" y=\"" + std::to_string(yy) +
+                     "\" width=\"" + std::to_string(w) + "\" height=\"" + std::to_string(bar_h - 1) + "\" fill=\"" +
+                     colors[b] + "\"/><text x=\"" + std::to_string(label_w + w + 4) + "\" y=\"" +
+                     std::to_string(yy + bar_h - 2) + "\" font-size=\"10\">" + fmt1(vals[b]) + "</text>\n";
+            }
+            y += 2 * bar_h + gap;
+        }
+        s += "</svg>\n";
+        out.emplace_back(title, s);
+    }
+    return out;
+}
+
+}  // namespace dior::cli

@@ -1,0 +1,55 @@
+// Pieces of HTML that `dior report` and `dior serve` share: escaping, thumbnails as data URIs (a
+// placeholder where an image is missing or unreadable, never a broken page), the evaluation table
+// in the paper's layout and its bar charts as inline SVG.
+#pragma once
+
+#include "dior.h"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dior::cli {
+
+std::string html_escape(const std::string & text);
+std::string base64(const std::vector<uint8_t> & bytes);
+
+// <img> of the image file's thumbnail, or of a grey placeholder saying why there is none.
+std::string thumbnail_img(const std::string & path, int max_side, const std::string & title);
+// The placeholder alone, e.g. for "missing": an SVG image, and the same as a data URI.
+std::string placeholder_svg(const std::string & why, int side);
+std::string placeholder_uri(const std::string & why, int side);
+
+// One evaluated setting, as `dior eval -o DIR` writes it (DIR/<setting>.json).
+struct eval_result {
+    std::string                setting, dataset, model_id, prompt_type, source;
+    std::optional<std::string> condition;
+    int                        layer = -1, token = -1;
+    struct scores {
+        double map_r = 0, prec_1 = 0;  // x100, as the reference prints
+        size_t images = 0;
+    };
+    std::map<std::string, scores> by_aspect;
+};
+// Every *.json of the folder that holds an evaluation (summary.csv and others are skipped); a file
+// that is not one is reported on stderr and left out. dior::error when the folder is not there.
+std::vector<eval_result> load_eval_dir(const std::string & dir);
+
+// The paper's layout: a row per method (method, model, prompt type, layer, token), a column per
+// (dataset, aspect), each cell "mAP@R / P@1" of the setting made for that aspect (a conditional
+// setting) or of the method's unconditional setting evaluated on it.
+struct results_table {
+    struct column {
+        std::string dataset, aspect;
+    };
+    std::vector<std::string>                                 rows;
+    std::vector<column>                                      columns;
+    std::map<std::pair<size_t, size_t>, eval_result::scores> cells;  // (row, column)
+};
+results_table make_results_table(const std::vector<eval_result> & results);
+std::string   results_table_html(const results_table & t);
+// One horizontal bar chart per column (aspect): mAP@R and P@1 of each method, as standalone SVG.
+std::vector<std::pair<std::string, std::string>> results_charts_svg(const results_table & t);  // (title, svg)
+
+}  // namespace dior::cli

@@ -1,0 +1,78 @@
+// What `dior search`, `dior serve` and `dior report` share: which stored settings a request means,
+// the index of a setting's vectors, and the vectors of a new image under stored settings.
+#pragma once
+
+#include "dior.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dior::cli {
+
+// Settings chosen by id, or by what they are: condition ("none": the unconditional prompt),
+// method (the setting's source; "dior" means input_last), layer and dataset. Empty: any.
+struct setting_filter {
+    std::vector<int64_t>     ids;
+    std::vector<std::string> conditions;
+    std::string              method;
+    std::optional<int>       layer;
+    std::string              dataset;
+};
+// dior::error naming what was asked and what the store holds when nothing matches.
+std::vector<stored_setting> select_settings(const store & st, const setting_filter & f);
+
+// "dior" for input_last, else the source ("clip", "indirect", "generative", "first_output", ...).
+std::string method_of(const setting & s);
+// One line: "#3 dior, describe, car color, layer -1, Qwen2.5-VL-3B (cars: 120 images)".
+std::string describe(const stored_setting & s);
+
+// The vectors of a setting in an exact index, with their image paths (row order).
+struct setting_index {
+    stored_setting           s;
+    std::vector<std::string> paths;
+    vector_index             index;
+};
+std::shared_ptr<const setting_index> load_index(const store & st, const stored_setting & s, metric m);
+
+// Where a stored image is among a setting's rows: the path as stored, else the stored image with the
+// same content (SHA-256), so that a query given by another path to the same file is found too.
+std::optional<size_t> stored_row(const store & st, const setting_index & ix, const std::string & path,
+                                 const std::string & sha256);
+
+// Models loaded on first use (and kept) to embed new query images under stored settings, checked
+// against the hashes the settings recorded. DIOR (input_last, first_output, mean_output) and CLIP
+// settings can be embedded; others (InDiReCT, generative) throw dior::error saying to embed the
+// image with `dior embed` first.
+class query_embedder {
+  public:
+    struct files {  // override the paths recorded in the settings (files moved); "" keeps them
+        std::string model, mmproj, clip_model;
+        int         n_threads    = 0;
+        int         n_gpu_layers = -1;
+        bool        verbose      = false;
+    };
+    explicit query_embedder(files f);
+    ~query_embedder();
+
+    // Whether new images can be embedded for this setting (its method, not its files).
+    static bool can_embed(const setting & s);
+
+    // The vector of the image (encoded bytes, named `source` in messages) under each setting, in
+    // order. Not thread-safe: one call at a time.
+    std::vector<std::vector<float>> embed(const std::vector<uint8_t> & bytes, const std::string & source,
+                                          const std::vector<setting> & settings, const image_limits & limits);
+
+  private:
+    struct impl;
+    std::unique_ptr<impl> p_;
+};
+
+// model_params as a setting's engine_options string recorded them ("kv=f32 fa=0 vfa=1 processor=fast").
+model_params params_from_engine_options(const std::string & engine_options, model_params base);
+
+}  // namespace dior::cli

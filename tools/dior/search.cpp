@@ -1,0 +1,137 @@
+// dior search: the nearest stored images of a query image under stored settings. A query that is
+// in the store (by path or by content) uses its stored vector and is left out of its own results;
+// a new image is embedded with the setting's own model and options.
+#include "commands.h"
+#include "query.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+using json = nlohmann::json;
+
+namespace dior::cli {
+namespace {
+
+struct search_options {
+    std::string           db = "embeddings.db";
+    std::string           query;
+    setting_filter        filter;
+    std::optional<int>    layer;
+    size_t                k       = 10;
+    std::string           metric  = "l2";
+    bool                  as_json = false;
+    query_embedder::files files;
+    image_limits          limits;
+};
+
+json setting_json(const stored_setting & s) {
+    return { { "id", s.id },
+             { "name", reference_dir_name(s.s) },
+             { "method", method_of(s.s) },
+             { "dataset", s.s.dataset },
+             { "model_id", s.s.model_id },
+             { "prompt_type", s.s.prompt_type },
+             { "condition", s.s.condition ? json(*s.s.condition) : json(nullptr) },
+             { "layer", s.s.layer },
+             { "images", s.n_vectors } };
+}
+
+int run_search(search_options o) {
+    if (o.k == 0) {
+        throw error("-k must be at least 1");
+    }
+    const auto m = parse_metric(o.metric);
+    if (!m) {
+        throw error("--metric " + o.metric + ": use l2 or cosine");
+    }
+    if (!std::filesystem::exists(o.db)) {
+        throw error("store not found: " + printable(o.db) + " (dior embed writes one; --db names it)");
+    }
+    auto st           = store::open(o.db, true);
+    o.filter.layer    = o.layer;
+    const auto sets   = select_settings(*st, o.filter);
+    const auto bytes  = read_file(o.query, o.limits.max_file_bytes);
+    const auto sha256 = sha256_hex(bytes.data(), bytes.size());
+
+    struct one {
+        std::shared_ptr<const setting_index> ix;
+        std::optional<size_t>                row;
+        std::vector<float>                   q;
+    };
+    std::vector<one>     work;
+    std::vector<setting> to_embed;
+    std::vector<size_t>  embed_at;
+    for (const auto & s : sets) {
+        one w;
+        w.ix  = load_index(*st, s, *m);
+        w.row = stored_row(*st, *w.ix, o.query, sha256);
+        if (w.row) {
+            w.q = w.ix->index.vector(*w.row);
+        } else {
+            to_embed.push_back(s.s);
+            embed_at.push_back(work.size());
+        }
+        work.push_back(std::move(w));
+    }
+    if (!to_embed.empty()) {
+        query_embedder emb(o.files);
+        auto           vs = emb.embed(bytes, o.query, to_embed, o.limits);
+        for (size_t i = 0; i < vs.size(); ++i) {
+            work[embed_at[i]].q = std::move(vs[i]);
+        }
+    }
+
+    json out = { { "query", o.query }, { "metric", metric_name(*m) }, { "results", json::array() } };
+    for (const auto & w : work) {
+        const auto nbs = w.ix->index.search(w.q.data(), w.q.size(), o.k, w.row);
+        if (o.as_json) {
+            json r = { { "setting", setting_json(w.ix->s) },
+                       { "query_stored", w.row.has_value() },
+                       { "neighbors", json::array() } };
+            for (size_t i = 0; i < nbs.size(); ++i) {
+                r["neighbors"].push_back(
+                    { { "rank", i + 1 }, { "path", w.ix->paths[nbs[i].row] }, { "distance", nbs[i].distance } });
+            }
+            out["results"].push_back(std::move(r));
+        } else {
+            std::printf("%s\n  query %s (%s), %s distance\n", describe(w.ix->s).c_str(), printable(o.query).c_str(),
+                        w.row ? "stored" : "embedded now", metric_name(*m));
+            for (size_t i = 0; i < nbs.size(); ++i) {
+                std::printf("  %3zu  %10.4f  %s\n", i + 1, nbs[i].distance, printable(w.ix->paths[nbs[i].row]).c_str());
+            }
+            std::printf("\n");
+        }
+    }
+    if (o.as_json) {
+        std::printf("%s\n", out.dump(2).c_str());
+    }
+    return exit_ok;
+}
+
+}  // namespace
+
+void register_search(CLI::App & app, int & exit_code) {
+    auto   o   = std::make_shared<search_options>();
+    auto * cmd = app.add_subcommand("search", "nearest stored images of a query image, under stored settings");
+    cmd->add_option("query", o->query, "the query image (stored, or embedded now)")->required();
+    cmd->add_option("--db", o->db, "the store")->default_str("embeddings.db");
+    cmd->add_option("--setting", o->filter.ids, "setting ids (dior status lists them; repeatable)");
+    cmd->add_option("-c,--condition", o->filter.conditions,
+                    "settings of this condition (repeatable; none: no condition)");
+    cmd->add_option("--method", o->filter.method, "settings of this method: dior, clip, indirect, generative, ...");
+    cmd->add_option("--layer", o->layer, "settings of this layer, as requested when embedding (-1: the last)");
+    cmd->add_option("--dataset", o->filter.dataset, "settings of this dataset or image set");
+    cmd->add_option("-k", o->k, "neighbours per setting")->default_str("10");
+    cmd->add_option("--metric", o->metric, "l2 (Euclidean, as the evaluation ranks) or cosine (1 - cosine similarity)")
+        ->default_str("l2");
+    cmd->add_flag("--json", o->as_json, "print JSON");
+    cmd->add_option("-m,--model", o->files.model, "for new query images: the text model, if moved since embedding");
+    cmd->add_option("--mmproj", o->files.mmproj, "for new query images: the projector, if moved");
+    cmd->add_option("--clip-model", o->files.clip_model, "for new query images: the CLIP model, if moved");
+    cmd->add_option("-t,--threads", o->files.n_threads, "CPU threads (0: all)");
+    cmd->add_option("--gpu-layers", o->files.n_gpu_layers, "layers to offload to a GPU build (-1: all)");
+    cmd->add_flag("-v,--verbose", o->files.verbose, "show llama.cpp's logs");
+    cmd->callback([o, &exit_code] { exit_code = run_search(*o); });
+}
+
+}  // namespace dior::cli

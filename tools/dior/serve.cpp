@@ -1,0 +1,662 @@
+// dior serve: one local HTTP service over a store (and, when asked, the models that made it): a JSON
+// API to list settings, search neighbours and embed uploaded images, a web page to look at
+// neighbours under several conditions side by side, and the evaluation table.
+//
+// Safe by default: it listens on 127.0.0.1 unless told otherwise; with an API key every data route
+// asks for it; request bodies and image pixels are limited; sockets time out; embedding work (the
+// model runs one job at a time) waits in a bounded queue, and a full queue answers 503 at once while
+// reads (settings, stored searches, thumbnails) go on; SIGTERM / SIGINT stop it gracefully.
+#include "commands.h"
+#include "html.h"
+#include "query.h"
+#include "web_page.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <deque>
+#include <filesystem>
+#include <future>
+#include <httplib.h>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <thread>
+
+namespace fs = std::filesystem;
+using json   = nlohmann::json;
+
+namespace dior::cli {
+namespace {
+
+struct serve_options {
+    std::string           db = "embeddings.db";
+    std::string           eval_dir;
+    std::string           host = "127.0.0.1";
+    int                   port = 8080;
+    std::string           api_key;
+    query_embedder::files files;
+    double                max_body_mb     = 32;
+    int64_t               max_pixels      = 40'000'000;
+    int                   timeout_s       = 30;   // socket reads and writes
+    int                   embed_timeout_s = 600;  // how long a request waits for its embedding
+    size_t                queue           = 4;    // embedding jobs waiting (the running one aside)
+    int                   http_threads    = 8;
+    bool                  verbose         = false;
+};
+
+// An answer with a status: what handlers throw to reply with an error.
+struct http_error : error {
+    int status;
+    http_error(int s, const std::string & m) : error(m), status(s) {}
+};
+
+std::atomic<bool> g_stop{ false };
+
+void on_stop(int) {
+    g_stop = true;
+}
+
+std::vector<uint8_t> decode_base64(const std::string & text) {
+    std::string s;
+    s.reserve(text.size());
+    const size_t comma = text.rfind("base64,", 200);  // a data URI's header, if sent whole
+    for (size_t i = comma == std::string::npos ? 0 : comma + 7; i < text.size(); ++i) {
+        if (!std::isspace((unsigned char)text[i])) {
+            s += text[i];
+        }
+    }
+    if (s.empty() || s.size() % 4 != 0) {
+        throw http_error(400, "\"image\" is not base64 (its length is not a multiple of 4)");
+    }
+    std::vector<uint8_t> out(s.size() / 4 * 3);
+    const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char *>(s.data()), (int)s.size());
+    if (n < 0) {
+        throw http_error(400, "\"image\" is not valid base64");
+    }
+    size_t pad = 0;
+    while (pad < 2 && s[s.size() - 1 - pad] == '=') {
+        ++pad;
+    }
+    out.resize((size_t)n - pad);
+    return out;
+}
+
+json setting_json(const stored_setting & s) {
+    return { { "id", s.id },
+             { "name", reference_dir_name(s.s) },
+             { "label", describe(s) },
+             { "method", method_of(s.s) },
+             { "dataset", s.s.dataset },
+             { "model_id", s.s.model_id },
+             { "prompt_type", s.s.prompt_type },
+             { "condition", s.s.condition ? json(*s.s.condition) : json(nullptr) },
+             { "layer", s.s.layer },
+             { "images", s.n_vectors },
+             { "can_embed", query_embedder::can_embed(s.s) } };
+}
+
+class service {
+  public:
+    explicit service(const serve_options & o) : o_(o), embedder_(o.files) {
+        st_ = store::open(o.db, true);
+        if (!o.eval_dir.empty()) {
+            eval_ = load_eval_dir(o.eval_dir);
+        }
+        limits_.max_pixels     = o.max_pixels;
+        limits_.max_file_bytes = (int64_t)(o.max_body_mb * 1024 * 1024);
+        worker_                = std::thread([this] { work(); });
+    }
+
+    ~service() { stop_worker(); }
+
+    void stop_worker() {
+        {
+            std::lock_guard<std::mutex> lk(jobs_mu_);
+            if (stopping_) {
+                return;
+            }
+            stopping_ = true;
+        }
+        jobs_cv_.notify_all();
+        if (worker_.joinable()) {
+            worker_.join();
+        }
+    }
+
+    void routes(httplib::Server & svr) {
+        svr.set_pre_routing_handler([this](const httplib::Request & req, httplib::Response & res) {
+            if (o_.api_key.empty() || req.path == "/" || req.path == "/api/health") {
+                return httplib::Server::HandlerResponse::Unhandled;
+            }
+            std::string       given = req.get_header_value("X-API-Key");
+            const std::string auth  = req.get_header_value("Authorization");
+            if (given.empty() && auth.rfind("Bearer ", 0) == 0) {
+                given = auth.substr(7);
+            }
+            if (given.empty() && req.has_param("key")) {
+                given = req.get_param_value("key");
+            }
+            if (given.size() != o_.api_key.size() ||
+                CRYPTO_memcmp(given.data(), o_.api_key.data(), given.size()) != 0) {
+                reply_error(res, 401,
+                            given.empty() ? "this server needs an API key (X-API-Key header)" : "wrong API key");
+                return httplib::Server::HandlerResponse::Handled;
+            }
+            return httplib::Server::HandlerResponse::Unhandled;
+        });
+        svr.set_exception_handler([](const httplib::Request &, httplib::Response & res, std::exception_ptr ep) {
+            try {
+                std::rethrow_exception(ep);
+            } catch (const http_error & e) {
+                reply_error(res, e.status, e.what());
+            } catch (const json::exception & e) {
+                reply_error(res, 400, std::string("malformed JSON: ") + e.what());
+            } catch (const std::invalid_argument &) {
+                reply_error(res, 400, "a number was expected");
+            } catch (const std::out_of_range &) {
+                reply_error(res, 400, "a number is out of range");
+            } catch (const error & e) {
+                reply_error(res, 400, e.what());
+            } catch (const std::bad_alloc &) {
+                reply_error(res, 503, "out of memory");
+            } catch (const std::exception & e) {
+                reply_error(res, 500, e.what());
+            }
+        });
+        svr.set_error_handler([](const httplib::Request &, httplib::Response & res) {
+            if (res.body.empty()) {
+                reply_error(res, res.status,
+                            res.status == 413   ? "request body too large"
+                            : res.status == 404 ? "no such route"
+                                                : "request failed");
+            }
+        });
+
+        svr.Get("/", [](const httplib::Request &, httplib::Response & res) {
+            res.set_content(k_web_page, "text/html; charset=utf-8");
+        });
+        svr.Get("/eval", [this](const httplib::Request &, httplib::Response & res) { eval_page(res); });
+        svr.Get("/api/health", [this](const httplib::Request &, httplib::Response & res) {
+            reply(res, { { "ok", true }, { "auth", !o_.api_key.empty() }, { "version", DIOR_VERSION } });
+        });
+        svr.Get("/api/settings", [this](const httplib::Request &, httplib::Response & res) {
+            json arr = json::array();
+            for (const auto & s : settings()) {
+                arr.push_back(setting_json(s));
+            }
+            reply(res, { { "settings", arr } });
+        });
+        svr.Get("/api/images", [this](const httplib::Request & req, httplib::Response & res) { images(req, res); });
+        svr.Get("/api/thumbnail",
+                [this](const httplib::Request & req, httplib::Response & res) { thumbnail(req, res); });
+        svr.Get("/api/eval", [this](const httplib::Request &, httplib::Response & res) {
+            if (o_.eval_dir.empty()) {
+                throw http_error(404, "no evaluation loaded (start with --eval DIR, the folder dior eval -o wrote)");
+            }
+            json arr = json::array();
+            for (const auto & r : eval_) {
+                json a = json::object();
+                for (const auto & [aspect, sc] : r.by_aspect) {
+                    a[aspect] = { { "map_r", sc.map_r }, { "prec_1", sc.prec_1 }, { "images", sc.images } };
+                }
+                arr.push_back({ { "setting", r.setting },
+                                { "dataset", r.dataset },
+                                { "method", r.source == "input_last" ? "dior" : r.source },
+                                { "condition", r.condition ? json(*r.condition) : json(nullptr) },
+                                { "layer", r.layer },
+                                { "results", a } });
+            }
+            reply(res, { { "results", arr } });
+        });
+        svr.Post("/api/search", [this](const httplib::Request & req, httplib::Response & res) { search(req, res); });
+        svr.Post("/api/embed", [this](const httplib::Request & req, httplib::Response & res) { embed(req, res); });
+    }
+
+  private:
+    static void reply(httplib::Response & res, const json & j, int status = 200) {
+        res.status = status;
+        res.set_content(j.dump(), "application/json");
+    }
+
+    static void reply_error(httplib::Response & res, int status, const std::string & msg) {
+        reply(res, { { "error", msg }, { "status", status } }, status);
+    }
+
+    std::vector<stored_setting> settings() {
+        std::lock_guard<std::mutex> lk(store_mu_);
+        return st_->settings();
+    }
+
+    stored_setting setting_by_id(int64_t id) {
+        for (const auto & s : settings()) {
+            if (s.id == id) {
+                return s;
+            }
+        }
+        throw http_error(404, "no setting #" + std::to_string(id));
+    }
+
+    std::shared_ptr<const setting_index> index(const stored_setting & s, metric m) {
+        std::lock_guard<std::mutex> lk(index_mu_);  // one load at a time; later readers find it
+        auto &                      slot = indexes_[{ s.id, m }];
+        if (!slot || slot->s.n_vectors != s.n_vectors) {
+            std::lock_guard<std::mutex> slk(store_mu_);
+            slot = load_index(*st_, s, m);
+        }
+        return slot;
+    }
+
+    // Settings a request names: "settings": [ids], or a filter ("condition", "method", "layer", "dataset").
+    std::vector<stored_setting> chosen(const json & j) {
+        setting_filter f;
+        if (j.contains("settings")) {
+            f.ids = j.at("settings").get<std::vector<int64_t>>();
+            if (f.ids.empty()) {
+                throw http_error(400, "\"settings\" is empty");
+            }
+        }
+        if (j.contains("conditions")) {
+            f.conditions = j.at("conditions").get<std::vector<std::string>>();
+        }
+        f.method  = j.value("method", std::string());
+        f.dataset = j.value("dataset", std::string());
+        if (j.contains("layer")) {
+            f.layer = j.at("layer").get<int>();
+        }
+        std::lock_guard<std::mutex> lk(store_mu_);
+        try {
+            return select_settings(*st_, f);
+        } catch (const error & e) {
+            throw http_error(404, e.what());
+        }
+    }
+
+    static json parse_body(const httplib::Request & req) {
+        json j = json::parse(req.body);  // json::exception -> 400 "malformed JSON"
+        if (!j.is_object()) {
+            throw http_error(400, "the body must be a JSON object");
+        }
+        return j;
+    }
+
+    // The query image of a request: "image" (base64) or "path" (an image of the store).
+    std::pair<std::vector<uint8_t>, std::string> query_image(const json & j, std::string & stored_path) {
+        if (j.contains("image") == j.contains("path")) {
+            throw http_error(400, "give the query as \"image\" (base64) or as \"path\" (a stored image), one of them");
+        }
+        if (j.contains("image")) {
+            auto bytes = decode_base64(j.at("image").get<std::string>());
+            if (bytes.empty()) {
+                throw http_error(400, "\"image\" is empty");
+            }
+            return { std::move(bytes), j.value("name", std::string("upload")) };
+        }
+        stored_path = j.at("path").get<std::string>();
+        {
+            std::lock_guard<std::mutex> lk(store_mu_);
+            if (!st_->image(stored_path)) {
+                throw http_error(404, "the store has no image " + printable(stored_path));
+            }
+        }
+        return { {}, stored_path };
+    }
+
+    // Waits for the embedding worker (bounded queue): 503 when full, 504 past the time limit.
+    std::vector<std::vector<float>> embed_now(std::vector<uint8_t> bytes, const std::string & source,
+                                              std::vector<setting> sets) {
+        auto job      = std::make_shared<embed_job>();
+        job->bytes    = std::move(bytes);
+        job->source   = source;
+        job->settings = std::move(sets);
+        auto fut      = job->done.get_future();
+        {
+            std::lock_guard<std::mutex> lk(jobs_mu_);
+            if (stopping_) {
+                throw http_error(503, "the server is shutting down");
+            }
+            if (jobs_.size() >= o_.queue) {
+                throw http_error(
+                    503, "busy: " + std::to_string(jobs_.size()) + " embedding jobs are waiting; try again later");
+            }
+            jobs_.push_back(job);
+        }
+        jobs_cv_.notify_one();
+        if (fut.wait_for(std::chrono::seconds(o_.embed_timeout_s)) != std::future_status::ready) {
+            job->abandoned = true;
+            throw http_error(504, "embedding took longer than " + std::to_string(o_.embed_timeout_s) + " s");
+        }
+        return fut.get();  // rethrows the worker's error (a bad image: 400)
+    }
+
+    struct embed_job {
+        std::vector<uint8_t>                          bytes;
+        std::string                                   source;
+        std::vector<setting>                          settings;
+        std::promise<std::vector<std::vector<float>>> done;
+        std::atomic<bool>                             abandoned{ false };
+    };
+
+    void work() {
+        for (;;) {
+            std::shared_ptr<embed_job> job;
+            {
+                std::unique_lock<std::mutex> lk(jobs_mu_);
+                jobs_cv_.wait(lk, [this] { return stopping_ || !jobs_.empty(); });
+                if (jobs_.empty()) {
+                    return;  // stopping, nothing left
+                }
+                job = jobs_.front();
+                jobs_.pop_front();
+                if (stopping_) {
+                    job->done.set_exception(std::make_exception_ptr(http_error(503, "the server is shutting down")));
+                    continue;
+                }
+            }
+            if (job->abandoned) {
+                job->done.set_exception(std::make_exception_ptr(http_error(504, "abandoned")));
+                continue;
+            }
+            try {
+                job->done.set_value(embedder_.embed(job->bytes, job->source, job->settings, limits_));
+            } catch (...) {
+                job->done.set_exception(std::current_exception());
+            }
+        }
+    }
+
+    void search(const httplib::Request & req, httplib::Response & res) {
+        const json    j    = parse_body(req);
+        const auto    sets = chosen(j);
+        const int64_t k    = j.value("k", 10);
+        if (k < 1 || k > 1000) {
+            throw http_error(400, "\"k\" must be between 1 and 1000");
+        }
+        const auto m = parse_metric(j.value("metric", std::string("l2")));
+        if (!m) {
+            throw http_error(400, "\"metric\" must be l2 or cosine");
+        }
+        std::string stored_path;
+        auto [bytes, source]  = query_image(j, stored_path);
+        const std::string sha = bytes.empty() ? std::string() : sha256_hex(bytes.data(), bytes.size());
+
+        struct one {
+            std::shared_ptr<const setting_index> ix;
+            std::optional<size_t>                row;
+            std::vector<float>                   q;
+        };
+        std::vector<one>     work;
+        std::vector<setting> to_embed;
+        std::vector<size_t>  at;
+        for (const auto & s : sets) {
+            one w;
+            w.ix = index(s, *m);
+            {
+                std::lock_guard<std::mutex> lk(store_mu_);
+                w.row = stored_row(*st_, *w.ix, stored_path, sha);
+            }
+            if (w.row) {
+                w.q = w.ix->index.vector(*w.row);
+            } else {
+                to_embed.push_back(s.s);
+                at.push_back(work.size());
+            }
+            work.push_back(std::move(w));
+        }
+        if (!to_embed.empty()) {
+            if (bytes.empty()) {  // a stored image that some setting lacks: read it from disk
+                bytes = read_file(stored_path, limits_.max_file_bytes);
+            }
+            auto vs = embed_now(std::move(bytes), source, to_embed);
+            for (size_t i = 0; i < vs.size(); ++i) {
+                work[at[i]].q = std::move(vs[i]);
+            }
+        }
+        json out = { { "metric", metric_name(*m) }, { "results", json::array() } };
+        for (const auto & w : work) {
+            const auto nbs = w.ix->index.search(w.q.data(), w.q.size(), (size_t)k, w.row);
+            json       r   = { { "setting", setting_json(w.ix->s) },
+                               { "query_stored", w.row.has_value() },
+                               { "neighbors", json::array() } };
+            for (size_t i = 0; i < nbs.size(); ++i) {
+                r["neighbors"].push_back(
+                    { { "rank", i + 1 }, { "path", w.ix->paths[nbs[i].row] }, { "distance", nbs[i].distance } });
+            }
+            out["results"].push_back(std::move(r));
+        }
+        reply(res, out);
+    }
+
+    void embed(const httplib::Request & req, httplib::Response & res) {
+        const json j = parse_body(req);
+        if (!j.contains("image")) {
+            throw http_error(400, "give the image to embed as \"image\" (base64)");
+        }
+        std::string unused;
+        auto [bytes, source] = query_image(j, unused);
+        // Conditions that no stored setting has are embedded as the first matching DIOR setting
+        // with that condition instead (same model, prompt, layer).
+        std::vector<setting>     sets;
+        std::vector<json>        described;
+        json                     filter = j;
+        std::vector<std::string> wanted;
+        if (j.contains("conditions")) {
+            wanted = j.at("conditions").get<std::vector<std::string>>();
+            if (wanted.empty()) {
+                throw http_error(400, "\"conditions\" is empty");
+            }
+            filter.erase("conditions");
+        }
+        std::vector<stored_setting> base = chosen(filter);
+        if (wanted.empty()) {
+            for (const auto & s : base) {
+                sets.push_back(s.s);
+                described.push_back(setting_json(s));
+            }
+        } else {
+            const auto dior = std::find_if(base.begin(), base.end(),
+                                           [](const stored_setting & s) { return s.s.source == "input_last"; });
+            for (const auto & c : wanted) {
+                const auto same = std::find_if(base.begin(), base.end(), [&](const stored_setting & s) {
+                    return s.s.condition.value_or("none") == c;
+                });
+                if (same != base.end()) {
+                    sets.push_back(same->s);
+                    described.push_back(setting_json(*same));
+                } else if (dior != base.end()) {
+                    setting s   = dior->s;
+                    s.condition = c == "none" ? std::nullopt : std::optional<std::string>(c);
+                    s.prompt    = instruction(*parse_prompt_type(s.prompt_type), s.condition);
+                    sets.push_back(s);
+                    stored_setting shown{ 0, s, 0 };
+                    json           d = setting_json(shown);
+                    d["id"]          = nullptr;
+                    d["based_on"]    = dior->id;
+                    described.push_back(d);
+                } else {
+                    throw http_error(
+                        404, "no stored setting has condition '" + c + "', and no DIOR setting to embed it with");
+                }
+            }
+        }
+        const auto vs  = embed_now(std::move(bytes), source, sets);
+        json       out = { { "results", json::array() } };
+        for (size_t i = 0; i < vs.size(); ++i) {
+            out["results"].push_back({ { "setting", described[i] }, { "vector", vs[i] } });
+        }
+        reply(res, out);
+    }
+
+    void images(const httplib::Request & req, httplib::Response & res) {
+        if (!req.has_param("setting")) {
+            throw http_error(400, "give ?setting=ID");
+        }
+        const stored_setting s      = setting_by_id(std::stoll(req.get_param_value("setting")));
+        const auto           ix     = index(s, metric::l2);
+        const size_t         offset = req.has_param("offset") ? std::stoul(req.get_param_value("offset")) : 0;
+        const size_t         limit =
+            std::min<size_t>(req.has_param("limit") ? std::stoul(req.get_param_value("limit")) : 200, 10000);
+        json paths = json::array();
+        for (size_t i = offset; i < ix->paths.size() && i < offset + limit; ++i) {
+            paths.push_back(ix->paths[i]);
+        }
+        reply(res, { { "total", ix->paths.size() }, { "paths", paths } });
+    }
+
+    void thumbnail(const httplib::Request & req, httplib::Response & res) {
+        const std::string path = req.get_param_value("path");
+        const int size = std::clamp(req.has_param("size") ? std::stoi(req.get_param_value("size")) : 160, 16, 512);
+        {
+            std::lock_guard<std::mutex> lk(store_mu_);
+            if (path.empty() || !st_->image(path)) {  // never a file the store does not name
+                throw http_error(404, "the store has no image " + printable(path));
+            }
+        }
+        std::error_code ec;
+        try {
+            if (!fs::is_regular_file(path, ec)) {
+                throw error("missing");
+            }
+            image_limits l = limits_;
+            const auto   b = thumbnail_jpeg(path, size, l);
+            res.set_content(std::string(b.begin(), b.end()), "image/jpeg");
+        } catch (const error & e) {
+            res.set_content(placeholder_svg(std::string(e.what()) == "missing" ? "missing" : "unreadable", size),
+                            "image/svg+xml");
+        }
+        res.set_header("Cache-Control", "max-age=60");
+    }
+
+    void eval_page(httplib::Response & res) {
+        std::string body;
+        if (o_.eval_dir.empty()) {
+            body =
+                "<p>No evaluation loaded: start the server with <code>--eval DIR</code> (the folder <code>dior "
+                "eval -o DIR</code> wrote).</p>";
+        } else {
+            const auto t = make_results_table(eval_);
+            body         = results_table_html(t) + "<div class=\"charts\">";
+            for (const auto & [title, svg] : results_charts_svg(t)) {
+                body += svg;
+            }
+            body += "</div>";
+        }
+        res.set_content(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>dior: evaluation"
+            "</title><style>body{font-family:system-ui,sans-serif;margin:24px}table{border-collapse:"
+            "collapse;font-size:13px}th,td{border:1px solid #ccc;padding:4px 8px}th.method{text-align:"
+            "left;font-weight:normal}.charts svg{margin:8px}</style></head><body><h1>Evaluation</h1>"
+            "<p><a href=\"/\">neighbours</a></p>" +
+                body + "</body></html>",
+            "text/html; charset=utf-8");
+    }
+
+    const serve_options &                                                      o_;
+    image_limits                                                               limits_;
+    std::unique_ptr<store>                                                     st_;
+    std::mutex                                                                 store_mu_;
+    std::vector<eval_result>                                                   eval_;
+    std::mutex                                                                 index_mu_;
+    std::map<std::pair<int64_t, metric>, std::shared_ptr<const setting_index>> indexes_;
+    query_embedder                                                             embedder_;  // the worker's alone
+    std::mutex                                                                 jobs_mu_;
+    std::condition_variable                                                    jobs_cv_;
+    std::deque<std::shared_ptr<embed_job>>                                     jobs_;
+    bool                                                                       stopping_ = false;
+    std::thread                                                                worker_;
+};
+
+int run_serve(serve_options o) {
+    if (o.api_key.empty()) {
+        if (const char * k = std::getenv("DIOR_API_KEY")) {
+            o.api_key = k;
+        }
+    }
+    if (!fs::exists(o.db)) {
+        throw error("store not found: " + printable(o.db) + " (dior embed writes one; --db names it)");
+    }
+    if (o.queue < 1 || o.http_threads < 1 || o.max_body_mb <= 0) {
+        throw error("--queue, --http-threads and --max-body-mb must be positive");
+    }
+    service         svc(o);
+    httplib::Server svr;
+    svr.new_task_queue = [&o] { return new httplib::ThreadPool((size_t)o.http_threads, (size_t)o.http_threads, 64); };
+    svr.set_payload_max_length((size_t)(o.max_body_mb * 1024 * 1024));
+    svr.set_read_timeout(o.timeout_s, 0);
+    svr.set_write_timeout(o.timeout_s, 0);
+    svr.set_keep_alive_timeout(5);
+    if (o.verbose) {
+        svr.set_logger([](const httplib::Request & req, const httplib::Response & res) {
+            std::fprintf(stderr, "%s %s -> %d\n", req.method.c_str(), req.path.c_str(), res.status);
+        });
+    }
+    svc.routes(svr);
+
+    int port = o.port;
+    if (port == 0) {
+        port = svr.bind_to_any_port(o.host);
+    } else if (!svr.bind_to_port(o.host, port)) {
+        port = -1;
+    }
+    if (port < 0) {
+        throw error("cannot listen on " + o.host + ":" + std::to_string(o.port) +
+                    " (in use, or not an address of this machine); pick another --port or --host");
+    }
+    if (o.host != "127.0.0.1" && o.host != "localhost" && o.host != "::1" && o.api_key.empty()) {
+        std::fprintf(stderr, "warning: listening on %s without an API key: anyone who reaches it can use it\n",
+                     o.host.c_str());
+    }
+    g_stop = false;
+    std::signal(SIGTERM, on_stop);
+    std::signal(SIGINT, on_stop);
+    std::thread watcher([&svr] {
+        while (!g_stop) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        svr.stop();
+    });
+    std::fprintf(stderr, "dior serve: http://%s:%d/ (store %s%s)\n", o.host.c_str(), port, printable(o.db).c_str(),
+                 o.api_key.empty() ? "" : ", API key required");
+    std::fflush(stderr);
+    const bool ok = svr.listen_after_bind();
+    g_stop        = true;
+    watcher.join();
+    svc.stop_worker();
+    std::fprintf(stderr, "dior serve: stopped\n");
+    return ok ? exit_ok : exit_fatal;
+}
+
+}  // namespace
+
+void register_serve(CLI::App & app, int & exit_code) {
+    auto   o   = std::make_shared<serve_options>();
+    auto * cmd = app.add_subcommand("serve", "a local HTTP service: JSON API, neighbours page, evaluation page");
+    cmd->add_option("--db", o->db, "the store")->default_str("embeddings.db");
+    cmd->add_option("--eval", o->eval_dir, "the folder dior eval -o wrote (the evaluation page)");
+    cmd->add_option("--host", o->host, "address to listen on")->default_str("127.0.0.1");
+    cmd->add_option("--port", o->port, "port (0: any free one, printed)")->default_str("8080");
+    cmd->add_option("--api-key", o->api_key, "require this key (X-API-Key header; also DIOR_API_KEY)");
+    cmd->add_option("-m,--model", o->files.model, "for uploads: the text model, if moved since embedding");
+    cmd->add_option("--mmproj", o->files.mmproj, "for uploads: the projector, if moved");
+    cmd->add_option("--clip-model", o->files.clip_model, "for uploads: the CLIP model, if moved");
+    cmd->add_option("-t,--threads", o->files.n_threads, "CPU threads of the models (0: all)");
+    cmd->add_option("--gpu-layers", o->files.n_gpu_layers, "layers to offload to a GPU build (-1: all)");
+    cmd->add_option("--max-body-mb", o->max_body_mb, "largest request body, MiB")->default_str("32");
+    cmd->add_option("--max-image-pixels", o->max_pixels, "largest uploaded image, pixels")->default_str("40000000");
+    cmd->add_option("--timeout", o->timeout_s, "socket read/write timeout, seconds")->default_str("30");
+    cmd->add_option("--embed-timeout", o->embed_timeout_s, "longest wait for an embedding, seconds")
+        ->default_str("600");
+    cmd->add_option("--queue", o->queue, "embedding jobs that may wait (more: 503)")->default_str("4");
+    cmd->add_option("--http-threads", o->http_threads, "threads answering requests")->default_str("8");
+    cmd->add_flag("-v,--verbose", o->verbose, "log every request; show llama.cpp's logs");
+    cmd->callback([o, &exit_code] {
+        o->files.verbose = o->verbose;
+        exit_code        = run_serve(*o);
+    });
+}
+
+}  // namespace dior::cli

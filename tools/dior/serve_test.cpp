@@ -1,0 +1,351 @@
+// dior serve on loopback: every endpoint, bad requests, the API key, many clients at once, the
+// bounded embedding queue and a graceful stop. The page in a real browser: tests/browser/pages_test.py.
+#include "../../tests/support/sample_store.h"
+#include "dior.h"
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <regex>
+#include <thread>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using json   = nlohmann::json;
+
+namespace {
+
+std::string read(const fs::path & p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+std::string b64(const std::string & bytes) {
+    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+    out.resize((size_t)EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()),
+                                       reinterpret_cast<const unsigned char *>(bytes.data()), (int)bytes.size()));
+    return out;
+}
+
+long rss_kb(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(f, line);) {
+        if (line.rfind("VmRSS:", 0) == 0) {
+            return std::stol(line.substr(6));
+        }
+    }
+    return -1;
+}
+
+// A running `dior serve` on a free loopback port.
+struct server {
+    pid_t    pid  = -1;
+    int      port = 0;
+    fs::path log;
+
+    server(const dior::test::sample_store & s, const std::vector<std::string> & extra, const std::string & name) {
+        log                           = s.dir / (name + ".log");
+        std::vector<std::string> args = { dior::test::dior_bin(), "serve",  "--db", s.db.string(), "--eval",
+                                          s.eval.string(),        "--port", "0",    "-t",          "2" };
+        args.insert(args.end(), extra.begin(), extra.end());
+        pid = dior::test::spawn(args, log.string());
+        const std::regex re("http://127\\.0\\.0\\.1:(\\d+)/");
+        for (int i = 0; i < 300 && port == 0; ++i) {  // 30 s at most
+            std::smatch       m;
+            const std::string text = read(log);
+            if (std::regex_search(text, m, re)) {
+                port = std::stoi(m[1]);
+            } else {
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+        }
+    }
+    ~server() {
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            dior::test::wait_for(pid);
+        }
+    }
+    httplib::Client client() const {
+        httplib::Client c("127.0.0.1", port);
+        c.set_read_timeout(120, 0);
+        return c;
+    }
+    int stop() {  // SIGTERM; the exit status
+        kill(pid, SIGTERM);
+        const int st = dior::test::wait_for(pid);
+        pid          = -1;
+        return st;
+    }
+};
+
+json body_of(const httplib::Result & r) {
+    return json::parse(r->body);
+}
+
+class Serve : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() {
+        dir_ = fs::temp_directory_path() / ("dior_serve_" + std::to_string(getpid()));
+        fs::remove_all(dir_);
+        s_ = dior::test::make_sample_store(dir_, 8);
+    }
+    static void TearDownTestSuite() { fs::remove_all(dir_); }
+
+    static json post(httplib::Client & c, const std::string & path, const json & body, int want = 200) {
+        auto r = c.Post(path, body.dump(), "application/json");
+        EXPECT_TRUE(r) << "no answer";
+        if (!r) {
+            return json();
+        }
+        EXPECT_EQ(r->status, want) << r->body;
+        EXPECT_EQ(r->get_header_value("Content-Type"), "application/json");
+        return body_of(r);
+    }
+
+    static fs::path                 dir_;
+    static dior::test::sample_store s_;
+};
+
+fs::path                 Serve::dir_;
+dior::test::sample_store Serve::s_;
+
+TEST_F(Serve, EveryEndpointAnswers) {
+    server srv(s_, {}, "endpoints");
+    ASSERT_GT(srv.port, 0) << read(srv.log);
+    auto c = srv.client();
+
+    auto r = c.Get("/api/health");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(body_of(r)["ok"], true);
+    EXPECT_EQ(body_of(r)["auth"], false);
+
+    r = c.Get("/");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_NE(r->body.find("dior: nearest neighbours under each condition"), std::string::npos);
+
+    r                   = c.Get("/api/settings");
+    const json settings = body_of(r)["settings"];
+    ASSERT_EQ(settings.size(), 2u);
+    const int64_t id = settings[0]["id"];
+    EXPECT_EQ(settings[0]["images"], 8);
+    EXPECT_EQ(settings[0]["can_embed"], true);
+
+    r = c.Get("/api/images?setting=" + std::to_string(id) + "&limit=3&offset=2");
+    EXPECT_EQ(body_of(r)["total"], 8);
+    EXPECT_EQ(body_of(r)["paths"], json({ s_.paths[2], s_.paths[3], s_.paths[4] }));
+
+    r = c.Get("/api/thumbnail?size=64&path=" + httplib::encode_uri_component(s_.paths[1]));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->get_header_value("Content-Type"), "image/jpeg");
+    const dior::image t = dior::decode_image((const uint8_t *)r->body.data(), r->body.size(), "thumb", 0);
+    EXPECT_EQ(std::max(t.width, t.height), 64);
+    r = c.Get("/api/thumbnail?path=" + httplib::encode_uri_component("/etc/passwd"));
+    EXPECT_EQ(r->status, 404) << "only images of the store are served";
+    EXPECT_NE(body_of(r)["error"].get<std::string>().find("no image"), std::string::npos);
+
+    r = c.Get("/api/eval");
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(body_of(r)["results"].size(), 2u);
+    r = c.Get("/eval");
+    EXPECT_NE(r->body.find("<table class=\"results\">"), std::string::npos);
+
+    // search by a stored path: as dior search answers
+    const json j = post(c, "/api/search", { { "settings", { id } }, { "path", s_.paths[4] }, { "k", 3 } });
+    ASSERT_EQ(j["results"].size(), 1u);
+    EXPECT_TRUE(j["results"][0]["query_stored"].get<bool>());
+    const auto cli = dior::test::run_shell(dior::test::dior_bin() + " search --json --db " + s_.db.string() +
+                                           " --setting " + std::to_string(id) + " -k 3 '" + s_.paths[4] + "'");
+    ASSERT_EQ(cli.status, 0) << cli.output;
+    EXPECT_EQ(j["results"][0]["neighbors"], json::parse(cli.output)["results"][0]["neighbors"]);
+
+    // an upload of a stored image's bytes is found by content; a new image is embedded
+    const json up = post(c, "/api/search",
+                         { { "conditions", { "texture type", "fabric type" } }, { "image", b64(read(s_.paths[4])) } });
+    ASSERT_EQ(up["results"].size(), 2u);
+    EXPECT_TRUE(up["results"][0]["query_stored"].get<bool>());
+    const fs::path img = dir_ / "fresh.bmp";
+    dior::test::write_bmp(img.string(), 50, 36, dior::test::pattern_rgb(50, 36, 9));
+    const json fresh = post(c, "/api/search", { { "settings", { id } }, { "image", b64(read(img)) }, { "k", 8 } });
+    EXPECT_FALSE(fresh["results"][0]["query_stored"].get<bool>());
+    EXPECT_EQ(fresh["results"][0]["neighbors"].size(), 8u);
+    const auto cli2 = dior::test::run_shell(dior::test::dior_bin() + " search --json -t 2 --db " + s_.db.string() +
+                                            " --setting " + std::to_string(id) + " -k 8 " + img.string());
+    EXPECT_EQ(fresh["results"][0]["neighbors"],
+              json::parse(cli2.output.substr(cli2.output.find('{')))["results"][0]["neighbors"]);
+
+    // embed: a stored image under its own setting gives its stored vector; a new condition is
+    // embedded with the model of a DIOR setting
+    const json               e = post(c, "/api/embed", { { "settings", { id } }, { "image", b64(read(s_.paths[0])) } });
+    auto                     st = dior::store::open(s_.db.string(), true);
+    std::vector<std::string> paths;
+    const dior::matrix       x = st->vectors(id, &paths);
+    const std::vector<float> stored(x.data.begin(), x.data.begin() + (long)x.cols);  // paths[0] is row 0
+    EXPECT_EQ(e["results"][0]["vector"].get<std::vector<float>>(), stored);
+    const json nc = post(c, "/api/embed", { { "conditions", { "car color" } }, { "image", b64(read(img)) } });
+    EXPECT_EQ(nc["results"][0]["setting"]["condition"], "car color");
+    EXPECT_TRUE(nc["results"][0]["setting"]["id"].is_null());
+    EXPECT_EQ(nc["results"][0]["vector"].size(), x.cols);
+    EXPECT_EQ(srv.stop(), 0);
+    EXPECT_NE(read(srv.log).find("dior serve: stopped"), std::string::npos);
+}
+
+TEST_F(Serve, BadRequestsGetJsonErrors) {
+    server srv(s_, { "--max-body-mb", "1" }, "bad");
+    ASSERT_GT(srv.port, 0) << read(srv.log);
+    auto       c   = srv.client();
+    const auto err = [&](const std::string & path, const std::string & body, int status, const std::string & says) {
+        auto r = c.Post(path, body, "application/json");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, status) << body.substr(0, 80) << " -> " << r->body;
+        const json j = json::parse(r->body);
+        EXPECT_NE(j["error"].get<std::string>().find(says), std::string::npos) << j.dump();
+    };
+    err("/api/search", "{ \"settings\": [1], ", 400, "malformed JSON");
+    err("/api/search", "[1, 2]", 400, "must be a JSON object");
+    err("/api/search", json({ { "settings", { 1 } } }).dump(), 400, "one of them");
+    err("/api/search", json({ { "settings", { 1 } }, { "path", s_.paths[0] }, { "image", "AAAA" } }).dump(), 400,
+        "one of them");
+    err("/api/search", json({ { "settings", { 1 } }, { "image", "not base64!" } }).dump(), 400, "base64");
+    err("/api/search", json({ { "settings", { 1 } }, { "path", s_.paths[0] }, { "k", 0 } }).dump(), 400, "\"k\"");
+    err("/api/search", json({ { "settings", { 77 } }, { "path", s_.paths[0] } }).dump(), 404, "no setting #77");
+    err("/api/search", json({ { "settings", { 1 } }, { "path", "/nowhere.jpg" } }).dump(), 404, "no image");
+    err("/api/search", json({ { "settings", { 1 } }, { "image", b64("this is no image at all") } }).dump(), 400,
+        "upload");
+    err("/api/search", json({ { "settings", "one" } }).dump(), 400, "malformed JSON");
+    err("/api/nothing", "{}", 404, "no such route");
+    err("/api/embed", std::string(2 * 1024 * 1024, 'x'), 413, "too large");
+    auto r = c.Get("/api/images?setting=abc");
+    EXPECT_EQ(r->status, 400);
+    EXPECT_TRUE(json::parse(r->body).contains("error"));
+    // still alive and well after all of it
+    r = c.Get("/api/health");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(Serve, AnApiKeyGuardsTheDataButNotThePage) {
+    server srv(s_, { "--api-key", "s3cret" }, "key");
+    ASSERT_GT(srv.port, 0) << read(srv.log);
+    auto c = srv.client();
+    auto r = c.Get("/api/settings");
+    EXPECT_EQ(r->status, 401);
+    EXPECT_NE(json::parse(r->body)["error"].get<std::string>().find("needs an API key"), std::string::npos);
+    r = c.Get("/api/settings", httplib::Headers{ { "X-API-Key", "wrong" } });
+    EXPECT_EQ(r->status, 401);
+    EXPECT_EQ(json::parse(r->body)["error"], "wrong API key");
+    r = c.Get("/api/settings", httplib::Headers{ { "X-API-Key", "s3cret" } });
+    EXPECT_EQ(r->status, 200);
+    r = c.Get("/api/settings", httplib::Headers{ { "Authorization", "Bearer s3cret" } });
+    EXPECT_EQ(r->status, 200);
+    r = c.Get("/eval?key=s3cret");
+    EXPECT_EQ(r->status, 200);
+    r = c.Get("/eval");
+    EXPECT_EQ(r->status, 401);
+    EXPECT_EQ(c.Get("/")->status, 200);
+    EXPECT_EQ(json::parse(c.Get("/api/health")->body)["auth"], true);
+}
+
+// 16 clients at once, for a bounded number of requests: every answer right, memory flat.
+TEST_F(Serve, SixteenClientsAtOnceGetRightAnswersAndMemoryStaysFlat) {
+    server srv(s_, {}, "load");
+    ASSERT_GT(srv.port, 0) << read(srv.log);
+    auto       c0    = srv.client();
+    const json want  = post(c0, "/api/search", { { "settings", { 1, 2 } }, { "path", s_.paths[2] }, { "k", 5 } });
+    const auto round = [&](int per_client) {
+        std::atomic<int>         bad{ 0 }, done{ 0 };
+        std::vector<std::thread> clients;
+        for (int t = 0; t < 16; ++t) {
+            clients.emplace_back([&, t] {
+                httplib::Client c("127.0.0.1", srv.port);
+                c.set_read_timeout(60, 0);
+                for (int i = 0; i < per_client; ++i) {
+                    httplib::Result r;
+                    switch ((t + i) % 3) {
+                        case 0:
+                            r = c.Post("/api/search",
+                                       json({ { "settings", { 1, 2 } }, { "path", s_.paths[2] }, { "k", 5 } }).dump(),
+                                       "application/json");
+                            bad += !r || r->status != 200 || json::parse(r->body) != want;
+                            break;
+                        case 1:
+                            r = c.Get("/api/settings");
+                            bad += !r || r->status != 200 || json::parse(r->body)["settings"].size() != 2;
+                            break;
+                        default:
+                            r = c.Get("/api/thumbnail?size=48&path=" + httplib::encode_uri_component(s_.paths[t % 8]));
+                            bad += !r || r->status != 200 || r->get_header_value("Content-Type") != "image/jpeg";
+                    }
+                    ++done;
+                }
+            });
+        }
+        for (auto & t : clients) {
+            t.join();
+        }
+        EXPECT_EQ(bad.load(), 0);
+        EXPECT_EQ(done.load(), 16 * per_client);
+    };
+    round(10);  // warm: indexes loaded, threads started
+    const long before = rss_kb(srv.pid);
+    for (int i = 0; i < 3; ++i) {
+        round(20);
+    }
+    const long after = rss_kb(srv.pid);
+    ASSERT_GT(before, 0);
+    EXPECT_LT(after - before, 16 * 1024) << "RSS " << before << " kB -> " << after << " kB over 960 requests";
+    std::fprintf(stderr, "[ serve ] RSS %ld kB after warm-up, %ld kB after 960 more requests from 16 clients\n", before,
+                 after);
+    EXPECT_EQ(srv.stop(), 0);
+}
+
+// The model runs one job at a time; with a queue of one, a burst of uploads gets answers or a
+// clear 503, never a hang or a crash; reads are answered meanwhile.
+TEST_F(Serve, ABurstOfUploadsGetsAnswersOrBusyAndReadsGoOn) {
+    server srv(s_, { "--queue", "1" }, "queue");
+    ASSERT_GT(srv.port, 0) << read(srv.log);
+    std::vector<std::string> uploads;
+    for (int i = 0; i < 6; ++i) {
+        const fs::path p = dir_ / ("burst" + std::to_string(i) + ".bmp");
+        dior::test::write_bmp(p.string(), 300, 300, dior::test::pattern_rgb(300, 300, 20 + i));
+        uploads.push_back(b64(read(p)));
+    }
+    std::atomic<int>         ok{ 0 }, busy{ 0 }, other{ 0 };
+    std::vector<std::thread> ts;
+    for (int i = 0; i < 6; ++i) {
+        ts.emplace_back([&, i] {
+            httplib::Client c("127.0.0.1", srv.port);
+            c.set_read_timeout(120, 0);
+            auto r = c.Post("/api/search", json({ { "settings", { 1, 2 } }, { "image", uploads[i] } }).dump(),
+                            "application/json");
+            if (r && r->status == 200) {
+                ++ok;
+            } else if (r && r->status == 503 && json::parse(r->body)["error"].get<std::string>().find("busy") == 0) {
+                ++busy;
+            } else {
+                ++other;
+            }
+        });
+    }
+    auto reader = srv.client();
+    auto r      = reader.Get("/api/settings");
+    EXPECT_EQ(r->status, 200);
+    for (auto & t : ts) {
+        t.join();
+    }
+    EXPECT_EQ(other.load(), 0);
+    EXPECT_GE(ok.load(), 1);
+    EXPECT_EQ(ok.load() + busy.load(), 6);
+    std::fprintf(stderr, "[ serve ] burst of 6 uploads, queue 1: %d answered, %d busy\n", ok.load(), busy.load());
+    EXPECT_EQ(srv.stop(), 0);
+}
+
+}  // namespace
