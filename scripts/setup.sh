@@ -15,6 +15,7 @@
 #                     large matrix products through OpenBLAS (ggml's BLAS backend)
 #   DIOR_BUILD_DIR    dior's build directory (default: build)
 #   DIOR_SKIP_APT=1   do not install Debian packages (you installed them yourself)
+#   DIOR_TEST_PACKAGES=1  also the packages only the tests need (Chromium; scripts/test.sh sets it)
 #   JOBS              parallel build jobs (default: nproc)
 #
 # Re-running it when nothing changed rebuilds nothing: the llama.cpp build is keyed by the pinned
@@ -37,8 +38,9 @@ die() {
 
 # --- 1. Debian packages -------------------------------------------------------------------------
 install_debian_packages() {
-  local missing=() spec name version
-  for spec in "${DEB_PACKAGES[@]}"; do
+  local missing=() spec name version wanted=("${DEB_PACKAGES[@]}")
+  [ "${DIOR_TEST_PACKAGES:-0}" = 1 ] && wanted+=("${TEST_DEB_PACKAGES[@]}")
+  for spec in "${wanted[@]}"; do
     name=${spec%%=*}
     dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed" ||
       missing+=("$spec")

@@ -10,7 +10,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${DIOR_BUILD_DIR:-$here/build}
 venv=${DIOR_VENV:-$here/.venv}
 
-bash "$here/scripts/setup.sh"
+DIOR_TEST_PACKAGES=1 bash "$here/scripts/setup.sh"
 
 # Python for the test oracles only (Pillow, later PyTorch / transformers / pytorch-metric-learning).
 req="$here/tests/requirements.txt"

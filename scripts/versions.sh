@@ -25,3 +25,9 @@ DEB_PACKAGES=(
   util-linux=2.38.1-5+deb12u3
   clang=1:14.0-55.7~deb12u1
 )
+
+# For the tests only (scripts/test.sh): the headless browser that tests/browser/pages_test.py drives.
+TEST_DEB_PACKAGES=(
+  chromium=156.0.8078.108-1~deb12u1
+  fonts-dejavu-core=2.37-6
+)
