@@ -24,6 +24,7 @@ DEB_PACKAGES=(
   zlib1g-dev=1:1.2.13.dfsg-1
   util-linux=2.38.1-5+deb12u3
   clang=1:14.0-55.7~deb12u1
+  libcairo2-dev=1.16.0-7
 )
 
 # For the tests only (scripts/test.sh): the headless browser that tests/browser/pages_test.py drives.

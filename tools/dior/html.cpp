@@ -163,7 +163,9 @@ size_t order_of(const std::string & dataset, const std::string & aspect) {
     return 100000;
 }
 
-std::string fmt1(double v) {
+}  // namespace
+
+std::string format_score(double v) {
     if (std::isnan(v)) {
         return "–";
     }
@@ -171,8 +173,6 @@ std::string fmt1(double v) {
     std::snprintf(b, sizeof b, "%.1f", v);
     return b;
 }
-
-}  // namespace
 
 results_table make_results_table(const std::vector<eval_result> & results) {
     results_table                                                    t;
@@ -233,8 +233,8 @@ std::string results_table_html(const results_table & t) {
             if (it == t.cells.end()) {
                 h += "<td class=\"none\">·</td>";
             } else {
-                h += "<td title=\"" + std::to_string(it->second.images) + " images\">" + fmt1(it->second.map_r) +
-                     " / " + fmt1(it->second.prec_1) + "</td>";
+                h += "<td title=\"" + std::to_string(it->second.images) + " images\">" + format_score(it->second.map_r) +
+                     " / " + format_score(it->second.prec_1) + "</td>";
             }
         }
         h += "</tr>\n";
@@ -242,58 +242,6 @@ std::string results_table_html(const results_table & t) {
     h += "</tbody></table>\n<p class=\"note\">Each cell: mAP@R / Precision@1 (x100), as the reference's "
          "evaluation (pytorch-metric-learning) computes them.</p>\n";
     return h;
-}
-
-std::vector<std::pair<std::string, std::string>> results_charts_svg(const results_table & t) {
-    std::vector<std::pair<std::string, std::string>> out;
-    const int                                        label_w = 330, bar_w = 300, bar_h = 12, gap = 10;
-    for (size_t c = 0; c < t.columns.size(); ++c) {
-        std::vector<std::pair<std::string, eval_result::scores>> rows;
-        for (size_t r = 0; r < t.rows.size(); ++r) {
-            const auto it = t.cells.find({ r, c });
-            if (it != t.cells.end()) {
-                rows.emplace_back(t.rows[r], it->second);
-            }
-        }
-        const std::string title  = t.columns[c].dataset + " · " + t.columns[c].aspect;
-        const int         height = 40 + (int)rows.size() * (2 * bar_h + gap) + 20;
-        const int         width  = label_w + bar_w + 60;
-        std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"" + std::to_string(width) +
-                        "\" height=\"" + std::to_string(height) + "\" viewBox=\"0 0 " + std::to_string(width) + " " +
-                        std::to_string(height) +
-                        "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" "
-                        "fill=\"white\"/>\n<text x=\"8\" y=\"18\" font-size=\"14\" font-weight=\"bold\">" +
-                        html_escape(title) + "</text>\n" + "<rect x=\"" + std::to_string(label_w) +
-                        "\" y=\"26\" width=\"10\" height=\"10\" fill=\"#3b6ea5\"/>"
-                        "<text x=\"" +
-                        std::to_string(label_w + 14) +
-                        "\" y=\"35\">mAP@R</text>"
-                        "<rect x=\"" +
-                        std::to_string(label_w + 70) +
-                        "\" y=\"26\" width=\"10\" height=\"10\" fill=\"#e08a2c\"/>"
-                        "<text x=\"" +
-                        std::to_string(label_w + 84) + "\" y=\"35\">P@1</text>\n";
-        int y = 44;
-        for (const auto & [label, sc] : rows) {
-            s += "<text x=\"" + std::to_string(label_w - 6) + "\" y=\"" + std::to_string(y + bar_h + 4) +
-                 "\" text-anchor=\"end\">" + html_escape(label) + "</text>\n";
-            const double vals[2]   = { sc.map_r, sc.prec_1 };
-            const char * colors[2] = { "#3b6ea5", "#e08a2c" };
-            for (int b = 0; b < 2; ++b) {
-                const double v  = std::isnan(vals[b]) ? 0 : std::clamp(vals[b], 0.0, 100.0);
-                const int    w  = (int)std::lround(v / 100.0 * bar_w);
-                const int    yy = y + b * bar_h;
-                s += "<rect class=\"bar\" x=\"" + std::to_string(label_w) + "\" y=\"" + std::to_string(yy) +
-                     "\" width=\"" + std::to_string(w) + "\" height=\"" + std::to_string(bar_h - 1) + "\" fill=\"" +
-                     colors[b] + "\"/><text x=\"" + std::to_string(label_w + w + 4) + "\" y=\"" +
-                     std::to_string(yy + bar_h - 2) + "\" font-size=\"10\">" + fmt1(vals[b]) + "</text>\n";
-            }
-            y += 2 * bar_h + gap;
-        }
-        s += "</svg>\n";
-        out.emplace_back(title, s);
-    }
-    return out;
 }
 
 }  // namespace dior::cli

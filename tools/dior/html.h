@@ -1,6 +1,6 @@
 // Pieces of HTML that `dior report` and `dior serve` share: escaping, thumbnails as data URIs (a
 // placeholder where an image is missing or unreadable, never a broken page), the evaluation table
-// in the paper's layout and its bar charts as inline SVG.
+// in the paper's layout (its charts: chart.h).
 #pragma once
 
 #include "dior.h"
@@ -48,8 +48,7 @@ struct results_table {
     std::map<std::pair<size_t, size_t>, eval_result::scores> cells;  // (row, column)
 };
 results_table make_results_table(const std::vector<eval_result> & results);
+std::string   format_score(double v);  // "32.4"; "–" for NaN
 std::string   results_table_html(const results_table & t);
-// One horizontal bar chart per column (aspect): mAP@R and P@1 of each method, as standalone SVG.
-std::vector<std::pair<std::string, std::string>> results_charts_svg(const results_table & t);  // (title, svg)
 
 }  // namespace dior::cli

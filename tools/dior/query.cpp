@@ -14,15 +14,22 @@ std::string method_of(const setting & s) {
 
 std::string describe(const stored_setting & st) {
     const setting & s   = st.s;
-    std::string     out = "#" + std::to_string(st.id) + " " + method_of(s);
+    // Appended piece by piece (GCC 12 warns falsely about "#" + std::to_string(...)).
+    std::string out = "#";
+    out.append(std::to_string(st.id)).append(" ").append(method_of(s));
     if (!s.prompt_type.empty() && s.source != "clip") {
-        out += ", " + s.prompt_type;
+        out.append(", ").append(s.prompt_type);
     }
-    out += ", " + (s.condition ? "'" + *s.condition + "'" : std::string("no condition"));
+    if (s.condition) {
+        out.append(", '").append(*s.condition).append("'");
+    } else {
+        out.append(", no condition");
+    }
     if (s.source != "clip" && s.source != "indirect" && s.source != "generative") {
-        out += ", layer " + std::to_string(s.layer);
+        out.append(", layer ").append(std::to_string(s.layer));
     }
-    out += ", " + s.model_id + " (" + s.dataset + ": " + std::to_string(st.n_vectors) + " images)";
+    out.append(", ").append(s.model_id).append(" (").append(s.dataset).append(": ");
+    out.append(std::to_string(st.n_vectors)).append(" images)");
     return out;
 }
 
@@ -80,28 +87,26 @@ std::shared_ptr<const setting_index> load_index(const store & st, const stored_s
     }
 }
 
-std::optional<size_t> stored_row(const store & st, const setting_index & ix, const std::string & path,
-                                 const std::string & sha256) {
-    const auto find = [&](const std::string & p) -> std::optional<size_t> {
+std::vector<std::string> stored_paths(const store & st, const std::string & path, const std::string & sha256) {
+    std::vector<std::string> out;
+    if (!path.empty() && st.image(path)) {
+        out.push_back(path);
+    }
+    if (!sha256.empty()) {
+        for (const auto & im : st.images()) {
+            if (im.sha256 == sha256 && im.path != path) {
+                out.push_back(im.path);
+            }
+        }
+    }
+    return out;
+}
+
+std::optional<size_t> stored_row(const setting_index & ix, const std::vector<std::string> & paths) {
+    for (const auto & p : paths) {  // ix.paths is sorted (store::vectors orders rows by path)
         const auto it = std::lower_bound(ix.paths.begin(), ix.paths.end(), p);
         if (it != ix.paths.end() && *it == p) {
             return (size_t)(it - ix.paths.begin());
-        }
-        return std::nullopt;
-    };
-    if (!path.empty()) {
-        if (auto r = find(path)) {
-            return r;
-        }
-    }
-    if (sha256.empty()) {
-        return std::nullopt;
-    }
-    for (const auto & im : st.images()) {
-        if (im.sha256 == sha256) {
-            if (auto r = find(im.path)) {
-                return r;
-            }
         }
     }
     return std::nullopt;

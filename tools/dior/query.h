@@ -39,10 +39,12 @@ struct setting_index {
 };
 std::shared_ptr<const setting_index> load_index(const store & st, const stored_setting & s, metric m);
 
-// Where a stored image is among a setting's rows: the path as stored, else the stored image with the
-// same content (SHA-256), so that a query given by another path to the same file is found too.
-std::optional<size_t> stored_row(const store & st, const setting_index & ix, const std::string & path,
-                                 const std::string & sha256);
+// The paths under which the store holds an image: the path given (when stored), then every stored
+// image with the same content (SHA-256; "" skips that), so that a query given by another path to the
+// same file is found too. One pass over the store's images.
+std::vector<std::string> stored_paths(const store & st, const std::string & path, const std::string & sha256);
+// The row of the first of those paths that a setting holds.
+std::optional<size_t> stored_row(const setting_index & ix, const std::vector<std::string> & paths);
 
 // Models loaded on first use (and kept) to embed new query images under stored settings, checked
 // against the hashes the settings recorded. DIOR (input_last, first_output, mean_output) and CLIP

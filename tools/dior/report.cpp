@@ -1,6 +1,7 @@
 // dior report: one self-contained HTML file (thumbnails embedded) from a store and its evaluation:
 // the results table in the paper's layout, a bar chart per aspect, and for a few query images their
 // nearest neighbours under each condition, side by side.
+#include "chart.h"
 #include "commands.h"
 #include "html.h"
 #include "query.h"
@@ -21,6 +22,7 @@ struct report_options {
     std::string              eval_dir;
     std::string              out = "report.html";
     std::string              charts_dir;
+    bool                     png = false;
     std::vector<std::string> queries;
     int                      n_queries = 3;
     size_t                   k         = 5;
@@ -46,6 +48,9 @@ img.missing { opacity: 0.7; }
 )";
 
 int run_report(const report_options & o) {
+    if (o.png && o.charts_dir.empty()) {
+        throw error("--png writes the charts into --charts-dir DIR: give that too");
+    }
     if (!fs::exists(o.db)) {
         throw error("store not found: " + printable(o.db) + " (dior embed writes one; --db names it)");
     }
@@ -62,23 +67,26 @@ int run_report(const report_options & o) {
     } else {
         table = make_results_table(load_eval_dir(o.eval_dir));
         body += results_table_html(table);
-        const auto charts = results_charts_svg(table);
+        const auto charts = results_charts(table);
         if (!charts.empty()) {
             body += "<h2>Per aspect</h2>\n<div class=\"charts\">\n";
-            for (const auto & [title, svg] : charts) {
-                body += svg;
+            for (const auto & c : charts) {
+                body += chart_svg(c);
             }
             body += "</div>\n";
         }
         if (!o.charts_dir.empty()) {
             fs::create_directories(o.charts_dir);
             for (size_t i = 0; i < charts.size(); ++i) {
-                std::string name = charts[i].first;
+                std::string name = charts[i].title;
                 for (char & c : name) {
                     c = (std::isalnum((unsigned char)c) || c == '-') ? c : '_';
                 }
-                const fs::path p = fs::path(o.charts_dir) / (std::to_string(i + 1) + "-" + name + ".svg");
-                std::ofstream(p) << charts[i].second;
+                const fs::path base = fs::path(o.charts_dir) / (std::to_string(i + 1) + "-" + name);
+                std::ofstream(base.string() + ".svg") << chart_svg(charts[i]);
+                if (o.png) {
+                    write_chart_png(charts[i], base.string() + ".png");
+                }
             }
         }
     }
@@ -118,10 +126,11 @@ int run_report(const report_options & o) {
                 " nearest stored images (Euclidean distance, the query itself left out) under each setting that "
                 "holds it.</p>\n";
         for (const auto & q : queries) {
+            const auto known = stored_paths(*st, q, "");
             body += "<h3>" + html_escape(fs::path(q).filename().string()) + "</h3>\n";
             bool any = false;
             for (const auto & x : ix) {
-                const auto row = stored_row(*st, *x, q, "");
+                const auto row = stored_row(*x, known);
                 if (!row) {
                     continue;
                 }
@@ -174,6 +183,7 @@ void register_report(CLI::App & app, int & exit_code) {
     cmd->add_option("--eval", o->eval_dir, "the folder dior eval -o wrote (the results table and charts)");
     cmd->add_option("-o,--out", o->out, "the HTML file")->default_str("report.html");
     cmd->add_option("--charts-dir", o->charts_dir, "also write each chart as an SVG file here");
+    cmd->add_flag("--png", o->png, "with --charts-dir: each chart as a PNG file too");
     cmd->add_option("--query", o->queries, "query images for the neighbours (repeatable; default: a few stored ones)");
     cmd->add_option("--queries", o->n_queries, "how many stored images to show when no --query is given")
         ->default_str("3");

@@ -1,6 +1,7 @@
 // dior report: one self-contained HTML file from a store and its evaluation. What a browser shows
 // of it is checked by tests/browser/pages_test.py; this checks what the file holds.
 #include "../../tests/support/sample_store.h"
+#include "dior.h"
 
 #include <filesystem>
 #include <fstream>
@@ -44,7 +45,7 @@ class Report : public ::testing::Test {
 TEST_F(Report, HoldsTheResultsTableChartsAndNeighbourThumbnails) {
     const fs::path out = dir_ / "r.html";
     const auto     r   = run("report --db " + s_.db.string() + " --eval " + s_.eval.string() + " -o " + out.string() +
-                             " --queries 2 -k 3 --charts-dir " + (dir_ / "charts").string());
+                             " --queries 2 -k 3 --charts-dir " + (dir_ / "charts").string() + " --png");
     ASSERT_EQ(r.status, 0) << r.output;
     const std::string h = read(out);
     EXPECT_EQ(h.rfind("<!doctype html>", 0), 0u);
@@ -61,12 +62,25 @@ TEST_F(Report, HoldsTheResultsTableChartsAndNeighbourThumbnails) {
     EXPECT_GE(count(h, "src=\"data:image/jpeg;base64,"), 16u);
     EXPECT_EQ(h.find("src=\"/"), std::string::npos) << "nothing outside the file";
     EXPECT_EQ(count(h, "http://"), count(h, "http://www.w3.org/2000/svg")) << "no link leaves the file";
-    // the charts as files too
-    size_t svgs = 0;
+    // the charts as files too: SVG, and PNG drawn by cairo (twice the SVG's pixels)
+    size_t svgs = 0, pngs = 0;
     for (const auto & e : fs::directory_iterator(dir_ / "charts")) {
         svgs += e.path().extension() == ".svg";
+        if (e.path().extension() == ".png") {
+            ++pngs;
+            const std::string b = read(e.path());
+            const dior::image img = dior::decode_image((const uint8_t *)b.data(), b.size(), e.path().string(), 0);
+            EXPECT_EQ(img.width, 2 * 690);
+            // not blank: the bars' blue is there
+            bool blue = false;
+            for (size_t i = 0; i + 2 < img.rgb.size() && !blue; i += 3) {
+                blue = img.rgb[i] == 0x3b && img.rgb[i + 1] == 0x6e && img.rgb[i + 2] == 0xa5;
+            }
+            EXPECT_TRUE(blue) << e.path();
+        }
     }
     EXPECT_EQ(svgs, 2u);
+    EXPECT_EQ(pngs, 2u);
 }
 
 TEST_F(Report, MissingImagesShowAPlaceholderAndNoEvaluationIsSaidPlainly) {
@@ -87,6 +101,9 @@ TEST_F(Report, BadInputsAreNamed) {
     auto r = run("report --db " + (dir_ / "none.db").string());
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.output.find("store not found"), std::string::npos) << r.output;
+    r = run("report --db " + s_.db.string() + " --png -o " + (dir_ / "x.html").string());
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.output.find("--charts-dir"), std::string::npos) << r.output;
     r = run("report --db " + s_.db.string() + " --eval " + (dir_ / "noeval").string() + " -o " +
             (dir_ / "x.html").string());
     EXPECT_EQ(r.status, 1);

@@ -52,6 +52,7 @@ int run_search(search_options o) {
     const auto sets   = select_settings(*st, o.filter);
     const auto bytes  = read_file(o.query, o.limits.max_file_bytes);
     const auto sha256 = sha256_hex(bytes.data(), bytes.size());
+    const auto known  = stored_paths(*st, o.query, sha256);
 
     struct one {
         std::shared_ptr<const setting_index> ix;
@@ -64,7 +65,7 @@ int run_search(search_options o) {
     for (const auto & s : sets) {
         one w;
         w.ix  = load_index(*st, s, *m);
-        w.row = stored_row(*st, *w.ix, o.query, sha256);
+        w.row = stored_row(*w.ix, known);
         if (w.row) {
             w.q = w.ix->index.vector(*w.row);
         } else {

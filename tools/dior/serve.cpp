@@ -6,6 +6,7 @@
 // asks for it; request bodies and image pixels are limited; sockets time out; embedding work (the
 // model runs one job at a time) waits in a bounded queue, and a full queue answers 503 at once while
 // reads (settings, stored searches, thumbnails) go on; SIGTERM / SIGINT stop it gracefully.
+#include "chart.h"
 #include "commands.h"
 #include "html.h"
 #include "query.h"
@@ -389,16 +390,18 @@ class service {
             std::optional<size_t>                row;
             std::vector<float>                   q;
         };
+        std::vector<std::string> known;
+        {
+            std::lock_guard<std::mutex> lk(store_mu_);
+            known = stored_paths(*st_, stored_path, sha);
+        }
         std::vector<one>     work;
         std::vector<setting> to_embed;
         std::vector<size_t>  at;
         for (const auto & s : sets) {
             one w;
-            w.ix = index(s, *m);
-            {
-                std::lock_guard<std::mutex> lk(store_mu_);
-                w.row = stored_row(*st_, *w.ix, stored_path, sha);
-            }
+            w.ix  = index(s, *m);
+            w.row = stored_row(*w.ix, known);
             if (w.row) {
                 w.q = w.ix->index.vector(*w.row);
             } else {
@@ -540,8 +543,8 @@ class service {
         } else {
             const auto t = make_results_table(eval_);
             body         = results_table_html(t) + "<div class=\"charts\">";
-            for (const auto & [title, svg] : results_charts_svg(t)) {
-                body += svg;
+            for (const auto & c : results_charts(t)) {
+                body += chart_svg(c);
             }
             body += "</div>";
         }
