@@ -654,7 +654,7 @@ struct neighbor {
     float  distance = 0;
 };
 
-// Exact search (faiss' flat indexes: every stored vector is compared) over a copy of `vectors`.
+// Exact search (every stored vector is compared; one OpenBLAS matrix-vector product per query).
 // Throws dior::error for vectors holding NaN or infinities.
 class vector_index {
   public:
@@ -671,7 +671,8 @@ class vector_index {
 
     // The k nearest rows to the query (dim values), nearest first, equal distances in row order;
     // `exclude` (the query's own row, when it is stored) is left out. Safe to call from several
-    // threads at once. dior::error when dim is not the index's width.
+    // threads at once. Distances are measured directly (not from |a|^2 + |b|^2 - 2 a.b, which loses
+    // digits between close vectors). dior::error when dim is not the index's width.
     std::vector<neighbor> search(const float * query, size_t dim, size_t k,
                                  std::optional<size_t> exclude = std::nullopt) const;
 

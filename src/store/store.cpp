@@ -414,9 +414,12 @@ class sqlite_store final : public store {
 
     matrix vectors(int64_t setting_id, std::vector<std::string> * paths,
                    std::vector<std::string> * texts) const override {
-        // One statement, one snapshot: rows, names and texts always belong together.
+        // One statement, one snapshot: rows, names and texts always belong together. Images in path
+        // order (their unique index) outside, each one's vector looked up by key: no sort of the
+        // blobs (at 100k vectors of 8 KB, sorting them made this 4x slower).
         statement q(db_, ("SELECT i.path, v.vector, " + col(3, "v.text", "NULL") +
-                          " FROM vectors v JOIN images i ON i.id = v.image_id WHERE v.setting_id = ? ORDER BY i.path")
+                          " FROM images i CROSS JOIN vectors v ON v.setting_id = ? AND v.image_id = i.id"
+                          " ORDER BY i.path")
                              .c_str());
         q.bind(1, setting_id);
         matrix m;

@@ -13,17 +13,21 @@ struct layout {
     static constexpr int label_w = 330, bar_w = 300, bar_h = 12, gap = 10, top = 44;
     int                  width = 0, height = 0;
 
-    explicit layout(const bar_chart & c) : width(label_w + bar_w + 60), height(top + (int)c.rows.size() * (2 * bar_h + gap) + 16) {}
+    explicit layout(const bar_chart & c)
+        : width(label_w + bar_w + 60), height(top + (int)c.rows.size() * (2 * bar_h + gap) + 16) {}
 
-    static int    row_y(size_t r) { return top + (int)r * (2 * bar_h + gap); }
-    static int    bar_y(size_t r, int b) { return row_y(r) + b * bar_h; }
-    static int    bar_len(double v) { return (int)std::lround((std::isnan(v) ? 0 : std::clamp(v, 0.0, 100.0)) / 100.0 * bar_w); }
+    static int row_y(size_t r) { return top + (int)r * (2 * bar_h + gap); }
+    static int bar_y(size_t r, int b) { return row_y(r) + b * bar_h; }
+    static int bar_len(double v) {
+        return (int)std::lround((std::isnan(v) ? 0 : std::clamp(v, 0.0, 100.0)) / 100.0 * bar_w);
+    }
     static double value(const bar_chart::row & r, int b) { return b == 0 ? r.map_r : r.prec_1; }
 };
 
 constexpr const char * k_names[2]  = { "mAP@R", "P@1" };
 constexpr const char * k_colors[2] = { "#3b6ea5", "#e08a2c" };
-constexpr double       k_rgb[2][3] = { { 0x3b / 255.0, 0x6e / 255.0, 0xa5 / 255.0 }, { 0xe0 / 255.0, 0x8a / 255.0, 0x2c / 255.0 } };
+constexpr double       k_rgb[2][3] = { { 0x3b / 255.0, 0x6e / 255.0, 0xa5 / 255.0 },
+                                       { 0xe0 / 255.0, 0x8a / 255.0, 0x2c / 255.0 } };
 
 }  // namespace
 
@@ -46,7 +50,7 @@ std::vector<bar_chart> results_charts(const results_table & t) {
 std::string chart_svg(const bar_chart & c) {
     const layout L(c);
     const auto   n = [](int v) { return std::to_string(v); };
-    std::string  s = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"" + n(L.width) + "\" height=\"" +
+    std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"" + n(L.width) + "\" height=\"" +
                     n(L.height) + "\" viewBox=\"0 0 " + n(L.width) + " " + n(L.height) +
                     "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" "
                     "fill=\"white\"/>\n<text x=\"8\" y=\"18\" font-size=\"14\" font-weight=\"bold\">" +

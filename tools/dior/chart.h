@@ -21,6 +21,6 @@ struct bar_chart {
 std::vector<bar_chart> results_charts(const results_table & t);
 std::string            chart_svg(const bar_chart & c);
 // dior::error naming the file when it cannot be written.
-void                   write_chart_png(const bar_chart & c, const std::string & path);
+void write_chart_png(const bar_chart & c, const std::string & path);
 
 }  // namespace dior::cli

@@ -233,8 +233,8 @@ std::string results_table_html(const results_table & t) {
             if (it == t.cells.end()) {
                 h += "<td class=\"none\">·</td>";
             } else {
-                h += "<td title=\"" + std::to_string(it->second.images) + " images\">" + format_score(it->second.map_r) +
-                     " / " + format_score(it->second.prec_1) + "</td>";
+                h += "<td title=\"" + std::to_string(it->second.images) + " images\">" +
+                     format_score(it->second.map_r) + " / " + format_score(it->second.prec_1) + "</td>";
             }
         }
         h += "</tr>\n";

@@ -13,7 +13,7 @@ std::string method_of(const setting & s) {
 }
 
 std::string describe(const stored_setting & st) {
-    const setting & s   = st.s;
+    const setting & s = st.s;
     // Appended piece by piece (GCC 12 warns falsely about "#" + std::to_string(...)).
     std::string out = "#";
     out.append(std::to_string(st.id)).append(" ").append(method_of(s));

@@ -68,7 +68,7 @@ TEST_F(Report, HoldsTheResultsTableChartsAndNeighbourThumbnails) {
         svgs += e.path().extension() == ".svg";
         if (e.path().extension() == ".png") {
             ++pngs;
-            const std::string b = read(e.path());
+            const std::string b   = read(e.path());
             const dior::image img = dior::decode_image((const uint8_t *)b.data(), b.size(), e.path().string(), 0);
             EXPECT_EQ(img.width, 2 * 690);
             // not blank: the bars' blue is there
