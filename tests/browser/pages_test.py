@@ -135,7 +135,11 @@ def main():
             page.click("#search")
             page.wait_for_function("[...document.querySelectorAll('.column .note')].every(e => e.textContent.includes('stored query'))",
                                    timeout=60000)
-            check("a stored query is searched by its stored vector", all_loaded(page, "img.neighbor"))
+            page.wait_for_function(
+                "[...document.querySelectorAll('img.neighbor')].every(e => e.complete && e.naturalWidth > 0)",
+                timeout=30000)
+            check("a stored query is searched by its stored vector",
+                  page.eval_on_selector_all("img.neighbor", "els => els.length") == 8 and all_loaded(page, "img.neighbor"))
 
             # the evaluation page of the service
             page.goto(url + "eval")
