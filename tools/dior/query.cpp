@@ -112,6 +112,63 @@ std::optional<size_t> stored_row(const setting_index & ix, const std::vector<std
     return std::nullopt;
 }
 
+std::vector<setting_hits> search_indexes(const std::vector<std::shared_ptr<const setting_index>> & indexes,
+                                         const std::vector<std::string> & known, size_t k, const embed_fn & embed) {
+    std::vector<setting_hits>          hits(indexes.size());
+    std::vector<std::vector<float>>    queries(indexes.size());
+    std::vector<std::optional<size_t>> rows(indexes.size());
+    std::vector<setting>               missing;
+    std::vector<size_t>                missing_at;
+    for (size_t i = 0; i < indexes.size(); ++i) {
+        hits[i].ix = indexes[i];
+        rows[i]    = stored_row(*indexes[i], known);
+        if (rows[i]) {
+            queries[i]     = indexes[i]->index.vector(*rows[i]);
+            hits[i].stored = true;
+        } else {
+            missing.push_back(indexes[i]->s.s);
+            missing_at.push_back(i);
+        }
+    }
+    if (!missing.empty()) {
+        auto vs = embed(missing);
+        for (size_t j = 0; j < vs.size(); ++j) {
+            queries[missing_at[j]] = std::move(vs[j]);
+        }
+    }
+    for (size_t i = 0; i < indexes.size(); ++i) {
+        hits[i].neighbors = indexes[i]->index.search(queries[i].data(), queries[i].size(), k, rows[i]);
+    }
+    return hits;
+}
+
+nlohmann::json setting_json(const stored_setting & s) {
+    using json = nlohmann::json;
+    return { { "id", s.id },
+             { "name", reference_dir_name(s.s) },
+             { "label", describe(s) },
+             { "method", method_of(s.s) },
+             { "dataset", s.s.dataset },
+             { "model_id", s.s.model_id },
+             { "prompt_type", s.s.prompt_type },
+             { "condition", s.s.condition ? json(*s.s.condition) : json(nullptr) },
+             { "layer", s.s.layer },
+             { "images", s.n_vectors },
+             { "can_embed", query_embedder::can_embed(s.s) } };
+}
+
+nlohmann::json hits_json(const setting_hits & h) {
+    nlohmann::json r = { { "setting", setting_json(h.ix->s) },
+                         { "query_stored", h.stored },
+                         { "neighbors", nlohmann::json::array() } };
+    for (size_t i = 0; i < h.neighbors.size(); ++i) {
+        r["neighbors"].push_back({ { "rank", i + 1 },
+                                   { "path", h.ix->paths[h.neighbors[i].row] },
+                                   { "distance", h.neighbors[i].distance } });
+    }
+    return r;
+}
+
 model_params params_from_engine_options(const std::string & engine_options, model_params p) {
     p.flash_attn        = false;
     p.kv_f16            = false;

@@ -5,9 +5,11 @@
 #include "dior.h"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,6 +47,26 @@ std::shared_ptr<const setting_index> load_index(const store & st, const stored_s
 std::vector<std::string> stored_paths(const store & st, const std::string & path, const std::string & sha256);
 // The row of the first of those paths that a setting holds.
 std::optional<size_t> stored_row(const setting_index & ix, const std::vector<std::string> & paths);
+
+// A query's neighbours under one setting.
+struct setting_hits {
+    std::shared_ptr<const setting_index> ix;
+    bool                                 stored = false;  // its stored vector was used (and left out)
+    std::vector<neighbor>                neighbors;
+};
+// The vectors of the query image under the settings that do not hold it, in their order.
+using embed_fn = std::function<std::vector<std::vector<float>>(const std::vector<setting> &)>;
+// The k nearest under each index: the query's stored vector where the setting holds one of `known`
+// (stored_paths), else a vector from `embed`, called once for all such settings (not at all when
+// every setting holds the image).
+std::vector<setting_hits> search_indexes(const std::vector<std::shared_ptr<const setting_index>> & indexes,
+                                         const std::vector<std::string> & known, size_t k, const embed_fn & embed);
+
+// JSON of a stored setting (id, name, label, method, dataset, model, prompt, condition, layer,
+// images, can_embed) and of one setting's hits ({"setting", "query_stored", "neighbors": [{"rank",
+// "path", "distance"}]}), as `dior search --json` and `dior serve` answer.
+nlohmann::json setting_json(const stored_setting & s);
+nlohmann::json hits_json(const setting_hits & h);
 
 // Models loaded on first use (and kept) to embed new query images under stored settings, checked
 // against the hashes the settings recorded. DIOR (input_last, first_output, mean_output) and CLIP

@@ -24,18 +24,6 @@ struct search_options {
     image_limits          limits;
 };
 
-json setting_json(const stored_setting & s) {
-    return { { "id", s.id },
-             { "name", reference_dir_name(s.s) },
-             { "method", method_of(s.s) },
-             { "dataset", s.s.dataset },
-             { "model_id", s.s.model_id },
-             { "prompt_type", s.s.prompt_type },
-             { "condition", s.s.condition ? json(*s.s.condition) : json(nullptr) },
-             { "layer", s.s.layer },
-             { "images", s.n_vectors } };
-}
-
 int run_search(search_options o) {
     if (o.k == 0) {
         throw error("-k must be at least 1");
@@ -54,54 +42,28 @@ int run_search(search_options o) {
     const auto sha256 = sha256_hex(bytes.data(), bytes.size());
     const auto known  = stored_paths(*st, o.query, sha256);
 
-    struct one {
-        std::shared_ptr<const setting_index> ix;
-        std::optional<size_t>                row;
-        std::vector<float>                   q;
-    };
-    std::vector<one>     work;
-    std::vector<setting> to_embed;
-    std::vector<size_t>  embed_at;
+    std::vector<std::shared_ptr<const setting_index>> indexes;
     for (const auto & s : sets) {
-        one w;
-        w.ix  = load_index(*st, s, *m);
-        w.row = stored_row(*w.ix, known);
-        if (w.row) {
-            w.q = w.ix->index.vector(*w.row);
-        } else {
-            to_embed.push_back(s.s);
-            embed_at.push_back(work.size());
-        }
-        work.push_back(std::move(w));
+        indexes.push_back(load_index(*st, s, *m));
     }
-    if (!to_embed.empty()) {
+    const auto hits = search_indexes(indexes, known, o.k, [&](const std::vector<setting> & missing) {
         query_embedder emb(o.files);
-        auto           vs = emb.embed(bytes, o.query, to_embed, o.limits);
-        for (size_t i = 0; i < vs.size(); ++i) {
-            work[embed_at[i]].q = std::move(vs[i]);
-        }
-    }
+        return emb.embed(bytes, o.query, missing, o.limits);
+    });
 
     json out = { { "query", o.query }, { "metric", metric_name(*m) }, { "results", json::array() } };
-    for (const auto & w : work) {
-        const auto nbs = w.ix->index.search(w.q.data(), w.q.size(), o.k, w.row);
+    for (const auto & h : hits) {
         if (o.as_json) {
-            json r = { { "setting", setting_json(w.ix->s) },
-                       { "query_stored", w.row.has_value() },
-                       { "neighbors", json::array() } };
-            for (size_t i = 0; i < nbs.size(); ++i) {
-                r["neighbors"].push_back(
-                    { { "rank", i + 1 }, { "path", w.ix->paths[nbs[i].row] }, { "distance", nbs[i].distance } });
-            }
-            out["results"].push_back(std::move(r));
-        } else {
-            std::printf("%s\n  query %s (%s), %s distance\n", describe(w.ix->s).c_str(), printable(o.query).c_str(),
-                        w.row ? "stored" : "embedded now", metric_name(*m));
-            for (size_t i = 0; i < nbs.size(); ++i) {
-                std::printf("  %3zu  %10.4f  %s\n", i + 1, nbs[i].distance, printable(w.ix->paths[nbs[i].row]).c_str());
-            }
-            std::printf("\n");
+            out["results"].push_back(hits_json(h));
+            continue;
         }
+        std::printf("%s\n  query %s (%s), %s distance\n", describe(h.ix->s).c_str(), printable(o.query).c_str(),
+                    h.stored ? "stored" : "embedded now", metric_name(*m));
+        for (size_t i = 0; i < h.neighbors.size(); ++i) {
+            std::printf("  %3zu  %10.4f  %s\n", i + 1, h.neighbors[i].distance,
+                        printable(h.ix->paths[h.neighbors[i].row]).c_str());
+        }
+        std::printf("\n");
     }
     if (o.as_json) {
         std::printf("%s\n", out.dump(2).c_str());

@@ -87,20 +87,6 @@ std::vector<uint8_t> decode_base64(const std::string & text) {
     return out;
 }
 
-json setting_json(const stored_setting & s) {
-    return { { "id", s.id },
-             { "name", reference_dir_name(s.s) },
-             { "label", describe(s) },
-             { "method", method_of(s.s) },
-             { "dataset", s.s.dataset },
-             { "model_id", s.s.model_id },
-             { "prompt_type", s.s.prompt_type },
-             { "condition", s.s.condition ? json(*s.s.condition) : json(nullptr) },
-             { "layer", s.s.layer },
-             { "images", s.n_vectors },
-             { "can_embed", query_embedder::can_embed(s.s) } };
-}
-
 class service {
   public:
     explicit service(const serve_options & o) : o_(o), embedder_(o.files) {
@@ -385,51 +371,24 @@ class service {
         auto [bytes, source]  = query_image(j, stored_path);
         const std::string sha = bytes.empty() ? std::string() : sha256_hex(bytes.data(), bytes.size());
 
-        struct one {
-            std::shared_ptr<const setting_index> ix;
-            std::optional<size_t>                row;
-            std::vector<float>                   q;
-        };
         std::vector<std::string> known;
         {
             std::lock_guard<std::mutex> lk(store_mu_);
             known = stored_paths(*st_, stored_path, sha);
         }
-        std::vector<one>     work;
-        std::vector<setting> to_embed;
-        std::vector<size_t>  at;
+        std::vector<std::shared_ptr<const setting_index>> indexes;
         for (const auto & s : sets) {
-            one w;
-            w.ix  = index(s, *m);
-            w.row = stored_row(*w.ix, known);
-            if (w.row) {
-                w.q = w.ix->index.vector(*w.row);
-            } else {
-                to_embed.push_back(s.s);
-                at.push_back(work.size());
-            }
-            work.push_back(std::move(w));
+            indexes.push_back(index(s, *m));
         }
-        if (!to_embed.empty()) {
+        const auto hits = search_indexes(indexes, known, (size_t)k, [&](const std::vector<setting> & missing) {
             if (bytes.empty()) {  // a stored image that some setting lacks: read it from disk
                 bytes = read_file(stored_path, limits_.max_file_bytes);
             }
-            auto vs = embed_now(std::move(bytes), source, to_embed);
-            for (size_t i = 0; i < vs.size(); ++i) {
-                work[at[i]].q = std::move(vs[i]);
-            }
-        }
-        json out = { { "metric", metric_name(*m) }, { "results", json::array() } };
-        for (const auto & w : work) {
-            const auto nbs = w.ix->index.search(w.q.data(), w.q.size(), (size_t)k, w.row);
-            json       r   = { { "setting", setting_json(w.ix->s) },
-                               { "query_stored", w.row.has_value() },
-                               { "neighbors", json::array() } };
-            for (size_t i = 0; i < nbs.size(); ++i) {
-                r["neighbors"].push_back(
-                    { { "rank", i + 1 }, { "path", w.ix->paths[nbs[i].row] }, { "distance", nbs[i].distance } });
-            }
-            out["results"].push_back(std::move(r));
+            return embed_now(std::move(bytes), source, missing);
+        });
+        json       out  = { { "metric", metric_name(*m) }, { "results", json::array() } };
+        for (const auto & h : hits) {
+            out["results"].push_back(hits_json(h));
         }
         reply(res, out);
     }
