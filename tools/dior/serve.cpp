@@ -147,7 +147,9 @@ class service {
                 reply_error(res, 400, "a number was expected");
             } catch (const std::out_of_range &) {
                 reply_error(res, 400, "a number is out of range");
-            } catch (const error & e) {
+            } catch (const store_error & e) {
+                reply_error(res, 500, e.what());
+            } catch (const error & e) {  // bad input: an image that does not decode, a file too large
                 reply_error(res, 400, e.what());
             } catch (const std::bad_alloc &) {
                 reply_error(res, 503, "out of memory");
@@ -420,8 +422,9 @@ class service {
                 described.push_back(setting_json(s));
             }
         } else {
-            const auto dior = std::find_if(base.begin(), base.end(),
-                                           [](const stored_setting & s) { return s.s.source == "input_last"; });
+            const auto dior = std::find_if(base.begin(), base.end(), [](const stored_setting & s) {
+                return s.s.source == "input_last" && query_embedder::can_embed(s.s);  // a known prompt type
+            });
             for (const auto & c : wanted) {
                 const auto same = std::find_if(base.begin(), base.end(), [&](const stored_setting & s) {
                     return s.s.condition.value_or("none") == c;
