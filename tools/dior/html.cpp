@@ -48,6 +48,8 @@ std::string base64(const std::vector<uint8_t> & bytes) {
     return out;
 }
 
+namespace {
+
 std::string placeholder_svg(const std::string & why, int side) {
     return "<svg xmlns='http://www.w3.org/2000/svg' width='" + std::to_string(side) + "' height='" +
            std::to_string(side) + "'><rect width='100%' height='100%' fill='#ddd'/>" +
@@ -55,26 +57,34 @@ std::string placeholder_svg(const std::string & why, int side) {
            "text-anchor='middle' dominant-baseline='middle'>" + html_escape(why) + "</text></svg>";
 }
 
-std::string placeholder_uri(const std::string & why, int side) {
-    const std::string svg = placeholder_svg(why, side);
-    return "data:image/svg+xml;base64," + base64(std::vector<uint8_t>(svg.begin(), svg.end()));
+}  // namespace
+
+thumbnail_image make_thumbnail(const std::string & path, int max_side, const image_limits & limits) {
+    thumbnail_image t;
+    std::error_code ec;
+    std::string     why;
+    if (!fs::is_regular_file(path, ec)) {
+        why = "missing";
+    } else {
+        try {
+            t.bytes = thumbnail_jpeg(path, max_side, limits);
+            t.mime  = "image/jpeg";
+            return t;
+        } catch (const error &) {
+            why = "unreadable";
+        }
+    }
+    const std::string svg = placeholder_svg(why, max_side);
+    t.bytes.assign(svg.begin(), svg.end());
+    t.mime        = "image/svg+xml";
+    t.placeholder = true;
+    return t;
 }
 
 std::string thumbnail_img(const std::string & path, int max_side, const std::string & title) {
-    std::string     src, cls = "thumb";
-    std::error_code ec;
-    if (!fs::is_regular_file(path, ec)) {
-        src = placeholder_uri("missing", max_side);
-        cls += " missing";
-    } else {
-        try {
-            src = "data:image/jpeg;base64," + base64(thumbnail_jpeg(path, max_side));
-        } catch (const error &) {
-            src = placeholder_uri("unreadable", max_side);
-            cls += " missing";
-        }
-    }
-    return "<img class=\"" + cls + "\" src=\"" + src + "\" title=\"" + html_escape(title) + "\" alt=\"" +
+    const thumbnail_image t = make_thumbnail(path, max_side);
+    return std::string("<img class=\"thumb") + (t.placeholder ? " missing" : "") + "\" src=\"data:" + t.mime +
+           ";base64," + base64(t.bytes) + "\" title=\"" + html_escape(title) + "\" alt=\"" +
            html_escape(fs::path(path).filename().string()) + "\">";
 }
 

@@ -15,11 +15,17 @@ namespace dior::cli {
 std::string html_escape(const std::string & text);
 std::string base64(const std::vector<uint8_t> & bytes);
 
+// A JPEG thumbnail of an image file (longer side max_side), or an SVG placeholder saying why there
+// is none ("missing", "unreadable").
+struct thumbnail_image {
+    std::vector<uint8_t> bytes;
+    std::string          mime;  // "image/jpeg" or "image/svg+xml"
+    bool                 placeholder = false;
+};
+thumbnail_image make_thumbnail(const std::string & path, int max_side, const image_limits & limits = {});
+
 // <img> of the image file's thumbnail, or of a grey placeholder saying why there is none.
 std::string thumbnail_img(const std::string & path, int max_side, const std::string & title);
-// The placeholder alone, e.g. for "missing": an SVG image, and the same as a data URI.
-std::string placeholder_svg(const std::string & why, int side);
-std::string placeholder_uri(const std::string & why, int side);
 
 // One evaluated setting, as `dior eval -o DIR` writes it (DIR/<setting>.json).
 struct eval_result {

@@ -33,6 +33,13 @@ std::string describe(const stored_setting & st) {
     return out;
 }
 
+std::unique_ptr<store> open_existing_store(const std::string & db) {
+    if (!fs::exists(db)) {
+        throw error("store not found: " + printable(db) + " (dior embed writes one; --db names it)");
+    }
+    return store::open(db, true);
+}
+
 std::vector<stored_setting> select_settings(const store & st, const setting_filter & f) {
     const auto                  all = st.settings();
     std::vector<stored_setting> out;

@@ -25,6 +25,9 @@ struct setting_filter {
     std::optional<int>       layer;
     std::string              dataset;
 };
+// An existing store, read-only; dior::error saying how to make one when the file is not there.
+std::unique_ptr<store> open_existing_store(const std::string & db);
+
 // dior::error naming what was asked and what the store holds when nothing matches.
 std::vector<stored_setting> select_settings(const store & st, const setting_filter & f);
 

@@ -51,10 +51,7 @@ int run_report(const report_options & o) {
     if (o.png && o.charts_dir.empty()) {
         throw error("--png writes the charts into --charts-dir DIR: give that too");
     }
-    if (!fs::exists(o.db)) {
-        throw error("store not found: " + printable(o.db) + " (dior embed writes one; --db names it)");
-    }
-    auto st = store::open(o.db, true);
+    auto st = open_existing_store(o.db);
 
     std::string body;
     // --- results ---------------------------------------------------------------------------------

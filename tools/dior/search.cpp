@@ -16,7 +16,6 @@ struct search_options {
     std::string           db = "embeddings.db";
     std::string           query;
     setting_filter        filter;
-    std::optional<int>    layer;
     size_t                k       = 10;
     std::string           metric  = "l2";
     bool                  as_json = false;
@@ -32,11 +31,7 @@ int run_search(search_options o) {
     if (!m) {
         throw error("--metric " + o.metric + ": use l2 or cosine");
     }
-    if (!std::filesystem::exists(o.db)) {
-        throw error("store not found: " + printable(o.db) + " (dior embed writes one; --db names it)");
-    }
-    auto st           = store::open(o.db, true);
-    o.filter.layer    = o.layer;
+    auto       st     = open_existing_store(o.db);
     const auto sets   = select_settings(*st, o.filter);
     const auto bytes  = read_file(o.query, o.limits.max_file_bytes);
     const auto sha256 = sha256_hex(bytes.data(), bytes.size());
@@ -82,7 +77,7 @@ void register_search(CLI::App & app, int & exit_code) {
     cmd->add_option("-c,--condition", o->filter.conditions,
                     "settings of this condition (repeatable; none: no condition)");
     cmd->add_option("--method", o->filter.method, "settings of this method: dior, clip, indirect, generative, ...");
-    cmd->add_option("--layer", o->layer, "settings of this layer, as requested when embedding (-1: the last)");
+    cmd->add_option("--layer", o->filter.layer, "settings of this layer, as requested when embedding (-1: the last)");
     cmd->add_option("--dataset", o->filter.dataset, "settings of this dataset or image set");
     cmd->add_option("-k", o->k, "neighbours per setting")->default_str("10");
     cmd->add_option("--metric", o->metric, "l2 (Euclidean, as the evaluation ranks) or cosine (1 - cosine similarity)")

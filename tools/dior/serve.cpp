@@ -90,7 +90,7 @@ std::vector<uint8_t> decode_base64(const std::string & text) {
 class service {
   public:
     explicit service(const serve_options & o) : o_(o), embedder_(o.files) {
-        st_ = store::open(o.db, true);
+        st_ = open_existing_store(o.db);
         if (!o.eval_dir.empty()) {
             eval_ = load_eval_dir(o.eval_dir);
         }
@@ -481,18 +481,8 @@ class service {
                 throw http_error(404, "the store has no image " + printable(path));
             }
         }
-        std::error_code ec;
-        try {
-            if (!fs::is_regular_file(path, ec)) {
-                throw error("missing");
-            }
-            image_limits l = limits_;
-            const auto   b = thumbnail_jpeg(path, size, l);
-            res.set_content(std::string(b.begin(), b.end()), "image/jpeg");
-        } catch (const error & e) {
-            res.set_content(placeholder_svg(std::string(e.what()) == "missing" ? "missing" : "unreadable", size),
-                            "image/svg+xml");
-        }
+        const thumbnail_image t = make_thumbnail(path, size, limits_);
+        res.set_content(std::string(t.bytes.begin(), t.bytes.end()), t.mime);
         res.set_header("Cache-Control", "max-age=60");
     }
 
@@ -540,9 +530,6 @@ int run_serve(serve_options o) {
         if (const char * k = std::getenv("DIOR_API_KEY")) {
             o.api_key = k;
         }
-    }
-    if (!fs::exists(o.db)) {
-        throw error("store not found: " + printable(o.db) + " (dior embed writes one; --db names it)");
     }
     if (o.queue < 1 || o.http_threads < 1 || o.max_body_mb <= 0) {
         throw error("--queue, --http-threads and --max-body-mb must be positive");
