@@ -133,10 +133,14 @@ def main():
             page.set_input_files("#upload", [])
             page.select_option("#stored", index=2)
             page.click("#search")
-            page.wait_for_function("[...document.querySelectorAll('.column .note')].every(e => e.textContent.includes('stored query'))",
+            # the click empties the results before the answer arrives, and every() holds on an empty
+            # list: wait for both columns and all their thumbnails, not for "no column says otherwise"
+            page.wait_for_function("(() => { const n = [...document.querySelectorAll('.column .note')];"
+                                   " return n.length == 2 && n.every(e => e.textContent.includes('stored query')); })()",
                                    timeout=60000)
             page.wait_for_function(
-                "[...document.querySelectorAll('img.neighbor')].every(e => e.complete && e.naturalWidth > 0)",
+                "(() => { const i = [...document.querySelectorAll('img.neighbor')];"
+                " return i.length == 8 && i.every(e => e.complete && e.naturalWidth > 0); })()",
                 timeout=30000)
             check("a stored query is searched by its stored vector",
                   page.eval_on_selector_all("img.neighbor", "els => els.length") == 8 and all_loaded(page, "img.neighbor"))
