@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -556,6 +557,7 @@ std::unique_ptr<method> make_indirect_method(clip_model & m, const std::vector<i
 struct dataset_info {
     std::string                             name;     // "synthetic_cars", "cars196", ...
     std::vector<std::optional<std::string>> aspects;  // nullopt (no condition) first
+    size_t                                  images = 0;  // how many the reference evaluates
 };
 
 const std::vector<dataset_info> & datasets();
@@ -680,5 +682,78 @@ class vector_index {
     struct impl;
     std::unique_ptr<impl> p_;
 };
+
+// ---------------------------------------------------------------------------------------------
+// Downloads: models from the Hugging Face hub (into its cache layout), the reference's datasets
+// ---------------------------------------------------------------------------------------------
+
+// Bytes of one file so far; total is 0 when not known.
+using download_progress = std::function<void(const std::string & file, uint64_t done, uint64_t total)>;
+
+// Where and how the hub is reached. Empty fields take the variables huggingface_hub reads:
+// endpoint HF_ENDPOINT (https://huggingface.co); cache HF_HUB_CACHE, else HF_HOME/hub, else
+// XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub; token HF_TOKEN, else the file
+// HF_TOKEN_PATH, else HF_HOME/token; offline when HF_HUB_OFFLINE is 1, true, yes or on.
+struct hub_options {
+    std::string               endpoint;
+    std::string               cache_dir;
+    std::string               token;
+    bool                      offline = false;
+    download_progress         progress;
+    const std::atomic<bool> * cancel = nullptr;
+};
+
+// A model repository's files in the cache (paths of its snapshot).
+struct hub_model {
+    std::string              repo, commit;
+    std::string              model;        // the text model (its first part when split)
+    std::vector<std::string> model_parts;  // every part of a split model, in order
+    std::string              mmproj;       // empty when the repository has none
+};
+
+// "owner/name[:QUANT]", as llama.cpp's -hf spells it: the GGUF whose name holds QUANT (default
+// Q4_K_M, else Q8_0, else the first), all its parts, and the mmproj nearest to it in bits.
+// Downloads what the cache lacks (resuming partial files, each checked against the hub's SHA-256)
+// into the huggingface_hub cache layout, so other tools share the files. Offline, or when the hub
+// cannot be reached, answers from the cache. dior::error names the repository, the file and what
+// to do (a gated repository: accept its terms and set HF_TOKEN).
+hub_model hub_fetch_model(const std::string & spec, const hub_options & opts = {});
+
+// The cache directory the options resolve to.
+std::string hub_cache_dir(const hub_options & opts = {});
+
+// The reference's datasets (SPEC section 3), as scripts/download_datasets.sh of the reference
+// fetches them: cub200 (classes 101-200, flattened) and movie_posters are downloaded; the others
+// need manual steps (cars196: Kaggle login; deepfashion: its terms, then img.zip is flattened;
+// synthetic_cars: a mirror).
+struct dataset_download_options {
+    std::string               datasets_dir = "datasets";
+    std::string               url;     // a mirror of the archive instead of the original host
+    std::string               sha256;  // the archive's SHA-256, when a mirror serves another archive
+    download_progress         progress;
+    const std::atomic<bool> * cancel = nullptr;
+};
+
+struct dataset_download_result {
+    std::string folder;         // DIR/NAME
+    size_t      images = 0;     // image files in it
+    bool        already = false;  // it was there: nothing was downloaded
+    std::string manual_steps;   // for a dataset that cannot be fetched: what to do by hand
+};
+
+dataset_download_result download_dataset(const std::string & name, const dataset_download_options & opts);
+
+// A dataset folder against what the reference's labels expect (SPEC section 3).
+struct dataset_check_result {
+    std::string              folder;
+    size_t                   images = 0, expected = 0;  // expected 0: not known
+    std::vector<std::string> missing;  // expected images that are not there
+    std::vector<std::string> extra;    // images there that no label covers
+    std::vector<std::string> notes;    // what else was found (class counts, unreadable files)
+    bool ok() const { return missing.empty() && extra.empty() && images > 0 && (expected == 0 || images == expected); }
+};
+
+dataset_check_result check_dataset(const std::string & name, const std::string & datasets_dir,
+                                   const label_sources & labels);
 
 }  // namespace dior

@@ -25,6 +25,8 @@ DEB_PACKAGES=(
   util-linux=2.38.1-5+deb12u3
   clang=1:14.0-55.7~deb12u1
   libcairo2-dev=1.16.0-7
+  libcurl4-openssl-dev=7.88.1-10+deb12u15
+  libarchive-dev=3.6.2-1+deb12u5
 )
 
 # For the tests only (scripts/test.sh): the headless browser that tests/browser/pages_test.py drives.

@@ -8,11 +8,11 @@ namespace dior {
 
 const std::vector<dataset_info> & datasets() {
     static const std::vector<dataset_info> all = {
-        { "synthetic_cars", { std::nullopt, "car model", "car color", "background color" } },
-        { "cars196", { std::nullopt, "car model" } },
-        { "cub200", { std::nullopt, "bird species" } },
-        { "deepfashion", { std::nullopt, "clothing category", "texture type", "fabric type", "fit type" } },
-        { "movie_posters", { std::nullopt, "movie genre", "movie's production country" } },
+        { "synthetic_cars", { std::nullopt, "car model", "car color", "background color" }, 1000 },
+        { "cars196", { std::nullopt, "car model" }, 8131 },
+        { "cub200", { std::nullopt, "bird species" }, 5924 },
+        { "deepfashion", { std::nullopt, "clothing category", "texture type", "fabric type", "fit type" }, 4000 },
+        { "movie_posters", { std::nullopt, "movie genre", "movie's production country" }, 8052 },
     };
     return all;
 }

@@ -35,7 +35,8 @@ image generated_image(int side) {
     return img;
 }
 
-int run_bench(const bench_options & o) {
+int run_bench(bench_options o) {  // a copy: -hf fills in the model files
+    o.model.fetch();
     auto        m   = model::load(o.model.resolved());
     const image img = o.image_path.empty() ? generated_image(o.image_size) : load_image(o.image_path, o.image_max_size);
 

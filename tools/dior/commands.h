@@ -16,15 +16,28 @@ constexpr int exit_fatal   = 1;  // bad arguments, model not loadable, nothing e
 constexpr int exit_partial = 2;  // some images failed (reported); the others were embedded
 // 128 + signal: SIGINT, SIGTERM or SIGHUP stopped the run after committing the current image
 
+// -hf OWNER/NAME[:QUANT]: the text model and its mmproj from the Hugging Face hub (hub_fetch_model).
+struct hub_source {
+    std::string spec, token;
+    bool        offline = false;
+    void        add(CLI::App & app);
+    // With -hf given: downloads what the cache lacks (a progress bar on stderr) and sets `model`
+    // and, unless the user named one, `mmproj`. A -m given as well is refused.
+    void fetch(std::string & model, std::string & mmproj) const;
+};
+
 // Options every model-using subcommand shares.
 struct model_options {
     model_params params;
+    hub_source   hf;
     std::string  processor   = "fast";
     bool         mtmd_resize = false;  // older spelling of --image-processor mtmd
     bool         strict      = false;  // --strict: every computation in F32
     void         add(CLI::App & app);
 
     model_params resolved() const;
+    // -hf: the files into params (once, before resolved()).
+    void fetch() { hf.fetch(params.model_path, params.mmproj_path); }
 
     // The options that change vectors, recorded with every setting. The slow (Pillow) processor
     // and the vision encoder's exact attention write no word of their own: they were the only
@@ -70,5 +83,6 @@ void register_search(CLI::App & app, int & exit_code);
 void register_bench_search(CLI::App & app, int & exit_code);
 void register_report(CLI::App & app, int & exit_code);
 void register_serve(CLI::App & app, int & exit_code);
+void register_datasets(CLI::App & app, int & exit_code);
 
 }  // namespace dior::cli

@@ -123,7 +123,7 @@ void check_context(model & m, const embed_params & ep, const std::vector<std::op
     }
 }
 
-int run_embed(const embed_options & o) {
+int run_embed(embed_options o) {  // a copy: -hf fills in the model files
     // --- what to embed ---------------------------------------------------------------------
     std::vector<std::string>                images;
     std::vector<std::optional<std::string>> conditions;
@@ -258,8 +258,9 @@ int run_embed(const embed_options & o) {
         ~stop_on_exit() { flag = true; }
     } stop_hashing{ cancel_hashing };
     if (o.method == "dior" || o.method == "generative") {
+        o.model.fetch();
         if (o.model.params.model_path.empty() || o.model.params.mmproj_path.empty()) {
-            throw error("the " + o.method + " method needs -m MODEL.gguf and --mmproj MMPROJ.gguf");
+            throw error("the " + o.method + " method needs -m MODEL.gguf and --mmproj MMPROJ.gguf, or -hf OWNER/NAME");
         }
         if (o.method == "generative" && o.text_encoder.empty()) {
             throw error(

@@ -11,6 +11,7 @@ namespace dior::cli {
 void model_options::add(CLI::App & app) {
     app.add_option("-m,--model", params.model_path, "GGUF text model (e.g. Qwen2.5-VL-7B-Instruct-Q8_0.gguf)");
     app.add_option("--mmproj", params.mmproj_path, "GGUF multimodal projector of that model");
+    hf.add(app);
     app.add_option("-t,--threads", params.n_threads, "CPU threads (0: all)");
     app.add_option("--ctx-size", params.n_ctx, "longest prompt in tokens, image included");
     app.add_option("--batch-size", params.n_batch, "tokens per forward pass");

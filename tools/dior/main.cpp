@@ -24,10 +24,28 @@ void use_fast_openblas(char ** argv) {
     }
 }
 
+// llama.cpp spells the hub options -hf and -hft; CLI11 takes one-letter short names only, so
+// they are read as their long names.
+void llama_spellings(int argc, char ** argv) {
+    static char hf_repo[] = "--hf-repo", hf_token[] = "--hf-token";
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--") {
+            return;
+        }
+        if (a == "-hf") {
+            argv[i] = hf_repo;
+        } else if (a == "-hft") {
+            argv[i] = hf_token;
+        }
+    }
+}
+
 }  // namespace
 
 int main(int argc, char ** argv) {
     use_fast_openblas(argv);
+    llama_spellings(argc, argv);
     CLI::App app{ "dior.cpp: training-free conditional image embeddings (DIOR) on llama.cpp" };
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("dior ") + DIOR_VERSION + ", " + dior::engine_version());
@@ -45,6 +63,7 @@ int main(int argc, char ** argv) {
     dior::cli::register_bench_search(app, exit_code);
     dior::cli::register_report(app, exit_code);
     dior::cli::register_serve(app, exit_code);
+    dior::cli::register_datasets(app, exit_code);
 
     try {
         app.parse(argc, argv);

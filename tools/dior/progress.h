@@ -64,4 +64,70 @@ class progress {
     double            last_ = 0;
 };
 
+// Bytes of downloads on stderr: a bar on a terminal, a line every few seconds otherwise; quiet
+// for a file that is already whole.
+class byte_progress {
+  public:
+    byte_progress() : tty_(isatty(STDERR_FILENO) != 0) {}
+
+    void update(const std::string & file, uint64_t done, uint64_t total) {
+        const auto now = clock::now();
+        if (file != file_) {
+            finish();
+            file_ = file, t0_ = now, start_ = done, last_ = {};
+            if (total && done >= total) {
+                return;
+            }
+        }
+        const bool end = total && done >= total;
+        if (!end && now - last_ < std::chrono::milliseconds(tty_ ? 200 : 5000)) {
+            return;
+        }
+        last_                     = now;
+        const double      elapsed = std::chrono::duration<double>(now - t0_).count();
+        const double      rate    = elapsed > 0 ? (double)(done - start_) / elapsed : 0.0;
+        const double      eta     = rate > 0 && total ? (double)(total - done) / rate : 0.0;
+        const std::string num     = mib(done) + (total ? " / " + mib(total) : std::string());
+        if (tty_) {
+            const int width  = 30;
+            const int filled = total ? (int)(width * (double)done / (double)total) : 0;
+            std::fprintf(stderr, "\r\033[K%s [%s%s] %s %.1f MiB/s ETA %s", printable(file).c_str(),
+                         std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(), num.c_str(),
+                         rate / 1048576.0, progress::duration(eta).c_str());
+        } else {
+            std::fprintf(stderr, "download: %s %s, %.1f MiB/s\n", printable(file).c_str(), num.c_str(),
+                         rate / 1048576.0);
+        }
+        open_ = tty_;
+        if (end) {
+            finish();
+        }
+        std::fflush(stderr);
+    }
+
+    ~byte_progress() { finish(); }
+
+  private:
+    using clock = std::chrono::steady_clock;
+
+    static std::string mib(uint64_t b) {
+        char buf[32];
+        std::snprintf(buf, sizeof(buf), "%.1f MiB", (double)b / 1048576.0);
+        return buf;
+    }
+
+    void finish() {
+        if (open_) {
+            std::fputc('\n', stderr);
+            open_ = false;
+        }
+    }
+
+    bool              tty_;
+    bool              open_ = false;
+    std::string       file_;
+    clock::time_point t0_, last_;
+    uint64_t          start_ = 0;
+};
+
 }  // namespace dior::cli

@@ -20,6 +20,7 @@ struct search_options {
     std::string           metric  = "l2";
     bool                  as_json = false;
     query_embedder::files files;
+    hub_source            hf;
     image_limits          limits;
 };
 
@@ -42,6 +43,7 @@ int run_search(search_options o) {
         indexes.push_back(load_index(*st, s, *m));
     }
     const auto hits = search_indexes(indexes, known, o.k, [&](const std::vector<setting> & missing) {
+        o.hf.fetch(o.files.model, o.files.mmproj);
         query_embedder emb(o.files);
         return emb.embed(bytes, o.query, missing, o.limits);
     });
@@ -85,6 +87,7 @@ void register_search(CLI::App & app, int & exit_code) {
     cmd->add_flag("--json", o->as_json, "print JSON");
     cmd->add_option("-m,--model", o->files.model, "for new query images: the text model, if moved since embedding");
     cmd->add_option("--mmproj", o->files.mmproj, "for new query images: the projector, if moved");
+    o->hf.add(*cmd);
     cmd->add_option("--clip-model", o->files.clip_model, "for new query images: the CLIP model, if moved");
     cmd->add_option("-t,--threads", o->files.n_threads, "CPU threads (0: all)");
     cmd->add_option("--gpu-layers", o->files.n_gpu_layers, "layers to offload to a GPU build (-1: all)");

@@ -41,6 +41,7 @@ struct serve_options {
     int                   port = 8080;
     std::string           api_key;
     query_embedder::files files;
+    hub_source            hf;
     double                max_body_mb     = 32;
     int64_t               max_pixels      = 40'000'000;
     int                   timeout_s       = 30;   // socket reads and writes
@@ -594,6 +595,7 @@ void register_serve(CLI::App & app, int & exit_code) {
     cmd->add_option("--api-key", o->api_key, "require this key (X-API-Key header; also DIOR_API_KEY)");
     cmd->add_option("-m,--model", o->files.model, "for uploads: the text model, if moved since embedding");
     cmd->add_option("--mmproj", o->files.mmproj, "for uploads: the projector, if moved");
+    o->hf.add(*cmd);
     cmd->add_option("--clip-model", o->files.clip_model, "for uploads: the CLIP model, if moved");
     cmd->add_option("-t,--threads", o->files.n_threads, "CPU threads of the models (0: all)");
     cmd->add_option("--gpu-layers", o->files.n_gpu_layers, "layers to offload to a GPU build (-1: all)");
@@ -607,7 +609,8 @@ void register_serve(CLI::App & app, int & exit_code) {
     cmd->add_flag("-v,--verbose", o->verbose, "log every request; show llama.cpp's logs");
     cmd->callback([o, &exit_code] {
         o->files.verbose = o->verbose;
-        exit_code        = run_serve(*o);
+        o->hf.fetch(o->files.model, o->files.mmproj);
+        exit_code = run_serve(*o);
     });
 }
 

@@ -1,0 +1,66 @@
+// Streaming digests of downloads (OpenSSL's libcrypto): the hub's SHA-256 and git blob ids, the
+// MD5 that dataset hosts publish.
+#pragma once
+
+#include <cstdint>
+#include <fstream>
+#include <openssl/evp.h>
+#include <string>
+#include <vector>
+
+namespace dior {
+
+class digest {
+  public:
+    // "sha256", "sha1" or "md5". A git blob id is the SHA-1 of "blob SIZE\0" and the bytes:
+    // pass git_size to start with that header.
+    explicit digest(const std::string & algorithm, int64_t git_size = -1)
+        : ctx_(EVP_MD_CTX_new()), md_(EVP_get_digestbyname(algorithm.c_str())), git_size_(git_size) {
+        reset();
+    }
+
+    ~digest() { EVP_MD_CTX_free(ctx_); }
+
+    digest(const digest &)             = delete;
+    digest & operator=(const digest &) = delete;
+
+    void reset() {
+        EVP_DigestInit_ex(ctx_, md_, nullptr);
+        if (git_size_ >= 0) {
+            const std::string head = "blob " + std::to_string(git_size_);
+            EVP_DigestUpdate(ctx_, head.c_str(), head.size() + 1);
+        }
+    }
+
+    void update(const char * d, size_t n) { EVP_DigestUpdate(ctx_, d, n); }
+
+    // Feeds a file's bytes (all of them, or what there is when it does not exist yet).
+    void update_file(const std::string & path) {
+        std::ifstream     in(path, std::ios::binary);
+        std::vector<char> buf(1 << 20);
+        while (in) {
+            in.read(buf.data(), (std::streamsize)buf.size());
+            update(buf.data(), (size_t)in.gcount());
+        }
+    }
+
+    std::string hex() {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned      n = 0;
+        EVP_DigestFinal_ex(ctx_, md, &n);
+        static const char * digits = "0123456789abcdef";
+        std::string         out;
+        for (unsigned i = 0; i < n; ++i) {
+            out.push_back(digits[md[i] >> 4]);
+            out.push_back(digits[md[i] & 15]);
+        }
+        return out;
+    }
+
+  private:
+    EVP_MD_CTX *   ctx_;
+    const EVP_MD * md_;
+    int64_t        git_size_;
+};
+
+}  // namespace dior
