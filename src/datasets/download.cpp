@@ -277,7 +277,7 @@ dataset_download_result flatten_deepfashion(const fs::path & target, dataset_dow
     if (have_tree) {
         for (auto it = fs::recursive_directory_iterator(tree, ec); !ec && it != fs::recursive_directory_iterator();
              it.increment(ec)) {
-            const std::string n = name_of(fs::relative(it->path(), target, ec));
+            const std::string n = name_of(it->path().lexically_relative(target));
             if (it->is_regular_file(ec) && safe_name(n) && !fs::exists(staging / n, ec)) {
                 fs::copy_file(it->path(), staging / n, ec);
             }

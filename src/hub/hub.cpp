@@ -250,7 +250,7 @@ bool list_cached(const repo_ref & r, std::string & commit, std::vector<hub_file>
             continue;
         }
         hub_file f;
-        f.path = fs::relative(it->path(), snap, ec).generic_string();
+        f.path = it->path().lexically_relative(snap).generic_string();
         f.size = it->file_size(ec);
         f.etag = fs::read_symlink(it->path(), ec).filename().string();
         files.push_back(f);
@@ -405,8 +405,9 @@ void link_snapshot(const repo_ref & r, const std::string & commit, const hub_fil
     const fs::path  link = r.dir() / "snapshots" / commit / f.path;
     std::error_code ec;
     fs::create_directories(link.parent_path(), ec);
-    fs::path target = "..";
-    for (size_t i = 0; i < (size_t)std::distance(fs::path(f.path).begin(), fs::path(f.path).end()); ++i) {
+    fs::path       target = "..";  // out of snapshots/COMMIT, and out of each folder of the path
+    const fs::path rel(f.path);
+    for (auto it = rel.begin(); it != rel.end(); ++it) {
         target /= "..";
     }
     target = target / "blobs" / f.etag;
