@@ -110,6 +110,7 @@ void fetch_archive(const std::string & url, const fs::path & file, const dataset
     if (o.progress) {
         const std::string shown = file.filename().string();
         t.progress              = [&](uint64_t done, uint64_t total) { o.progress(shown, done, total); };
+        o.progress(shown, fs::exists(part, ec) ? fs::file_size(part, ec) : 0, 0);
     }
     std::string last;
     for (int attempt = 0; attempt < k_attempts; ++attempt) {

@@ -79,16 +79,17 @@ class fake_hub {
                     }
                     out.push_back(e);
                     // folders are listed too, as the hub does
-                    if (path.find('/') != std::string::npos) {
-                        out.push_back({ { "type", "directory" }, { "path", path.substr(0, path.rfind('/')) } });
+                    if (const size_t slash = path.rfind('/'); slash != std::string::npos && slash > 0) {
+                        out.push_back({ { "type", "directory" }, { "path", std::string(path, 0, slash) } });
                     }
                 }
                 ++i;
             }
             if (from + rp->page_size < rp->files.size()) {
-                r.set_header("Link", "<" + base() + "/api/models/" + id + "/tree/" + rp->commit +
-                                         "?recursive=true&cursor=" + std::to_string(from + rp->page_size) +
-                                         ">; rel=\"next\"");
+                std::string link = base();  // built by appending: GCC 12 warns falsely on "<" + string
+                link.append("/api/models/").append(id).append("/tree/").append(rp->commit);
+                link.append("?recursive=true&cursor=").append(std::to_string(from + rp->page_size));
+                r.set_header("Link", std::string(1, '<').append(link).append(">; rel=\"next\""));
             }
             r.set_content(out.dump(), "application/json");
         });

@@ -74,12 +74,13 @@ class byte_progress {
         const auto now = clock::now();
         if (file != file_) {
             finish();
-            file_ = file, t0_ = now, start_ = done, last_ = {};
-            if (total && done >= total) {
-                return;
-            }
+            file_ = file, t0_ = now, start_ = done, last_ = {}, ended_ = false;
         }
         const bool end = total && done >= total;
+        if (ended_ || (end && done == start_)) {
+            ended_ = true;
+            return;  // shown whole already, or whole before it started (cached)
+        }
         if (!end && now - last_ < std::chrono::milliseconds(tty_ ? 200 : 5000)) {
             return;
         }
@@ -100,6 +101,7 @@ class byte_progress {
         }
         open_ = tty_;
         if (end) {
+            ended_ = true;
             finish();
         }
         std::fflush(stderr);
@@ -124,7 +126,8 @@ class byte_progress {
     }
 
     bool              tty_;
-    bool              open_ = false;
+    bool              open_  = false;
+    bool              ended_ = false;
     std::string       file_;
     clock::time_point t0_, last_;
     uint64_t          start_ = 0;
