@@ -1,7 +1,8 @@
 """The README's quick start (scripts/quickstart.sh), offline: a loopback hub (dior-fake-hub) serves
 the tiny random-weight model as a Qwen2.5-VL GGUF repository and a CUB_200_2011.tgz in miniature
 made of generated JPEGs; the script downloads both, embeds its sample and evaluates it. Checks what
-it leaves behind, then runs it again (everything cached: nothing is fetched or embedded again)."""
+it leaves behind, then runs it again with the hub gone and HF_HUB_OFFLINE=1 (everything cached:
+nothing is fetched or embedded again)."""
 import argparse
 import csv
 import hashlib
@@ -106,17 +107,25 @@ def main():
               len(rows) == 2 and all(r.get("aspect") == "bird species" for r in rows), rows)
         check("the report is written", os.path.getsize(os.path.join(out, "report.html")) > 1000)
 
-        # again: nothing downloaded, nothing embedded
-        with open(os.path.join(a.work, "before"), "w"):
-            pass
+        # dior datasets check: 700 images of 100 species where the reference has 5924
+        chk = subprocess.run([a.dior, "datasets", "check", "cub200", "--datasets-dir", os.path.join(out, "datasets")],
+                             capture_output=True, text=True, errors="replace")
+        check("datasets check reports the short dataset", chk.returncode == 2 and "INCOMPLETE, 700 images" in chk.stdout
+              and "100 species" in chk.stdout, (chk.returncode, chk.stdout))
+
+        # again, with the hub gone and offline: nothing downloaded, nothing embedded
+        hub.terminate()
+        hub.wait(timeout=20)
+        env["HF_HUB_OFFLINE"] = "1"
         second = subprocess.run(["bash", script], env=env, capture_output=True, text=True, errors="replace")
         check("a second run succeeds", second.returncode == 0, second.stderr[-2000:])
         check("and finds the dataset in place", "already there" in second.stdout, second.stdout[-1000:])
         n_after = db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
         check("and embeds nothing again", n_after == 24, n_after)
     finally:
-        hub.terminate()
-        hub.wait(timeout=20)
+        if hub.poll() is None:
+            hub.terminate()
+            hub.wait(timeout=20)
     print(f"{len(failures)} failed")
     return 1 if failures else 0
 
