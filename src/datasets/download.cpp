@@ -3,7 +3,7 @@
 // off), checked, unpacked with libarchive into DIR/NAME.partial and renamed to DIR/NAME only when
 // complete, so that a folder that exists is whole.
 #include "dior.h"
-#include "hub/digest.h"
+#include "io/digest.h"
 #include "hub/http.h"
 
 #include <algorithm>

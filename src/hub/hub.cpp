@@ -11,7 +11,7 @@
 // GET api/models/REPO/tree/COMMIT?recursive=true (files, sizes, LFS SHA-256; later pages named by
 // the Link header), GET REPO/resolve/COMMIT/PATH (the bytes, ranges allowed).
 #include "dior.h"
-#include "hub/digest.h"
+#include "io/digest.h"
 #include "hub/http.h"
 
 #include <algorithm>

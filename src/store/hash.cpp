@@ -10,13 +10,13 @@
 #include "store/hash.h"
 
 #include "dior.h"
+#include "io/digest.h"
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
-#include <openssl/evp.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -24,20 +24,6 @@ namespace fs = std::filesystem;
 
 namespace dior {
 namespace {
-
-std::string to_hex(const unsigned char * d, unsigned n) {
-    static const char * hex = "0123456789abcdef";
-    std::string         out;
-    for (unsigned i = 0; i < n; ++i) {
-        out.push_back(hex[d[i] >> 4]);
-        out.push_back(hex[d[i] & 15]);
-    }
-    return out;
-}
-
-struct md_ctx_deleter {
-    void operator()(EVP_MD_CTX * c) const { EVP_MD_CTX_free(c); }
-};
 
 std::string cache_path() {
     if (const char * p = std::getenv("DIOR_HASH_CACHE")) {
@@ -141,40 +127,18 @@ class hash_cache {
 }  // namespace
 
 std::string sha256_hex(const void * data, size_t size) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned      n = 0;
-    if (EVP_Digest(data, size, digest, &n, EVP_sha256(), nullptr) != 1) {
-        throw error("SHA-256 failed (OpenSSL)");
-    }
-    return to_hex(digest, n);
+    digest d("sha256");
+    d.update(static_cast<const char *>(data), size);
+    return d.hex();
 }
 
 std::string sha256_file_uncached(const std::string & path, const std::atomic<bool> * cancel) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) {
+    if (!std::ifstream(path, std::ios::binary)) {
         throw error("cannot read " + path);
     }
-    std::unique_ptr<EVP_MD_CTX, md_ctx_deleter> ctx(EVP_MD_CTX_new());
-    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-        throw error("SHA-256 failed (OpenSSL)");
-    }
-    std::vector<char> buf((size_t)1 << 22);
-    while (f) {
-        if (cancel && cancel->load()) {
-            throw error("hashing " + path + " was cancelled");
-        }
-        f.read(buf.data(), (std::streamsize)buf.size());
-        if (f.gcount() > 0 && EVP_DigestUpdate(ctx.get(), buf.data(), (size_t)f.gcount()) != 1) {
-            throw error("SHA-256 failed (OpenSSL)");
-        }
-    }
-    if (f.bad()) {
-        throw error("cannot read " + path + " (I/O error)");
-    }
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned      n = 0;
-    EVP_DigestFinal_ex(ctx.get(), digest, &n);
-    return to_hex(digest, n);
+    digest d("sha256");
+    d.update_file(path, cancel);
+    return d.hex();
 }
 
 std::string sha256_file(const std::string & path, const std::atomic<bool> * cancel) {

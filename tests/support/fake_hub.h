@@ -4,7 +4,7 @@
 // request (a transfer cut off after some bytes, a file served with other bytes than its SHA-256).
 #pragma once
 
-#include "hub/digest.h"
+#include "io/digest.h"
 
 #include <httplib.h>
 #include <map>

@@ -1,7 +1,10 @@
-// Streaming digests of downloads (OpenSSL's libcrypto): the hub's SHA-256 and git blob ids, the
-// MD5 that dataset hosts publish.
+// Streaming digests with OpenSSL's libcrypto (it uses the CPU's SHA extensions): the SHA-256 of
+// model files, the hub's SHA-256 and git blob ids of downloads, the MD5 that dataset hosts publish.
 #pragma once
 
+#include "dior.h"
+
+#include <atomic>
 #include <cstdint>
 #include <fstream>
 #include <openssl/evp.h>
@@ -34,20 +37,30 @@ class digest {
 
     void update(const char * d, size_t n) { EVP_DigestUpdate(ctx_, d, n); }
 
-    // Feeds a file's bytes (all of them, or what there is when it does not exist yet).
-    void update_file(const std::string & path) {
+    // Feeds a file's bytes; a file that does not exist (yet) adds none. dior::error on a read
+    // error, or when `cancel` becomes true.
+    void update_file(const std::string & path, const std::atomic<bool> * cancel = nullptr) {
         std::ifstream     in(path, std::ios::binary);
-        std::vector<char> buf(1 << 20);
+        std::vector<char> buf((size_t)1 << 22);
         while (in) {
+            if (cancel && cancel->load()) {
+                throw error("hashing " + path + " was cancelled");
+            }
             in.read(buf.data(), (std::streamsize)buf.size());
             update(buf.data(), (size_t)in.gcount());
         }
+        if (in.bad()) {
+            throw error("cannot read " + path + " (I/O error)");
+        }
     }
 
+    // The digest in lower-case hex (once: the digest is finished).
     std::string hex() {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned      n = 0;
-        EVP_DigestFinal_ex(ctx_, md, &n);
+        if (!md_ || EVP_DigestFinal_ex(ctx_, md, &n) != 1) {
+            throw error("digest failed (OpenSSL)");
+        }
         static const char * digits = "0123456789abcdef";
         std::string         out;
         for (unsigned i = 0; i < n; ++i) {
