@@ -475,6 +475,18 @@ class store {
 
     // SHA-256 of a file, cached in the store by (path, size, modification time).
     virtual std::string file_sha256(const std::string & path) = 0;
+
+    // Adds another store's settings, images, vectors and failures, in one transaction. Refused
+    // (dior::error listing the first conflicts; nothing written) where the two disagree: the same
+    // image and setting with other vector bytes, the same image path with other file contents, or
+    // settings equal but for the hashes of their model files.
+    struct merge_report {
+        size_t settings_added = 0, settings_known = 0;
+        size_t images_added = 0, vectors_added = 0;
+        size_t vectors_known  = 0;  // already here, bit for bit
+        size_t failures_added = 0;
+    };
+    virtual merge_report merge(const std::string & other_path) = 0;
 };
 
 std::string sha256_hex(const void * data, size_t size);
@@ -555,8 +567,8 @@ std::unique_ptr<method> make_indirect_method(clip_model & m, const std::vector<i
 // ---------------------------------------------------------------------------------------------
 
 struct dataset_info {
-    std::string                             name;     // "synthetic_cars", "cars196", ...
-    std::vector<std::optional<std::string>> aspects;  // nullopt (no condition) first
+    std::string                             name;        // "synthetic_cars", "cars196", ...
+    std::vector<std::optional<std::string>> aspects;     // nullopt (no condition) first
     size_t                                  images = 0;  // how many the reference evaluates
 };
 
@@ -735,10 +747,10 @@ struct dataset_download_options {
 };
 
 struct dataset_download_result {
-    std::string folder;         // DIR/NAME
-    size_t      images = 0;     // image files in it
+    std::string folder;           // DIR/NAME
+    size_t      images  = 0;      // image files in it
     bool        already = false;  // it was there: nothing was downloaded
-    std::string manual_steps;   // for a dataset that cannot be fetched: what to do by hand
+    std::string manual_steps;     // for a dataset that cannot be fetched: what to do by hand
 };
 
 dataset_download_result download_dataset(const std::string & name, const dataset_download_options & opts);
@@ -747,9 +759,9 @@ dataset_download_result download_dataset(const std::string & name, const dataset
 struct dataset_check_result {
     std::string              folder;
     size_t                   images = 0, expected = 0;  // expected 0: not known
-    std::vector<std::string> missing;  // expected images that are not there
-    std::vector<std::string> extra;    // images there that no label covers
-    std::vector<std::string> notes;    // what else was found (class counts, unreadable files)
+    std::vector<std::string> missing;                   // expected images that are not there
+    std::vector<std::string> extra;                     // images there that no label covers
+    std::vector<std::string> notes;                     // what else was found (class counts, unreadable files)
     bool ok() const { return missing.empty() && extra.empty() && images > 0 && (expected == 0 || images == expected); }
 };
 

@@ -5,7 +5,9 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -347,7 +349,126 @@ class sqlite_store final : public store {
         tx.commit();
     }
 
+    merge_report merge(const std::string & other_path) override {
+        std::error_code ec;
+        if (std::filesystem::equivalent(other_path, path_, ec)) {
+            throw store_error("cannot merge store " + path_ + " into itself");
+        }
+        const auto   src    = store::open(other_path, true);  // checks that it is a dior store
+        const auto   theirs = src->settings();
+        merge_report r;
+        std::string  conflicts;
+        size_t       n_conflicts = 0;
+        const auto   conflict    = [&](const std::string & what) {
+            if (++n_conflicts <= 10) {
+                conflicts += "\n  " + what;
+            }
+        };
+
+        attach(other_path);
+        struct detach_on_exit {
+            sqlite_store & s;
+
+            ~detach_on_exit() { sqlite3_exec(s.db_, "DETACH DATABASE src", nullptr, nullptr, nullptr); }
+        } detach{ *this };
+        int src_version = 0;
+        {
+            statement q(db_, "PRAGMA src.user_version");
+            if (q.step()) {
+                src_version = (int)q.integer(0);
+            }
+        }
+        transaction tx(*this);
+        exec("CREATE TEMP TABLE IF NOT EXISTS merge_map(src_id INTEGER PRIMARY KEY, dst_id INTEGER NOT NULL)");
+        exec("DELETE FROM temp.merge_map");
+
+        // settings: equal ones meet; equal but for the model files' hashes is a conflict
+        const auto without_hashes = [](setting s) {
+            s.model_sha256 = s.mmproj_sha256 = s.text_encoder_sha256 = "";
+            return identity(s);
+        };
+        std::map<std::string, setting> ours;
+        for (const auto & st : settings()) {
+            ours[without_hashes(st.s)] = st.s;
+        }
+        for (const auto & st : theirs) {
+            const auto it = ours.find(without_hashes(st.s));
+            if (it != ours.end() && identity(it->second) != identity(st.s)) {
+                conflict("setting " + reference_dir_name(st.s) + ": computed from other model files (model " +
+                         it->second.model_sha256.substr(0, 12) + " here, " + st.s.model_sha256.substr(0, 12) + " in " +
+                         other_path + ")");
+                continue;
+            }
+            const bool known = it != ours.end();
+            (known ? r.settings_known : r.settings_added) += 1;
+            const int64_t id           = add_setting(st.s);
+            ours[without_hashes(st.s)] = st.s;
+            statement m(db_, "INSERT INTO temp.merge_map(src_id, dst_id) VALUES (?, ?)");
+            m.bind(1, st.id).bind(2, id).step();
+        }
+
+        // an image path whose file was another when embedded there
+        {
+            statement q(db_,
+                        "SELECT si.path FROM src.images si JOIN main.images mi ON mi.path = si.path "
+                        "WHERE si.sha256 <> '' AND mi.sha256 <> '' AND si.sha256 <> mi.sha256 ORDER BY si.path");
+            while (q.step()) {
+                conflict("image " + q.text(0) + ": another file (SHA-256) than the one embedded here");
+            }
+        }
+        // the same image and setting with other vectors
+        const char * same_cell =
+            "FROM src.vectors sv JOIN src.images si ON si.id = sv.image_id "
+            "JOIN temp.merge_map m ON m.src_id = sv.setting_id JOIN main.images mi ON mi.path = si.path "
+            "JOIN main.vectors mv ON mv.setting_id = m.dst_id AND mv.image_id = mi.id ";
+        {
+            statement q(db_, (std::string("SELECT si.path, m.dst_id ") + same_cell +
+                              "WHERE mv.vector <> sv.vector ORDER BY si.path")
+                                 .c_str());
+            while (q.step()) {
+                conflict("image " + q.text(0) + ", setting " + std::to_string(q.integer(1)) +
+                         ": another vector than the one stored here");
+            }
+        }
+        if (n_conflicts > 0) {
+            throw error("cannot merge " + other_path + " into " + path_ + ": " + std::to_string(n_conflicts) +
+                        " conflict" + (n_conflicts > 1 ? "s" : "") + " (nothing was merged)" + conflicts +
+                        (n_conflicts > 10 ? "\n  ..." : ""));
+        }
+        {
+            statement q(db_, (std::string("SELECT count(*) ") + same_cell).c_str());
+            q.step();
+            r.vectors_known = (size_t)q.integer(0);
+        }
+        exec(("INSERT INTO main.images(path, sha256, bytes, width, height, mtime_ns) "
+              "SELECT path, sha256, bytes, width, height, " +
+              std::string(src_version >= 2 ? "mtime_ns" : "NULL") +
+              " FROM src.images WHERE path NOT IN (SELECT path FROM main.images)")
+                 .c_str());
+        r.images_added = (size_t)sqlite3_changes(db_);
+        exec(("INSERT OR IGNORE INTO main.vectors(setting_id, image_id, vector, text) "
+              "SELECT m.dst_id, mi.id, sv.vector, " +
+              std::string(src_version >= 3 ? "sv.text" : "NULL") +
+              " FROM src.vectors sv JOIN src.images si ON si.id = sv.image_id "
+              "JOIN temp.merge_map m ON m.src_id = sv.setting_id JOIN main.images mi ON mi.path = si.path")
+                 .c_str());
+        r.vectors_added = (size_t)sqlite3_changes(db_);
+        // failures: theirs join ours; an image that has vectors now failed nowhere
+        exec("INSERT OR IGNORE INTO main.failures(path, reason, time) SELECT path, reason, time FROM src.failures");
+        r.failures_added = (size_t)sqlite3_changes(db_);
+        exec(
+            "DELETE FROM main.failures WHERE path IN (SELECT i.path FROM main.images i "
+            "WHERE EXISTS (SELECT 1 FROM main.vectors v WHERE v.image_id = i.id))");
+        tx.commit();
+        return r;
+    }
+
   private:
+    void attach(const std::string & other_path) {
+        statement q(db_, "ATTACH DATABASE ? AS src");
+        q.bind(1, other_path).step();
+    }
+
     void put_one(const image_info & img, const std::vector<std::pair<int64_t, std::vector<float>>> & vectors,
                  const std::vector<std::pair<int64_t, std::string>> & texts = {}) {
         {

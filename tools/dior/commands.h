@@ -84,5 +84,6 @@ void register_bench_search(CLI::App & app, int & exit_code);
 void register_report(CLI::App & app, int & exit_code);
 void register_serve(CLI::App & app, int & exit_code);
 void register_datasets(CLI::App & app, int & exit_code);
+void register_merge(CLI::App & app, int & exit_code);
 
 }  // namespace dior::cli

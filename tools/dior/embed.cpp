@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <future>
@@ -38,6 +39,7 @@ struct embed_options {
     std::string              list_file;
     std::string              dataset;
     std::string              datasets_dir;
+    std::string              shard;  // "I/N"
     std::string              name;
     std::string              model_id;
     std::vector<std::string> conditions;
@@ -72,6 +74,23 @@ struct embed_options {
     std::string text_encoder_id;
     std::string embed_text = "whole";
 };
+
+// --shard I/N: the images at positions I, I+N, I+2N... of the listing (I from 0), so that N runs
+// with the same inputs cover every image exactly once, each class of a sorted dataset spread
+// over all of them.
+std::vector<std::string> shard_of(const std::vector<std::string> & images, const std::string & spec) {
+    size_t i = 0, n = 0;
+    char   slash = 0, extra = 0;
+    if (std::sscanf(spec.c_str(), "%zu%c%zu%c", &i, &slash, &n, &extra) != 3 || slash != '/' || n == 0 || i >= n ||
+        spec.find_first_not_of("0123456789/") != std::string::npos) {
+        throw error("--shard " + spec + ": expected I/N with 0 <= I < N, e.g. 0/4 ... 3/4");
+    }
+    std::vector<std::string> out;
+    for (size_t k = i; k < images.size(); k += n) {
+        out.push_back(images[k]);
+    }
+    return out;
+}
 
 // Name of an ad-hoc run's image set: --name, else the folder's name, else "images".
 std::string run_name(const embed_options & o) {
@@ -151,6 +170,14 @@ int run_embed(embed_options o) {  // a copy: -hf fills in the model files
     }
     if (images.empty()) {
         throw error("no images given: pass image files, folders, --list FILE or --dataset NAME --datasets-dir DIR");
+    }
+    if (!o.shard.empty()) {
+        const size_t all = images.size();
+        images           = shard_of(images, o.shard);
+        if (images.empty()) {  // more shards than images: this one has nothing to do
+            std::fprintf(stderr, "shard %s of %zu images holds none of them: nothing to embed\n", o.shard.c_str(), all);
+            return exit_ok;
+        }
     }
     // Images are known to the store by absolute path, so that a run resumes from any folder.
     for (auto & p : images) {
@@ -506,6 +533,9 @@ void register_embed(CLI::App & app, int & exit_code) {
                     "a dataset of the reference (synthetic_cars, cars196, cub200, "
                     "deepfashion, movie_posters): its images and all its aspects");
     cmd->add_option("--datasets-dir", o->datasets_dir, "folder holding one flat folder per dataset");
+    cmd->add_option("--shard", o->shard,
+                    "I/N: only the images at positions I, I+N, ... of the listing (I from 0); N runs cover all, "
+                    "dior merge joins their stores");
     cmd->add_option("--name", o->name, "name of an ad-hoc image set (default: the folder's name)");
     cmd->add_option("--model-id", o->model_id,
                     "model name for settings and exports, e.g. Qwen/Qwen2.5-VL-7B-Instruct (default: file name)");
