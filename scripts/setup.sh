@@ -4,6 +4,8 @@
 #   bash scripts/setup.sh                 # Debian packages, pinned llama.cpp (cached), dior build
 #   bash scripts/setup.sh --llama-server  # also llama-server, from the pinned source as published
 #                                         # (without our patches), same flags; prints its path
+#   bash scripts/setup.sh --llama-prefix  # packages and llama.cpp only; prints the install prefix
+#                                         # (the Python package's build asks this)
 #
 # Environment (all optional):
 #   DIOR_CACHE        where the pinned llama.cpp source and its build are kept
@@ -204,6 +206,10 @@ build_llama_server() { # prints the path of llama-server built from the unpatche
 install_debian_packages
 src=$(prepare_source)
 prefix=$(build_llama "$src")
+if [ "${1:-}" = "--llama-prefix" ]; then
+  echo "$prefix"
+  exit 0
+fi
 build_dior "$prefix"
 log "done: $build_dir/bin/dior"
 if [ "${1:-}" = "--llama-server" ]; then

@@ -1,0 +1,84 @@
+"""The Python layer over dior._dior: image kinds, the hub, label lists."""
+from __future__ import annotations
+
+from typing import Any, Hashable, Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _dior
+
+Image = Union[str, bytes, np.ndarray, Any]  # a path, encoded bytes, an RGB array or a PIL image
+Condition = Optional[str]
+
+
+def _as_item(img: Any) -> Any:
+    if isinstance(img, (str, bytes, np.ndarray)):
+        if isinstance(img, np.ndarray):
+            if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+                raise _dior.Error(f"an image array must be uint8 of shape (height, width, 3), not {img.dtype} "
+                                  f"{img.shape}")
+            return np.ascontiguousarray(img)
+        return img
+    if hasattr(img, "__fspath__"):
+        return str(img.__fspath__())
+    if hasattr(img, "convert") and hasattr(img, "size"):  # a PIL image: RGB as PIL's convert("RGB")
+        return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+    raise _dior.Error(f"not an image: {type(img).__name__} (give a path, bytes, a PIL image or a uint8 array)")
+
+
+class Embedder:
+    """A vision-language model that turns (image, condition) pairs into DIOR vectors.
+
+    Args:
+        model, mmproj: the GGUF text model and its projector; or
+        hf: ``"owner/name[:QUANT]"`` of a Hugging Face repository, downloaded into its cache (as
+            ``dior embed -hf``); ``hf_token`` and ``offline`` as ``--hf-token`` and ``--offline``.
+        layer, token, prompt, image_max_size, threads, ...: as the options of ``dior embed``
+            (``layer=-1``: the last hidden state; ``token=-1``: the last prompt token).
+    """
+
+    def __init__(self, model: str = "", mmproj: str = "", *, hf: str = "", hf_token: str = "",
+                 offline: bool = False, threads: int = 0, layer: int = -1, token: int = -1,
+                 prompt: str = "describe", image_max_size: int = 700, ctx_size: int = 4096,
+                 batch_size: int = 512, gpu_layers: int = -1, flash_attn: bool = False, kv_f16: bool = False,
+                 vision_flash_attn: bool = True, image_processor: str = "fast", reuse_prefix: bool = True,
+                 verbose: bool = False) -> None:
+        if hf:
+            if model:
+                raise _dior.Error(f"give model= or hf={hf!r}, not both")
+            model, fetched_mmproj = _dior.hub_fetch_model(hf, hf_token, offline)
+            mmproj = mmproj or fetched_mmproj
+        self._impl = _dior.Embedder(str(model), str(mmproj), threads, layer, token, prompt, image_max_size,
+                                    ctx_size, batch_size, gpu_layers, flash_attn, kv_f16, vision_flash_attn,
+                                    image_processor, reuse_prefix, verbose)
+
+    @property
+    def n_embd(self) -> int:
+        """The width of every vector."""
+        return self._impl.n_embd
+
+    def embed(self, images: Union[Image, Sequence[Image]],
+              conditions: Union[Condition, Sequence[Condition]] = None) -> np.ndarray:
+        """Vectors of every image under every condition.
+
+        ``images``: one image or a sequence (paths, bytes, PIL images, uint8 RGB arrays).
+        ``conditions``: one condition (``None``: the prompt without one) or a sequence.
+        Returns float32 of shape (images, conditions, width), dropping the dimensions given as
+        single items: ``embed("a.jpg", "car color")`` has shape (width,).
+        """
+        single_image = isinstance(images, (str, bytes, np.ndarray)) or not isinstance(images, Sequence)
+        items = [_as_item(i) for i in ([images] if single_image else images)]
+        single_condition = conditions is None or isinstance(conditions, str)
+        out = self._impl.embed(items, conditions if single_condition else list(conditions))
+        if single_condition:
+            out = out[:, 0, :]
+        return out[0] if single_image else out
+
+
+def evaluate(x: np.ndarray, labels: Iterable[Hashable], clustering: bool = True) -> dict:
+    """pytorch-metric-learning's AccuracyCalculator (2.9, defaults) on raw vectors, as ``dior eval``:
+    ``mean_average_precision_at_r``, ``precision_at_1`` and, with ``clustering``, ``NMI`` and ``AMI``
+    (fractions), plus ``n_queries``. ``labels``: one hashable label per row."""
+    ids: dict = {}
+    codes = [ids.setdefault(label, len(ids)) for label in labels]
+    return _dior.evaluate(np.ascontiguousarray(x, dtype=np.float32), codes, clustering)

@@ -1,0 +1,249 @@
+// dior._dior: the dior library for Python (nanobind). The friendly layer (PIL images, docs, Ray)
+// is python/dior/*.py; this file converts and releases the GIL around every computation.
+#include "dior.h"
+
+#include <cstring>
+#include <mutex>
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/unique_ptr.h>
+#include <nanobind/stl/vector.h>
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace {
+
+using rgb_array = nb::ndarray<const uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu>;
+
+// One image of a batch: a path, encoded bytes, or an RGB array (height x width x 3), decoded and
+// downscaled exactly as dior embed does (Lanczos to image_max_size on the longer side).
+dior::image to_image(const nb::handle & item, size_t index, int max_size, const dior::image_limits & limits) {
+    if (nb::isinstance<nb::str>(item)) {
+        const std::string      path = nb::cast<std::string>(item);
+        nb::gil_scoped_release free;
+        return dior::load_image(path, max_size, limits);
+    }
+    if (nb::isinstance<nb::bytes>(item)) {
+        nb::bytes              b      = nb::borrow<nb::bytes>(item);  // immutable, held while the GIL is free
+        const std::string      source = "image " + std::to_string(index) + " (bytes)";
+        nb::gil_scoped_release free;
+        return dior::decode_image((const uint8_t *)b.c_str(), b.size(), source, max_size, limits);
+    }
+    rgb_array a;
+    if (!nb::try_cast(item, a) || a.shape(2) != 3) {
+        throw dior::error("image " + std::to_string(index) +
+                          ": expected a path (str), encoded bytes, a PIL image or a uint8 array of shape "
+                          "(height, width, 3)");
+    }
+    dior::image img;
+    img.source = "image " + std::to_string(index) + " (array)";
+    img.height = (int)a.shape(0);
+    img.width  = (int)a.shape(1);
+    if (img.width <= 0 || img.height <= 0) {
+        throw dior::error(img.source + ": the array is empty");
+    }
+    img.rgb.assign(a.data(), a.data() + a.size());
+    int w = 0, h = 0;
+    dior::fit_size(img.width, img.height, max_size, w, h);
+    return (w == img.width && h == img.height) ? img : dior::resize_lanczos(img, w, h);
+}
+
+std::vector<std::optional<std::string>> to_conditions(const nb::handle & conditions) {
+    std::vector<std::optional<std::string>> out;
+    if (conditions.is_none() || nb::isinstance<nb::str>(conditions)) {
+        out.push_back(conditions.is_none() ? std::nullopt
+                                           : std::optional<std::string>(nb::cast<std::string>(conditions)));
+        return out;
+    }
+    for (nb::handle c : conditions) {
+        if (!c.is_none() && !nb::isinstance<nb::str>(c)) {
+            throw dior::error("conditions: each is a str or None (no condition)");
+        }
+        out.push_back(c.is_none() ? std::nullopt : std::optional<std::string>(nb::cast<std::string>(c)));
+    }
+    if (out.empty()) {
+        throw dior::error("conditions: give at least one (None: the prompt without a condition)");
+    }
+    return out;
+}
+
+nb::ndarray<nb::numpy, float> to_numpy(std::vector<float> && data, std::vector<size_t> shape) {
+    auto *      owned = new std::vector<float>(std::move(data));
+    nb::capsule free(owned, [](void * p) noexcept { delete static_cast<std::vector<float> *>(p); });
+    return nb::ndarray<nb::numpy, float>(owned->data(), shape.size(), shape.data(), free);
+}
+
+class embedder {
+  public:
+    embedder(const std::string & model, const std::string & mmproj, int threads, int layer, int token,
+             const std::string & prompt, int image_max_size, int ctx_size, int batch_size, int gpu_layers,
+             bool flash_attn, bool kv_f16, bool vision_flash_attn, const std::string & image_processor,
+             bool reuse_prefix, bool verbose)
+        : max_size_(image_max_size) {
+        dior::model_params p;
+        p.model_path        = model;
+        p.mmproj_path       = mmproj;
+        p.n_threads         = threads;
+        p.n_ctx             = ctx_size;
+        p.n_batch           = batch_size;
+        p.n_gpu_layers      = gpu_layers;
+        p.flash_attn        = flash_attn;
+        p.kv_f16            = kv_f16;
+        p.vision_flash_attn = vision_flash_attn;
+        p.verbose           = verbose;
+        const auto proc     = dior::parse_image_processor(image_processor);
+        if (!proc) {
+            throw dior::error("image_processor " + image_processor + ": use fast, slow or mtmd");
+        }
+        p.processor      = *proc;
+        const auto ptype = dior::parse_prompt_type(prompt);
+        if (!ptype) {
+            throw dior::error("prompt " + prompt + ": unknown prompt type");
+        }
+        ep_.prompt       = *ptype;
+        ep_.layers       = { layer };
+        ep_.token        = token;
+        ep_.reuse_prefix = reuse_prefix;
+        if (model.empty() || mmproj.empty()) {
+            throw dior::error("Embedder needs model= (GGUF text model) and mmproj= (its projector), or hf=");
+        }
+        nb::gil_scoped_release free;
+        model_ = dior::model::load(p);
+        model_->resolve_layers(ep_.layers);  // an index out of range fails here, not at the first image
+    }
+
+    int n_embd() const { return model_->n_embd(); }
+
+    int n_layer() const { return model_->n_layer(); }
+
+    // (images, conditions, width) float32: every image under every condition.
+    nb::ndarray<nb::numpy, float> embed(const nb::list & images, const nb::handle & conditions) {
+        const auto         conds = to_conditions(conditions);
+        const size_t       n = nb::len(images), k = conds.size(), d = (size_t)model_->n_embd();
+        std::vector<float> out(n * k * d);
+        for (size_t i = 0; i < n; ++i) {
+            const dior::image           img = to_image(images[i], i, max_size_, limits_);
+            nb::gil_scoped_release      free;
+            std::lock_guard<std::mutex> lock(m_);  // one model, one computation at a time
+            const auto                  r = model_->embed(img, conds, ep_);
+            for (size_t c = 0; c < k; ++c) {
+                std::memcpy(out.data() + (i * k + c) * d, r[c].vectors.at(0).data(), d * sizeof(float));
+            }
+        }
+        return to_numpy(std::move(out), { n, k, d });
+    }
+
+  private:
+    std::unique_ptr<dior::model> model_;
+    dior::embed_params           ep_;
+    int                          max_size_;
+    dior::image_limits           limits_;
+    std::mutex                   m_;
+};
+
+}  // namespace
+
+NB_MODULE(_dior, m) {
+    m.doc() = "dior.cpp: conditional image embeddings (DIOR) on llama.cpp";
+    nb::exception<dior::error>(m, "Error", PyExc_RuntimeError);
+
+    nb::class_<embedder>(m, "Embedder")
+        .def(nb::init<const std::string &, const std::string &, int, int, int, const std::string &, int, int, int, int,
+                      bool, bool, bool, const std::string &, bool, bool>(),
+             "model"_a, "mmproj"_a, "threads"_a = 0, "layer"_a = -1, "token"_a = -1, "prompt"_a = "describe",
+             "image_max_size"_a = 700, "ctx_size"_a = 4096, "batch_size"_a = 512, "gpu_layers"_a = -1,
+             "flash_attn"_a = false, "kv_f16"_a = false, "vision_flash_attn"_a = true, "image_processor"_a = "fast",
+             "reuse_prefix"_a = true, "verbose"_a = false)
+        .def_prop_ro("n_embd", &embedder::n_embd)
+        .def_prop_ro("n_layer", &embedder::n_layer)
+        .def("embed", &embedder::embed, "images"_a, "conditions"_a.none());
+
+    m.def(
+        "hub_fetch_model",
+        [](const std::string & spec, const std::string & token, bool offline) {
+            dior::hub_options o;
+            o.token   = token;
+            o.offline = offline;
+            nb::gil_scoped_release free;
+            const dior::hub_model  h = dior::hub_fetch_model(spec, o);
+            return std::make_pair(h.model, h.mmproj);
+        },
+        "spec"_a, "token"_a = "", "offline"_a = false);
+
+    nb::class_<dior::store>(m, "Store")
+        .def_static(
+            "open", [](const std::string & path, bool read_only) { return dior::store::open(path, read_only); },
+            "path"_a, "read_only"_a = true)
+        .def("settings",
+             [](const dior::store & st) {
+                 nb::list out;
+                 for (const auto & s : st.settings()) {
+                     nb::dict d;
+                     d["id"]          = s.id;
+                     d["name"]        = dior::reference_dir_name(s.s);
+                     d["dataset"]     = s.s.dataset;
+                     d["model_id"]    = s.s.model_id;
+                     d["prompt_type"] = s.s.prompt_type;
+                     d["condition"]   = s.s.condition;
+                     d["layer"]       = s.s.layer;
+                     d["token"]       = s.s.token;
+                     d["source"]      = s.s.source;
+                     d["n_embd"]      = s.s.n_embd;
+                     d["n_vectors"]   = s.n_vectors;
+                     out.append(d);
+                 }
+                 return out;
+             })
+        .def(
+            "vectors",
+            [](const dior::store & st, int64_t setting_id) {
+                std::vector<std::string> paths;
+                dior::matrix             x;
+                {
+                    nb::gil_scoped_release free;
+                    x = st.vectors(setting_id, &paths);
+                }
+                return std::make_pair(to_numpy(std::move(x.data), { x.rows, x.cols }), paths);
+            },
+            "setting_id"_a)
+        .def(
+            "merge", [](dior::store & st, const std::string & other) { st.merge(other); }, "other_path"_a);
+
+    m.def(
+        "evaluate",
+        [](nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu> x, const std::vector<int> & labels,
+           bool clustering) {
+            if (labels.size() != x.shape(0)) {
+                throw dior::error("evaluate: " + std::to_string(labels.size()) + " labels for " +
+                                  std::to_string(x.shape(0)) + " vectors");
+            }
+            dior::matrix m;
+            m.rows = x.shape(0);
+            m.cols = x.shape(1);
+            m.data.assign(x.data(), x.data() + x.size());
+            dior::eval_params p;
+            p.clustering = clustering;
+            dior::accuracy a;
+            {
+                nb::gil_scoped_release free;
+                a = dior::evaluate(m, labels, p);
+            }
+            nb::dict d;
+            d["mean_average_precision_at_r"] = a.mean_average_precision_at_r;
+            d["precision_at_1"]              = a.precision_at_1;
+            if (clustering) {
+                d["NMI"] = a.NMI;
+                d["AMI"] = a.AMI;
+            }
+            d["n_queries"] = a.n_queries;
+            return d;
+        },
+        "x"_a, "labels"_a, "clustering"_a = true);
+
+    m.def("engine_version", &dior::engine_version);
+    m.def("openblas_environment", &dior::openblas_environment);
+}

@@ -1,0 +1,114 @@
+"""The Python package (pip install .): vectors equal the dior command's bit for bit on the tiny model,
+for every kind of image it takes; bad input raises dior.Error with the command line's messages;
+the store and the evaluation read as the command writes them; the GIL is free while it computes."""
+import io
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import dior
+
+CONDITIONS = [None, "car color"]
+
+
+@pytest.fixture(scope="module")
+def emb(tiny):
+    return dior.Embedder(*tiny, threads=2)
+
+
+@pytest.fixture(scope="module")
+def cli_vectors(tiny, dior_bin, images, tmp_path_factory):
+    """Per condition: path -> vector, as dior embed stores them."""
+    db = str(tmp_path_factory.mktemp("cli") / "e.db")
+    subprocess.run([dior_bin, "embed", "-m", tiny[0], "--mmproj", tiny[1], "-t", "2", *images, "--unconditional",
+                    "-c", "car color", "-o", db], check=True, capture_output=True)
+    st = dior.Store.open(db)
+    out = {}
+    for s in st.settings():
+        x, paths = st.vectors(s["id"])
+        out[s["condition"]] = dict(zip(paths, x))
+    return out
+
+
+def test_vectors_equal_the_command_bit_for_bit(emb, images, cli_vectors):
+    x = emb.embed(images, CONDITIONS)
+    assert x.shape == (len(images), 2, emb.n_embd) and x.dtype == np.float32
+    for c, cond in enumerate(CONDITIONS):
+        for i, p in enumerate(images):
+            assert np.array_equal(x[i, c], cli_vectors[cond][p]), (cond, p)
+
+
+def test_every_image_kind_gives_the_same_vector(emb, images):
+    by_path = emb.embed(images, "car color")
+    for i, p in enumerate(images):
+        data = open(p, "rb").read()
+        pil = Image.open(p)
+        arr = np.asarray(pil.convert("RGB"))
+        for item in (data, pil, arr, __import__("pathlib").Path(p)):
+            v = emb.embed(item, "car color")
+            assert v.shape == (emb.n_embd,)
+            assert np.array_equal(v, by_path[i]), (p, type(item))
+    # a JPEG as bytes decodes as the file would
+    buf = io.BytesIO()
+    Image.open(images[0]).save(buf, format="JPEG")
+    assert emb.embed(buf.getvalue(), None).shape == (emb.n_embd,)
+
+
+def test_bad_input_raises_clear_errors(emb, tiny, images, tmp_path):
+    with pytest.raises(dior.Error, match="nothing.png"):
+        emb.embed(str(tmp_path / "nothing.png"), None)
+    with pytest.raises(dior.Error, match=r"image 1 \(bytes\)"):
+        emb.embed([images[0], b"not an image at all"], None)
+    with pytest.raises(dior.Error, match="uint8"):
+        emb.embed(np.zeros((8, 8, 3), dtype=np.float32), None)
+    with pytest.raises(dior.Error, match="not an image"):
+        emb.embed([3.5], None)
+    with pytest.raises(dior.Error, match="str or None"):
+        emb.embed(images[0], ["ok", 7])
+    with pytest.raises(dior.Error, match="missing.gguf"):
+        dior.Embedder(str(tmp_path / "missing.gguf"), tiny[1])
+    with pytest.raises(dior.Error):
+        dior.Embedder(*tiny, layer=999)
+    with pytest.raises(dior.Error, match="prompt"):
+        dior.Embedder(*tiny, prompt="whisper")
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"not a database")
+    with pytest.raises(dior.Error):
+        dior.Store.open(str(bad))
+    assert isinstance(dior.Error("x"), RuntimeError)
+
+
+def test_evaluate_matches_dior_eval_semantics():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.01, (5, 4)) + 1, rng.normal(0, 0.01, (5, 4)) - 1]).astype(np.float32)
+    r = dior.evaluate(x, ["a"] * 5 + ["b"] * 5)
+    assert r["mean_average_precision_at_r"] == pytest.approx(1.0)
+    assert r["precision_at_1"] == pytest.approx(1.0)
+    assert r["NMI"] == pytest.approx(1.0) and r["n_queries"] == 10
+    # a lone label is left out of the retrieval metrics, as pytorch-metric-learning does
+    assert dior.evaluate(x, ["a"] * 5 + ["b"] * 4 + ["c"], clustering=False)["n_queries"] == 9
+    with pytest.raises(dior.Error, match="labels"):
+        dior.evaluate(x, ["a"])
+
+
+def test_the_gil_is_free_while_embedding(emb, images):
+    started, done = threading.Event(), threading.Event()
+    result = {}
+
+    def work():
+        started.set()
+        result["x"] = emb.embed(images * 4, CONDITIONS)  # one call into C++, about a second
+        done.set()
+
+    t = threading.Thread(target=work)
+    t.start()
+    started.wait()
+    spins = 0
+    while not done.is_set():  # held by the other thread, the GIL would stop this loop until it returns
+        spins += 1
+    t.join()
+    assert result["x"].shape[0] == len(images) * 4
+    assert spins > 100000, f"only {spins} turns of this loop while the other thread computed"
