@@ -46,7 +46,12 @@ def embed_dataset(ds: Any, conditions: Sequence[Optional[str]] = (None,), path_c
                   concurrency: int = 1, batch_size: int = 8, num_cpus: float = 1, max_restarts: int = -1,
                   **embedder_options: Any) -> Any:
     """``ds`` (a Ray Dataset with image paths) embedded by ``concurrency`` workers; each worker is
-    restarted when it dies (``max_restarts``) and its unfinished batches run again."""
+    restarted when it dies (``max_restarts``) and its unfinished batches run again.
+
+    ``num_cpus`` is the share Ray reserves for each worker, ``threads`` (an Embedder option) the
+    threads it computes with. Reserve less than all of a node's CPUs for the workers: Ray Data's
+    own tasks need some, and a node whose CPUs are all held by workers stalled for ~20 s at a time
+    here (docs/scale-out.md)."""
     return ds.map_batches(
         DiorBatchEmbedder,
         fn_constructor_kwargs=dict(conditions=list(conditions), path_column=path_column, **embedder_options),

@@ -13,19 +13,12 @@ import subprocess
 import sys
 import time
 
-from PIL import Image
 from playwright.sync_api import sync_playwright
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from patterns import pattern  # noqa: E402
+
 CONDITIONS = ["texture type", "fabric type"]
-
-
-def pattern(w, h, seed):
-    img = Image.new("RGB", (w, h))
-    px = img.load()
-    for y in range(h):
-        for x in range(w):
-            px[x, y] = ((x * (3 + seed) + y) % 256, (y * (5 + 2 * seed)) % 256, ((x // 8 + y // 8) % 2) * 200)
-    return img
 
 
 def sample_store(a, work):

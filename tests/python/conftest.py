@@ -1,9 +1,12 @@
 """Paths the Python tests need, from the environment tests/CMakeLists.txt sets: the tiny model
 (DIOR_TEST_TINY), the dior command (DIOR_TEST_BIN)."""
 import os
+import sys
 
 import pytest
-from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from patterns import pattern  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -15,15 +18,6 @@ def tiny():
 @pytest.fixture(scope="session")
 def dior_bin():
     return os.environ["DIOR_TEST_BIN"]
-
-
-def pattern(w, h, seed):
-    img = Image.new("RGB", (w, h))
-    px = img.load()
-    for y in range(h):
-        for x in range(w):
-            px[x, y] = ((x * (3 + seed) + y) % 256, (y * (5 + 2 * seed)) % 256, ((x // 8 + y // 8) % 2) * 200)
-    return img
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ ray = pytest.importorskip("ray")  # in tests/requirements.txt: present wherever 
 import dior  # noqa: E402
 import dior.ray  # noqa: E402
 
-from conftest import pattern  # noqa: E402
+from patterns import pattern  # noqa: E402  (tests/support, on the path by conftest)
 
 CONDITIONS = [None, "car color"]
 

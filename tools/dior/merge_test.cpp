@@ -1,6 +1,7 @@
 // dior embed --shard I/N and dior merge: three shards merged are one unsharded run, bit for bit;
 // stores that disagree are refused and the output keeps what it had.
 #include "../../tests/support/process.h"
+#include "../../tests/support/store_content.h"
 #include "../../tests/support/test_images.h"
 #include "../../tests/support/test_paths.h"
 #include "dior.h"
@@ -17,22 +18,8 @@ namespace {
 
 constexpr int k_images = 11;  // not a multiple of 3: shards of 4, 4 and 3
 
-// Per setting name: image path -> vector bytes (and the generated text, none here).
-using store_content = std::map<std::string, std::map<std::string, std::string>>;
-
-store_content read_store(const fs::path & path) {
-    auto          st = dior::store::open(path.string(), true);
-    store_content out;
-    for (const auto & s : st->settings()) {
-        std::vector<std::string> paths;
-        const dior::matrix       m   = st->vectors(s.id, &paths);
-        auto &                   set = out[dior::reference_dir_name(s.s)];
-        for (size_t r = 0; r < m.rows; ++r) {
-            set[paths[r]] = std::string((const char *)(m.data.data() + r * m.cols), m.cols * sizeof(float));
-        }
-    }
-    return out;
-}
+using dior::test::read_store;
+using dior::test::store_content;
 
 void exec_sql(const fs::path & db, const std::string & sql) {
     sqlite3 * h = nullptr;
@@ -88,7 +75,7 @@ TEST_F(Shards, ThreeShardsCoverEveryImageOnce) {
     std::set<std::string> seen;
     size_t                total = 0;
     for (int s = 0; s < 3; ++s) {
-        const store_content c = read_store(dir_ / ("shard" + std::to_string(s) + ".db"));
+        const store_content c = read_store((dir_ / ("shard" + std::to_string(s) + ".db")).string());
         ASSERT_EQ(c.size(), 2u);
         const auto & rows = c.begin()->second;
         EXPECT_EQ(rows.size(), s < 2 ? 4u : 3u) << "shard " << s;
@@ -100,7 +87,7 @@ TEST_F(Shards, ThreeShardsCoverEveryImageOnce) {
     EXPECT_EQ(total, (size_t)k_images);
     EXPECT_EQ(seen.size(), (size_t)k_images);
     // positions I, I+N, ...: shard 1 holds img01, img04, img07, img10
-    const auto               rows = read_store(dir_ / "shard1.db").begin()->second;
+    const auto               rows = read_store((dir_ / "shard1.db").string()).begin()->second;
     std::vector<std::string> names;
     for (const auto & [path, v] : rows) {
         names.push_back(fs::path(path).filename().string());
@@ -114,13 +101,13 @@ TEST_F(Shards, MergedShardsEqualTheUnshardedRun) {
                         (dir_ / "shard1.db").string() + " -o " + (dir_ / "merged.db").string());
     ASSERT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("2 settings, 22 vectors in all (22 new)"), std::string::npos) << r.output;
-    EXPECT_EQ(read_store(dir_ / "merged.db"), read_store(dir_ / "whole.db"));
+    EXPECT_EQ(read_store((dir_ / "merged.db").string()), read_store((dir_ / "whole.db").string()));
 
     // merging again adds nothing and conflicts with nothing: the vectors are the same bits
     const auto again = dior("merge " + (dir_ / "whole.db").string() + " -o " + (dir_ / "merged.db").string());
     ASSERT_EQ(again.status, 0) << again.output;
     EXPECT_NE(again.output.find("0 vectors new, 22 already here"), std::string::npos) << again.output;
-    EXPECT_EQ(read_store(dir_ / "merged.db"), read_store(dir_ / "whole.db"));
+    EXPECT_EQ(read_store((dir_ / "merged.db").string()), read_store((dir_ / "whole.db").string()));
     // and the merged store evaluates and exports as any other (its images are listed)
     EXPECT_EQ(dior::store::open((dir_ / "merged.db").string(), true)->images().size(), (size_t)k_images);
 }
@@ -128,7 +115,7 @@ TEST_F(Shards, MergedShardsEqualTheUnshardedRun) {
 TEST_F(Shards, ConflictingStoresAreRefusedWholly) {
     fs::remove(dir_ / "out.db");
     ASSERT_EQ(dior("merge " + (dir_ / "shard0.db").string() + " -o " + (dir_ / "out.db").string()).status, 0);
-    const store_content before = read_store(dir_ / "out.db");
+    const store_content before = read_store((dir_ / "out.db").string());
 
     // the same image and setting with another vector
     fs::copy_file(dir_ / "whole.db", dir_ / "tampered.db", fs::copy_options::overwrite_existing);
@@ -139,7 +126,7 @@ TEST_F(Shards, ConflictingStoresAreRefusedWholly) {
     EXPECT_NE(r.status, 0);
     EXPECT_NE(r.output.find("img03.bmp"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("another vector"), std::string::npos) << r.output;
-    EXPECT_EQ(read_store(dir_ / "out.db"), before) << "nothing of the refused store is merged";
+    EXPECT_EQ(read_store((dir_ / "out.db").string()), before) << "nothing of the refused store is merged";
 
     // the same image path, another file
     fs::copy_file(dir_ / "whole.db", dir_ / "otherfile.db", fs::copy_options::overwrite_existing);
@@ -148,7 +135,7 @@ TEST_F(Shards, ConflictingStoresAreRefusedWholly) {
     r = dior("merge " + (dir_ / "otherfile.db").string() + " -o " + (dir_ / "out.db").string());
     EXPECT_NE(r.status, 0);
     EXPECT_NE(r.output.find("img06.bmp"), std::string::npos) << r.output;
-    EXPECT_EQ(read_store(dir_ / "out.db"), before);
+    EXPECT_EQ(read_store((dir_ / "out.db").string()), before);
 
     // the same settings computed from other model files
     fs::copy_file(dir_ / "shard1.db", dir_ / "othermodel.db", fs::copy_options::overwrite_existing);
@@ -158,12 +145,12 @@ TEST_F(Shards, ConflictingStoresAreRefusedWholly) {
     r = dior("merge " + (dir_ / "othermodel.db").string() + " -o " + (dir_ / "out.db").string());
     EXPECT_NE(r.status, 0);
     EXPECT_NE(r.output.find("other model files"), std::string::npos) << r.output;
-    EXPECT_EQ(read_store(dir_ / "out.db"), before);
+    EXPECT_EQ(read_store((dir_ / "out.db").string()), before);
 
     // not stores, the output among the inputs
     EXPECT_NE(dior("merge " + (dir_ / "nothing.db").string() + " -o " + (dir_ / "out.db").string()).status, 0);
     EXPECT_NE(dior("merge " + (dir_ / "out.db").string() + " -o " + (dir_ / "out.db").string()).status, 0);
-    EXPECT_EQ(read_store(dir_ / "out.db"), before);
+    EXPECT_EQ(read_store((dir_ / "out.db").string()), before);
 }
 
 TEST_F(Shards, BadShardSpecsAndEmptyShards) {

@@ -1,6 +1,7 @@
 // Crash safety: a dior embed run killed with SIGKILL at any moment, then re-run, ends with exactly
 // the store an uninterrupted run makes; Ctrl-C (SIGINT) finishes the current image and stops.
 #include "../../tests/support/process.h"
+#include "../../tests/support/store_content.h"
 #include "../../tests/support/test_images.h"
 #include "../../tests/support/test_paths.h"
 #include "dior.h"
@@ -23,23 +24,8 @@ namespace {
 
 constexpr int k_images = 10;
 
-// Everything a store holds that matters: per setting name, the (image path -> vector bytes) map.
-using store_content = std::map<std::string, std::map<std::string, std::string>>;
-
-store_content read_store(const std::string & path) {
-    auto          st = dior::store::open(path);
-    store_content out;
-    for (const auto & s : st->settings()) {
-        std::vector<std::string> paths;
-        const dior::matrix       m   = st->vectors(s.id, &paths);
-        auto &                   set = out[dior::reference_dir_name(s.s)];
-        for (size_t r = 0; r < m.rows; ++r) {
-            set[paths[r]] = std::string((const char *)(m.data.data() + r * m.cols), m.cols * sizeof(float));
-        }
-        EXPECT_EQ(set.size(), m.rows) << "duplicate rows in " << path;
-    }
-    return out;
-}
+using dior::test::read_store;
+using dior::test::store_content;
 
 // Images with every vector stored, counted without disturbing the writer (read-only, WAL).
 int stored_images(const std::string & path) {
