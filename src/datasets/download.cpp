@@ -3,8 +3,8 @@
 // off), checked, unpacked with libarchive into DIR/NAME.partial and renamed to DIR/NAME only when
 // complete, so that a folder that exists is whole.
 #include "dior.h"
-#include "io/digest.h"
 #include "hub/http.h"
+#include "io/digest.h"
 
 #include <algorithm>
 #include <archive.h>
@@ -112,26 +112,16 @@ void fetch_archive(const std::string & url, const fs::path & file, const dataset
         t.progress              = [&](uint64_t done, uint64_t total) { o.progress(shown, done, total); };
         o.progress(shown, fs::exists(part, ec) ? fs::file_size(part, ec) : 0, 0);
     }
-    std::string last;
-    for (int attempt = 0; attempt < k_attempts; ++attempt) {
-        const http::transfer_result r = http::download(t);
-        if (r.complete) {
-            last.clear();
-            break;
-        }
+    const http::transfer_result r = http::download_resuming(t, 0, k_attempts);
+    if (!r.complete) {
         if (o.cancel && o.cancel->load()) {
             throw error(name + ": download interrupted; run again to resume it (" + part.string() + ")");
         }
-        if (r.status == 416) {
-            fs::remove(part, ec);  // what is there does not fit the host's file: start again
-        } else if (r.status >= 400) {
+        if (r.status >= 400 && r.status != 416) {
             throw error(name + ": cannot download " + url + ": " + r.error +
                         "; check the address, or pass --url with a mirror");
         }
-        last = r.error.empty() ? "the transfer ended early" : r.error;
-    }
-    if (!last.empty()) {
-        throw error(name + ": cannot download " + url + " (" + last + " after " + std::to_string(k_attempts) +
+        throw error(name + ": cannot download " + url + " (" + r.error + " after " + std::to_string(k_attempts) +
                     " attempts); run again to resume it");
     }
     fs::rename(part, file, ec);

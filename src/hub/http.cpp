@@ -203,6 +203,38 @@ transfer_result download(const transfer & t) {
     return result;
 }
 
+transfer_result download_resuming(const transfer & t, uint64_t size, int attempts) {
+    std::error_code ec;
+    transfer_result r;
+    for (int attempt = 0; attempt < attempts; ++attempt) {
+        const uint64_t have = fs::exists(t.file, ec) ? fs::file_size(t.file, ec) : 0;
+        if (size > 0 && have == size) {  // an earlier transfer ended after its last byte
+            r.complete = true, r.size = have, r.error.clear();
+            return r;
+        }
+        r = download(t);
+        if (r.complete && (size == 0 || r.size == size)) {
+            return r;
+        }
+        r.complete = false;
+        if (t.cancel && t.cancel->load()) {
+            return r;
+        }
+        if (r.status == 416 || (size > 0 && r.size > size)) {
+            fs::remove(t.file, ec);
+            if (t.restart) {
+                t.restart();
+            }
+        } else if (r.status >= 400) {
+            return r;
+        }
+        if (r.error.empty()) {
+            r.error = "the transfer ended early";
+        }
+    }
+    return r;
+}
+
 std::string describe_status(long status, const std::string & error_code) {
     return "HTTP " + std::to_string(status) + (error_code.empty() ? std::string() : " (" + error_code + ")");
 }

@@ -47,6 +47,12 @@ struct transfer_result {
 
 transfer_result download(const transfer & t);
 
+// download(), resumed up to `attempts` times while transfers break off, until the file holds
+// `size` bytes (0: what the server announces). A 416 answer, or a file longer than `size`, means
+// the partial file does not fit the server's: it is emptied (t.restart is called) and fetched
+// again. Stops at an HTTP error and at a cancel. `complete` tells whether the file is whole.
+transfer_result download_resuming(const transfer & t, uint64_t size = 0, int attempts = 5);
+
 // "hub error 401 (GatedRepo)" style text for a status and the server's X-Error-Code.
 std::string describe_status(long status, const std::string & error_code);
 

@@ -11,8 +11,8 @@
 // GET api/models/REPO/tree/COMMIT?recursive=true (files, sizes, LFS SHA-256; later pages named by
 // the Link header), GET REPO/resolve/COMMIT/PATH (the bytes, ranges allowed).
 #include "dior.h"
-#include "io/digest.h"
 #include "hub/http.h"
+#include "io/digest.h"
 
 #include <algorithm>
 #include <cctype>
@@ -464,15 +464,8 @@ std::string fetch_blob(const repo_ref & r, const std::string & commit, const hub
         t.progress = [&](uint64_t done, uint64_t) { o.progress(f.path, done, f.size); };
         o.progress(f.path, fs::exists(part, ec) ? fs::file_size(part, ec) : 0, f.size);
     }
-    std::string last_error;
-    for (int attempt = 0; attempt < k_attempts; ++attempt) {
-        if (fs::exists(part, ec) && fs::file_size(part, ec) == f.size) {
-            break;  // all there: a transfer ended after its last byte
-        }
-        const http::transfer_result res = http::download(t);
-        if (res.complete && res.size == f.size) {
-            break;
-        }
+    const http::transfer_result res = http::download_resuming(t, f.size, k_attempts);
+    if (!res.complete) {
         if (o.cancel && o.cancel->load()) {
             throw error("download of " + f.path + " from " + r.id() + " interrupted; run again to resume it");
         }
@@ -480,18 +473,9 @@ std::string fetch_blob(const repo_ref & r, const std::string & commit, const hub
             throw error("cannot download " + f.path + " from " + r.id() + ": " +
                         hub_problem(r, res.status, res.error_code));
         }
-        last_error = res.error.empty() ? "the transfer ended early" : res.error;
-        if (res.status == 416 || res.size > f.size) {
-            // the partial file does not fit the hub's: start it again
-            fs::remove(part, ec);
-            d.reset();
-        }
-    }
-    const uint64_t have = fs::exists(part, ec) ? fs::file_size(part, ec) : 0;
-    if (have != f.size) {
-        throw error("cannot download " + f.path + " from " + r.id() + " (" + std::to_string(have) + " of " +
+        throw error("cannot download " + f.path + " from " + r.id() + " (" + std::to_string(res.size) + " of " +
                     std::to_string(f.size) + " bytes after " + std::to_string(k_attempts) +
-                    " attempts; last: " + last_error + "); run again to resume it");
+                    " attempts; last: " + res.error + "); run again to resume it");
     }
     const std::string got = d.hex();
     if (got != f.etag) {
