@@ -93,8 +93,6 @@ bool non_empty_dir(const fs::path & p) {
 
 // --- the archive -------------------------------------------------------------------------------
 
-constexpr int k_attempts = 5;
-
 void fetch_archive(const std::string & url, const fs::path & file, const dataset_download_options & o,
                    const std::string & name) {
     std::error_code ec;
@@ -112,7 +110,7 @@ void fetch_archive(const std::string & url, const fs::path & file, const dataset
         t.progress              = [&](uint64_t done, uint64_t total) { o.progress(shown, done, total); };
         o.progress(shown, fs::exists(part, ec) ? fs::file_size(part, ec) : 0, 0);
     }
-    const http::transfer_result r = http::download_resuming(t, 0, k_attempts);
+    const http::transfer_result r = http::download_resuming(t);
     if (!r.complete) {
         if (o.cancel && o.cancel->load()) {
             throw error(name + ": download interrupted; run again to resume it (" + part.string() + ")");
@@ -121,8 +119,8 @@ void fetch_archive(const std::string & url, const fs::path & file, const dataset
             throw error(name + ": cannot download " + url + ": " + r.error +
                         "; check the address, or pass --url with a mirror");
         }
-        throw error(name + ": cannot download " + url + " (" + r.error + " after " + std::to_string(k_attempts) +
-                    " attempts); run again to resume it");
+        throw error(name + ": cannot download " + url + " (" + r.error + " after " +
+                    std::to_string(http::k_resume_attempts) + " attempts); run again to resume it");
     }
     fs::rename(part, file, ec);
     if (ec) {

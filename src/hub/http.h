@@ -51,7 +51,8 @@ transfer_result download(const transfer & t);
 // `size` bytes (0: what the server announces). A 416 answer, or a file longer than `size`, means
 // the partial file does not fit the server's: it is emptied (t.restart is called) and fetched
 // again. Stops at an HTTP error and at a cancel. `complete` tells whether the file is whole.
-transfer_result download_resuming(const transfer & t, uint64_t size = 0, int attempts = 5);
+constexpr int   k_resume_attempts = 5;
+transfer_result download_resuming(const transfer & t, uint64_t size = 0, int attempts = k_resume_attempts);
 
 // "hub error 401 (GatedRepo)" style text for a status and the server's X-Error-Code.
 std::string describe_status(long status, const std::string & error_code);

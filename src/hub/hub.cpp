@@ -435,8 +435,6 @@ void write_ref(const repo_ref & r, const std::string & commit) {
     }
 }
 
-constexpr int k_attempts = 5;  // transfers broken off are resumed this many times
-
 std::string fetch_blob(const repo_ref & r, const std::string & commit, const hub_file & f, const hub_options & o) {
     const fs::path  blob = r.dir() / "blobs" / f.etag;
     std::error_code ec;
@@ -464,7 +462,7 @@ std::string fetch_blob(const repo_ref & r, const std::string & commit, const hub
         t.progress = [&](uint64_t done, uint64_t) { o.progress(f.path, done, f.size); };
         o.progress(f.path, fs::exists(part, ec) ? fs::file_size(part, ec) : 0, f.size);
     }
-    const http::transfer_result res = http::download_resuming(t, f.size, k_attempts);
+    const http::transfer_result res = http::download_resuming(t, f.size);
     if (!res.complete) {
         if (o.cancel && o.cancel->load()) {
             throw error("download of " + f.path + " from " + r.id() + " interrupted; run again to resume it");
@@ -474,7 +472,7 @@ std::string fetch_blob(const repo_ref & r, const std::string & commit, const hub
                         hub_problem(r, res.status, res.error_code));
         }
         throw error("cannot download " + f.path + " from " + r.id() + " (" + std::to_string(res.size) + " of " +
-                    std::to_string(f.size) + " bytes after " + std::to_string(k_attempts) +
+                    std::to_string(f.size) + " bytes after " + std::to_string(http::k_resume_attempts) +
                     " attempts; last: " + res.error + "); run again to resume it");
     }
     const std::string got = d.hex();

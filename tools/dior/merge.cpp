@@ -26,18 +26,14 @@ int run_merge(const merge_options & o) {
     }
     // Each input in its own transaction: a conflict stops the merge, and what was merged before
     // it stays (the message says which input conflicted; the earlier ones are listed above it).
-    auto                out = store::open(o.out);
-    store::merge_report total;
+    auto   out       = store::open(o.out);
+    size_t added_now = 0;
     for (const auto & in : o.inputs) {
         const store::merge_report r = out->merge(in);
         std::printf("%s: %zu settings (%zu new), %zu images new, %zu vectors new, %zu already here, %zu failures\n",
                     printable(in).c_str(), r.settings_added + r.settings_known, r.settings_added, r.images_added,
                     r.vectors_added, r.vectors_known, r.failures_added);
-        total.settings_added += r.settings_added;
-        total.images_added += r.images_added;
-        total.vectors_added += r.vectors_added;
-        total.vectors_known += r.vectors_known;
-        total.failures_added += r.failures_added;
+        added_now += r.vectors_added;
     }
     size_t n_settings = 0, n_vectors = 0;
     for (const auto & s : out->settings()) {
@@ -45,7 +41,7 @@ int run_merge(const merge_options & o) {
         n_vectors += (size_t)s.n_vectors;
     }
     std::printf("merged %zu stores into %s: %zu settings, %zu vectors in all (%zu new)\n", o.inputs.size(),
-                printable(o.out).c_str(), n_settings, n_vectors, total.vectors_added);
+                printable(o.out).c_str(), n_settings, n_vectors, added_now);
     return exit_ok;
 }
 
