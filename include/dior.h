@@ -257,13 +257,15 @@ class model {
 // The engine build (llama.cpp version, commit, our patches, backend), recorded with every setting.
 std::string engine_version();
 
-// Settings OpenBLAS reads only when it loads, that suit this machine and ggml's use of it, among
-// those the environment does not set already (a program sets them and starts again):
+// Settings OpenBLAS and OpenMP read only when they load, that suit this machine and ggml's use of
+// them, among those the environment does not set already (a program sets them and starts again):
 // - OPENBLAS_CORETYPE ("Haswell", "SkylakeX") when OpenBLAS did not recognise this CPU and fell
 //   back to generic kernels although the CPU has AVX2 or AVX-512;
 // - OPENBLAS_THREAD_TIMEOUT=4 with OpenBLAS's own threads, which otherwise spin after each product
-//   and take the cores that ggml's threads need between products.
-std::vector<std::pair<std::string, std::string>> openblas_environment();
+//   and take the cores that ggml's threads need between products;
+// - GOMP_SPINCOUNT=3000 where libgomp is loaded and OMP_WAIT_POLICY is unset: ggml's OpenMP threads
+//   otherwise spin for milliseconds after each part of a graph, on the cores OpenBLAS needs.
+std::vector<std::pair<std::string, std::string>> startup_environment();
 
 // ---------------------------------------------------------------------------------------------
 // Baselines: CLIP (tokenizer, model) and InDiReCT (SPEC 2)

@@ -151,7 +151,7 @@ def chat_prompt(condition):
 
 
 def openblas_coretype():
-    """The OPENBLAS_CORETYPE dior itself starts with (src/eval/openblas_core.cpp), for llama-server
+    """The OPENBLAS_CORETYPE dior itself starts with (src/engine/startup_environment.cpp), for llama-server
     to get the same kernels: None when OpenBLAS recognises this CPU."""
     import ctypes
     lib = ctypes.CDLL("libopenblas.so.0")
@@ -357,11 +357,12 @@ def main():
             sv32 = server_runs(server, text, mmproj, images, a.threads, [5],
                                extra=["-fa", "off", "-ctk", "f32", "-ctv", "f32"] + a.server_args.split(), env=env)
             rows.append(("llama-server, F32 KV, no flash attention, K=5", sv32[5]))
-            # dior also starts with OPENBLAS_THREAD_TIMEOUT=4 (src/eval/openblas_core.cpp); what the
-            # same setting gives the server, for comparison (the ratios above use its defaults)
+            # dior also starts with short spins for OpenBLAS's and OpenMP's threads
+            # (src/engine/startup_environment.cpp); what the same settings give the server, for
+            # comparison (the ratios above use its defaults)
             svt = server_runs(server, text, mmproj, images, a.threads, [5], extra=a.server_args.split(),
-                              env=dict(env, OPENBLAS_THREAD_TIMEOUT="4"))
-            rows.append(("llama-server, defaults, OPENBLAS_THREAD_TIMEOUT=4, K=5", svt[5]))
+                              env=dict(env, OPENBLAS_THREAD_TIMEOUT="4", GOMP_SPINCOUNT="3000"))
+            rows.append(("llama-server, defaults, dior's thread spins, K=5", svt[5]))
 
     log(f"\nseconds per image ({a.images} images {IMAGE_SIDE}x{IMAGE_SIDE}, 288 prompt tokens each; "
         f"model files {files_mib / 1024:.2f} GiB)")

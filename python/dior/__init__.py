@@ -14,27 +14,30 @@ import subprocess
 import sys
 
 
-def _openblas_environment() -> None:
-    """OpenBLAS reads its kernel choice and thread spinning when it loads, so the settings the dior
-    command starts with (see dior::openblas_environment) are found by a short child process and set
-    here, before this process loads the library: the same kernels, the same vectors."""
-    if os.environ.get("DIOR_OPENBLAS_PROBE") or (
-            "OPENBLAS_CORETYPE" in os.environ and "OPENBLAS_THREAD_TIMEOUT" in os.environ):
+_STARTUP_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_THREAD_TIMEOUT", "GOMP_SPINCOUNT")
+
+
+def _startup_environment() -> None:
+    """OpenBLAS reads its kernel choice and thread spinning when it loads, libgomp (ggml's CPU
+    threads) its spinning, so the settings the dior command starts with (see
+    dior::startup_environment) are found by a short child process and set here, before this process
+    loads the libraries: the same kernels, the same vectors, the same speed."""
+    if os.environ.get("DIOR_STARTUP_PROBE") or all(v in os.environ for v in _STARTUP_VARIABLES):
         return
     try:
         out = subprocess.run([sys.executable, "-c", "from dior import _dior; "
-                              "print('\\n'.join(k + '=' + v for k, v in _dior.openblas_environment()))"],
-                             env=dict(os.environ, DIOR_OPENBLAS_PROBE="1"), capture_output=True, text=True,
+                              "print('\\n'.join(k + '=' + v for k, v in _dior.startup_environment()))"],
+                             env=dict(os.environ, DIOR_STARTUP_PROBE="1"), capture_output=True, text=True,
                              timeout=60)
     except (OSError, subprocess.SubprocessError):
         return
     for line in out.stdout.splitlines():
         key, _, value = line.partition("=")
-        if key.startswith("OPENBLAS_") and value:
+        if key in _STARTUP_VARIABLES and value:
             os.environ.setdefault(key, value)
 
 
-_openblas_environment()
+_startup_environment()
 
 from . import _dior  # noqa: E402
 from ._dior import Error, Store, engine_version  # noqa: E402,F401

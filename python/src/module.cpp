@@ -245,5 +245,5 @@ NB_MODULE(_dior, m) {
         "x"_a, "labels"_a, "clustering"_a = true);
 
     m.def("engine_version", &dior::engine_version);
-    m.def("openblas_environment", &dior::openblas_environment);
+    m.def("startup_environment", &dior::startup_environment);
 }

@@ -1,7 +1,6 @@
 #include "../../tests/support/test_paths.h"
 #include "dior.h"
 
-#include <cblas.h>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -143,30 +142,6 @@ TEST(PmlOracle, MetricsMatchPytorchMetricLearning) {
         "NMI/AMI formulas on PML's own clusters %.3g\n",
         n, worst_map, worst_p1, worst_nmi, worst_ami, worst_mi_exact);
     EXPECT_GE(n, 8);
-}
-
-// The OpenBLAS settings dior starts with: never one the user set, and the threads' short spin with
-// OpenBLAS's own thread server (Debian's default build), which otherwise takes ggml's cores.
-TEST(OpenblasEnvironment, SetsOnlyWhatTheUserLeftUnset) {
-    const char *      had_core    = std::getenv("OPENBLAS_CORETYPE");
-    const char *      had_timeout = std::getenv("OPENBLAS_THREAD_TIMEOUT");
-    const std::string core_before = had_core ? had_core : "", timeout_before = had_timeout ? had_timeout : "";
-
-    setenv("OPENBLAS_CORETYPE", "Haswell", 1);
-    setenv("OPENBLAS_THREAD_TIMEOUT", "9", 1);
-    EXPECT_TRUE(dior::openblas_environment().empty());
-
-    unsetenv("OPENBLAS_THREAD_TIMEOUT");
-    const auto env         = dior::openblas_environment();
-    const bool own_threads = openblas_get_parallel() == 1;
-    ASSERT_EQ(env.size(), own_threads ? 1u : 0u);
-    if (own_threads) {
-        EXPECT_EQ(env[0].first, "OPENBLAS_THREAD_TIMEOUT");
-        EXPECT_EQ(env[0].second, "4");
-    }
-
-    had_core ? setenv("OPENBLAS_CORETYPE", core_before.c_str(), 1) : unsetenv("OPENBLAS_CORETYPE");
-    had_timeout ? setenv("OPENBLAS_THREAD_TIMEOUT", timeout_before.c_str(), 1) : unsetenv("OPENBLAS_THREAD_TIMEOUT");
 }
 
 }  // namespace

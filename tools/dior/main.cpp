@@ -7,17 +7,17 @@
 namespace {
 
 // OpenBLAS (evaluation, and ggml's BLAS backend for large matrix products) reads its kernel choice
-// and its threads' spinning time when it loads: start again with the settings that suit (once:
-// the second start finds them set).
-void use_fast_openblas(char ** argv) {
-    const auto env = dior::openblas_environment();
+// and its threads' spinning time when it loads, libgomp (ggml's CPU threads) its spinning time:
+// start again with the settings that suit (once: the second start finds them set).
+void use_fast_threads(char ** argv) {
+    const auto env = dior::startup_environment();
     for (const auto & [name, value] : env) {
         if (setenv(name.c_str(), value.c_str(), 1) != 0) {
             return;
         }
     }
     if (!env.empty()) {
-        execv("/proc/self/exe", argv);  // returns only on failure: go on as OpenBLAS is
+        execv("/proc/self/exe", argv);  // returns only on failure: go on as the libraries are
         for (const auto & [name, value] : env) {
             unsetenv(name.c_str());
         }
@@ -44,7 +44,7 @@ void llama_spellings(int argc, char ** argv) {
 }  // namespace
 
 int main(int argc, char ** argv) {
-    use_fast_openblas(argv);
+    use_fast_threads(argv);
     llama_spellings(argc, argv);
     CLI::App app{ "dior.cpp: training-free conditional image embeddings (DIOR) on llama.cpp" };
     app.require_subcommand(1);
