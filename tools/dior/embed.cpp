@@ -4,6 +4,7 @@
 #include "progress.h"
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -274,10 +275,21 @@ int run_embed(embed_options o) {  // a copy: -hf fills in the model files
     // the first run); a file that cannot be read fails the load first.
     // A failed start cancels them (futures wait for their task; `stop_hashing` is destroyed, and
     // so sets the flag, before them).
-    std::atomic<bool>        cancel_hashing{ false };
-    std::future<std::string> hashes[3];
-    const auto               hash_later = [&cancel_hashing](const std::string & path) {
-        return std::async(std::launch::async, [path, &cancel_hashing] { return sha256_file(path, &cancel_hashing); });
+    // With -v, how long they took (the last one to finish; about 0 when the cache answered).
+    using hash_clock = std::chrono::steady_clock;
+    std::atomic<bool>            cancel_hashing{ false };
+    const hash_clock::time_point hashing_start = hash_clock::now();
+    std::atomic<int64_t>         hashing_ns{ 0 };  // before the futures: their tasks outlive it otherwise
+    std::future<std::string>     hashes[3];
+    const auto                   hash_later = [&](const std::string & path) {
+        return std::async(std::launch::async, [path, &cancel_hashing, &hashing_ns, hashing_start] {
+            std::string   h = sha256_file(path, &cancel_hashing);
+            const int64_t took =
+                std::chrono::duration_cast<std::chrono::nanoseconds>(hash_clock::now() - hashing_start).count();
+            for (int64_t seen = hashing_ns.load(); seen < took && !hashing_ns.compare_exchange_weak(seen, took);) {
+            }
+            return h;
+        });
     };
     struct stop_on_exit {
         std::atomic<bool> & flag;
@@ -367,6 +379,10 @@ int run_embed(embed_options o) {  // a copy: -hf fills in the model files
     base.mmproj_path   = weights[1].empty() ? std::string() : fs::absolute(weights[1]).string();
     if (encoder) {
         base.text_encoder_sha256 = hashes[2].get();
+    }
+    if (o.model.params.verbose) {
+        std::fprintf(stderr, "dior: model files hashed (SHA-256) in %.2f s, while the model loaded\n",
+                     (double)hashing_ns.load() / 1e9);
     }
 
     // --- the method's settings ---------------------------------------------------------------
