@@ -43,13 +43,8 @@ class digest {
     void update(const char * d, size_t n) { EVP_DigestUpdate(ctx_, d, n); }
 
     // Feeds a file's bytes; a file that does not exist (yet) adds none. dior::error on a read
-    // error, or when `cancel` becomes true. A regular file is read through a read-only mapping,
-    // straight out of the page cache (a 6 GB model: 4.6 s instead of 5.1 s with read() here); as
-    // for llama.cpp's own mapping of the model, nobody may shorten the file meanwhile.
+    // error, or when `cancel` becomes true.
     void update_file(const std::string & path, const std::atomic<bool> * cancel = nullptr) {
-        if (update_mapped(path, cancel)) {
-            return;
-        }
         std::ifstream     in(path, std::ios::binary);
         std::vector<char> buf((size_t)1 << 22);
         while (in) {
@@ -59,6 +54,15 @@ class digest {
         }
         if (in.bad()) {
             throw error("cannot read " + path + " (I/O error)");
+        }
+    }
+
+    // As update_file, but a regular file is read through a read-only mapping, straight out of the
+    // page cache (a 6 GB model: 4.6 s instead of 5.1 s with read() here). For model files, which
+    // llama.cpp maps as well: a read error there ends the process (SIGBUS) instead of throwing.
+    void update_file_mapped(const std::string & path, const std::atomic<bool> * cancel = nullptr) {
+        if (!update_mapped(path, cancel)) {
+            update_file(path, cancel);
         }
     }
 

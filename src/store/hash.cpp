@@ -137,7 +137,7 @@ std::string sha256_file_uncached(const std::string & path, const std::atomic<boo
         throw error("cannot read " + path);
     }
     digest d("sha256");
-    d.update_file(path, cancel);
+    d.update_file_mapped(path, cancel);
     return d.hex();
 }
 

@@ -275,17 +275,17 @@ int run_embed(embed_options o) {  // a copy: -hf fills in the model files
     // the first run); a file that cannot be read fails the load first.
     // A failed start cancels them (futures wait for their task; `stop_hashing` is destroyed, and
     // so sets the flag, before them).
-    // With -v, how long they took (the last one to finish; about 0 when the cache answered).
+    // With -v, how long they took (the longest; about 0 when the cache answered).
     using hash_clock = std::chrono::steady_clock;
-    std::atomic<bool>            cancel_hashing{ false };
-    const hash_clock::time_point hashing_start = hash_clock::now();
-    std::atomic<int64_t>         hashing_ns{ 0 };  // before the futures: their tasks outlive it otherwise
-    std::future<std::string>     hashes[3];
-    const auto                   hash_later = [&](const std::string & path) {
-        return std::async(std::launch::async, [path, &cancel_hashing, &hashing_ns, hashing_start] {
-            std::string   h = sha256_file(path, &cancel_hashing);
+    std::atomic<bool>        cancel_hashing{ false };
+    std::atomic<int64_t>     hashing_ns{ 0 };  // before the futures: their tasks outlive it otherwise
+    std::future<std::string> hashes[3];
+    const auto               hash_later = [&cancel_hashing, &hashing_ns](const std::string & path) {
+        return std::async(std::launch::async, [path, &cancel_hashing, &hashing_ns] {
+            const auto    start = hash_clock::now();
+            std::string   h     = sha256_file(path, &cancel_hashing);
             const int64_t took =
-                std::chrono::duration_cast<std::chrono::nanoseconds>(hash_clock::now() - hashing_start).count();
+                std::chrono::duration_cast<std::chrono::nanoseconds>(hash_clock::now() - start).count();
             for (int64_t seen = hashing_ns.load(); seen < took && !hashing_ns.compare_exchange_weak(seen, took);) {
             }
             return h;
