@@ -41,6 +41,6 @@ _startup_environment()
 
 from . import _dior  # noqa: E402
 from ._dior import Error, Store, engine_version  # noqa: E402,F401
-from ._embedder import Embedder, evaluate  # noqa: E402,F401
+from ._embedder import DownloadBar, Embedder, evaluate  # noqa: E402,F401
 
-__all__ = ["Embedder", "Error", "Store", "evaluate", "engine_version"]
+__all__ = ["DownloadBar", "Embedder", "Error", "Store", "evaluate", "engine_version"]

@@ -1,7 +1,9 @@
 """The Python layer over dior._dior: image kinds, the hub, label lists."""
 from __future__ import annotations
 
-from typing import Any, Hashable, Iterable, Optional, Sequence, Union
+import sys
+import time
+from typing import Any, Callable, Hashable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -26,19 +28,68 @@ def _as_item(img: Any) -> Any:
     raise _dior.Error(f"not an image: {type(img).__name__} (give a path, bytes, a PIL image or a uint8 array)")
 
 
+Progress = Callable[[str, int, int], None]  # (file, bytes so far, bytes in all or 0)
+
+
+class DownloadBar:
+    """What ``dior embed -hf`` shows while it downloads, on stderr: a line per file, redrawn on a
+    terminal (every 0.2 s), printed every 5 s otherwise; nothing for a file the cache had whole."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream or sys.stderr
+        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
+        self._file: Optional[str] = None
+        self._open = self._ended = False
+        self._start = 0
+        self._t0 = self._last = 0.0
+
+    def __call__(self, file: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if file != self._file:
+            self._end_line()
+            self._file, self._start, self._t0, self._last, self._ended = file, done, now, 0.0, False
+        end = total > 0 and done >= total
+        if self._ended or (end and done == self._start):
+            self._ended = True
+            return
+        if not end and now - self._last < (0.2 if self._tty else 5.0):
+            return
+        self._last = now
+        rate = (done - self._start) / max(now - self._t0, 1e-9) / 2**20
+        text = f"{file} {done / 2**20:.1f}" + (f" / {total / 2**20:.1f}" if total else "") + f" MiB, {rate:.1f} MiB/s"
+        if self._tty:
+            self._stream.write("\r\033[K" + text)
+            self._open = True
+        else:
+            self._stream.write("download: " + text + "\n")
+        self._stream.flush()
+        if end:
+            self._end_line()
+            self._ended = True
+
+    def _end_line(self) -> None:
+        if self._open:
+            self._stream.write("\n")
+            self._stream.flush()
+            self._open = False
+
+
 class Embedder:
     """A vision-language model that turns (image, condition) pairs into DIOR vectors.
 
     Args:
         model, mmproj: the GGUF text model and its projector; or
         hf: ``"owner/name[:QUANT]"`` of a Hugging Face repository, downloaded into its cache (as
-            ``dior embed -hf``); ``hf_token`` and ``offline`` as ``--hf-token`` and ``--offline``.
+            ``dior embed -hf``); ``hf_token`` and ``offline`` as ``--hf-token`` and ``--offline``;
+            ``progress``: True shows each file's download on stderr (``DownloadBar``), False
+            nothing, or a callable ``(file, done, total)`` of your own. Ctrl-C, or an exception
+            the callable raises, stops the download; a later call resumes it.
         layer, token, prompt, image_max_size, threads, ...: as the options of ``dior embed``
             (``layer=-1``: the last hidden state; ``token=-1``: the last prompt token).
     """
 
     def __init__(self, model: str = "", mmproj: str = "", *, hf: str = "", hf_token: str = "",
-                 offline: bool = False, threads: int = 0, layer: int = -1, token: int = -1,
+                 offline: bool = False, progress: Union[bool, Progress] = True, threads: int = 0, layer: int = -1, token: int = -1,
                  prompt: str = "describe", image_max_size: int = 700, ctx_size: int = 4096,
                  batch_size: int = 512, gpu_layers: int = -1, flash_attn: bool = False, kv_f16: bool = False,
                  vision_flash_attn: bool = True, image_processor: str = "fast", reuse_prefix: bool = True,
@@ -46,7 +97,8 @@ class Embedder:
         if hf:
             if model:
                 raise _dior.Error(f"give model= or hf={hf!r}, not both")
-            model, fetched_mmproj = _dior.hub_fetch_model(hf, hf_token, offline)
+            show = DownloadBar() if progress is True else (progress or None)
+            model, fetched_mmproj = _dior.hub_fetch_model(hf, hf_token, offline, show)
             mmproj = mmproj or fetched_mmproj
         self._impl = _dior.Embedder(str(model), str(mmproj), threads, layer, token, prompt, image_max_size,
                                     ctx_size, batch_size, gpu_layers, flash_attn, kv_f16, vision_flash_attn,

@@ -2,6 +2,7 @@
 // is python/dior/*.py; this file converts and releases the GIL around every computation.
 #include "dior.h"
 
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <nanobind/nanobind.h>
@@ -162,17 +163,52 @@ NB_MODULE(_dior, m) {
         .def_prop_ro("n_layer", &embedder::n_layer)
         .def("embed", &embedder::embed, "images"_a, "conditions"_a.none());
 
+    // progress(file, done, total) is called with the GIL held; an exception it raises, or Ctrl-C
+    // (checked at each call), stops the download (what came stays, and a later call resumes it) and
+    // is raised here.
     m.def(
         "hub_fetch_model",
-        [](const std::string & spec, const std::string & token, bool offline) {
-            dior::hub_options o;
+        [](const std::string & spec, const std::string & token, bool offline, nb::object progress) {
+            dior::hub_options               o;
+            std::atomic<bool>               cancel{ false };
+            std::optional<nb::python_error> raised;
             o.token   = token;
             o.offline = offline;
-            nb::gil_scoped_release free;
-            const dior::hub_model  h = dior::hub_fetch_model(spec, o);
+            o.cancel  = &cancel;
+            if (!progress.is_none()) {
+                o.progress = [&](const std::string & file, uint64_t done, uint64_t total) {
+                    nb::gil_scoped_acquire hold;
+                    if (raised) {
+                        return;
+                    }
+                    try {
+                        if (PyErr_CheckSignals() != 0) {
+                            throw nb::python_error();
+                        }
+                        progress(file, done, total);
+                    } catch (nb::python_error & e) {
+                        raised.emplace(std::move(e));
+                        cancel = true;
+                    }
+                };
+            }
+            dior::hub_model h;
+            try {
+                nb::gil_scoped_release free;
+                h = dior::hub_fetch_model(spec, o);
+            } catch (const dior::error &) {
+                if (!raised) {
+                    throw;
+                }
+            }
+            if (raised) {
+                nb::python_error e = std::move(*raised);
+                raised.reset();
+                throw e;
+            }
             return std::make_pair(h.model, h.mmproj);
         },
-        "spec"_a, "token"_a = "", "offline"_a = false);
+        "spec"_a, "token"_a = "", "offline"_a = false, "progress"_a = nb::none());
 
     nb::class_<dior::store>(m, "Store")
         .def_static(

@@ -1,7 +1,9 @@
 """The Python package (pip install .): vectors equal the dior command's bit for bit on the tiny model,
 for every kind of image it takes; bad input raises dior.Error with the command line's messages;
-the store and the evaluation read as the command writes them; the GIL is free while it computes."""
+the store and the evaluation read as the command writes them; the GIL is free while it computes;
+hf= downloads from a loopback hub (dior-fake-hub) with progress, and stops when asked."""
 import io
+import os
 import subprocess
 import threading
 
@@ -112,3 +114,63 @@ def test_the_gil_is_free_while_embedding(emb, images):
     t.join()
     assert result["x"].shape[0] == len(images) * 4
     assert spins > 100000, f"only {spins} turns of this loop while the other thread computed"
+
+
+REPO = "test/tiny-vl"
+HUB_FILES = {"Qwen2.5-VL-Tiny-Q4_K_M.gguf": 0, "mmproj-Qwen2.5-VL-Tiny-f16.gguf": 1}  # name -> index in tiny
+
+
+@pytest.fixture
+def fake_hub(tiny, tmp_path, monkeypatch):
+    """The tiny model served as a Hugging Face repository; an empty cache of this test's own."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name, i in HUB_FILES.items():
+        os.symlink(os.path.abspath(tiny[i]), repo / name)
+    hub = subprocess.Popen([os.environ["DIOR_TEST_FAKE_HUB"], "--repo", f"{REPO}={repo}"], stdout=subprocess.PIPE,
+                           text=True)
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", hub.stdout.readline().strip())
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+        for v in ("HF_HUB_OFFLINE", "HF_TOKEN", "HF_TOKEN_PATH", "HF_HOME"):
+            monkeypatch.delenv(v, raising=False)
+        yield tmp_path / "cache"
+    finally:
+        hub.terminate()
+        hub.wait()
+
+
+def test_hub_download_reports_progress_and_gives_the_same_model(fake_hub, tiny, images, emb):
+    calls = []
+    fetched = dior.Embedder(hf=REPO, threads=2, progress=lambda f, d, t: calls.append((f, d, t)))
+    assert {c[0] for c in calls} == set(HUB_FILES)
+    for name, i in HUB_FILES.items():
+        size = os.path.getsize(tiny[i])
+        mine = [c for c in calls if c[0] == name]
+        assert all(t == size for _, _, t in mine)
+        done = [d for _, d, _ in mine]
+        assert done == sorted(done) and done[-1] == size
+    assert np.array_equal(fetched.embed(images[0], "car color"), emb.embed(images[0], "car color"))
+
+    again = []  # the cache has both: nothing is transferred
+    dior.Embedder(hf=REPO, threads=2, progress=lambda f, d, t: again.append((f, d, t)))
+    assert all(d == t for _, d, t in again)
+
+
+def test_an_exception_in_progress_stops_the_download_and_is_raised(fake_hub):
+    def stop(file, done, total):
+        raise KeyError("stop here")
+
+    with pytest.raises(KeyError, match="stop here"):
+        dior.Embedder(hf=REPO, progress=stop)
+    assert all(b.name.endswith(".incomplete") for b in fake_hub.rglob("blobs/*"))  # stopped before any file
+    dior.Embedder(hf=REPO, progress=False)  # a later call finishes it
+    assert not list(fake_hub.rglob("blobs/*.incomplete"))
+
+
+def test_the_default_shows_each_download_on_stderr(fake_hub, capfd):
+    dior.Embedder(hf=REPO)
+    err = capfd.readouterr().err
+    for name in HUB_FILES:
+        assert f"download: {name} " in err
+    assert "MiB/s" in err
