@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -50,6 +51,17 @@ inline void write_bmp(const std::string & path, int w, int h, const std::vector<
             line[x * 3 + 2]   = p[0];
         }
         f.write((const char *)line.data(), row);
+    }
+}
+
+// img00.bmp, img01.bmp, ... in dir: image i is width(i) x height, pattern_rgb with seed i.
+template <class Width>
+inline void write_numbered_bmps(const std::string & dir, int n, Width width, int height) {
+    for (int i = 0; i < n; ++i) {
+        char name[32];
+        std::snprintf(name, sizeof(name), "/img%02d.bmp", i);
+        const int w = width(i);
+        write_bmp(dir + name, w, height, pattern_rgb(w, height, i));
     }
 }
 

@@ -36,12 +36,7 @@ class Shards : public ::testing::Test {
         dir_ = fs::temp_directory_path() / ("dior_merge_test_" + std::to_string(getpid()));
         fs::remove_all(dir_);
         fs::create_directories(dir_ / "images");
-        for (int i = 0; i < k_images; ++i) {
-            char name[32];
-            std::snprintf(name, sizeof(name), "img%02d.bmp", i);
-            dior::test::write_bmp((dir_ / "images" / name).string(), 60 + 4 * i, 48,
-                                  dior::test::pattern_rgb(60 + 4 * i, 48, i));
-        }
+        dior::test::write_numbered_bmps((dir_ / "images").string(), k_images, [](int i) { return 60 + 4 * i; }, 48);
         ASSERT_EQ(embed("", "whole.db").status, 0);
         for (int s = 0; s < 3; ++s) {
             const auto r = embed(std::to_string(s) + "/3", "shard" + std::to_string(s) + ".db");

@@ -50,11 +50,8 @@ class Resume : public ::testing::Test {
         dir_ = fs::temp_directory_path() / ("dior_resume_test_" + std::to_string(getpid()));
         fs::remove_all(dir_);
         fs::create_directories(dir_ / "images");
-        for (int i = 0; i < k_images; ++i) {  // ~0.2 s each on one thread: time to kill mid-image
-            char name[32];
-            std::snprintf(name, sizeof(name), "img%02d.bmp", i);
-            dior::test::write_bmp((dir_ / "images" / name).string(), 560, 420, dior::test::pattern_rgb(560, 420, i));
-        }
+        // ~0.2 s each on one thread: time to kill mid-image
+        dior::test::write_numbered_bmps((dir_ / "images").string(), k_images, [](int) { return 560; }, 420);
         reference_ = new store_content(run_to_end("reference.db"));
         ASSERT_EQ(reference_->size(), 4u);  // 2 conditions x 2 layers
         for (const auto & [name, rows] : *reference_) {
