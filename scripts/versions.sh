@@ -24,6 +24,8 @@ DEB_PACKAGES=(
   zlib1g-dev=1:1.2.13.dfsg-1
   util-linux=2.38.1-5+deb12u3
   clang=1:14.0-55.7~deb12u1
+  libclang-rt-14-dev=1:14.0.6-12
+  ca-certificates
   libcairo2-dev=1.16.0-7
   libcurl4-openssl-dev=7.88.1-10+deb12u15
   libarchive-dev=3.6.2-1+deb12u5
