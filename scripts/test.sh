@@ -4,6 +4,9 @@
 #
 #   bash scripts/test.sh            # all tests
 #   bash scripts/test.sh -R Engine  # extra arguments go to ctest
+#
+# The results go to build/test-results/: junit.xml, and environment.txt (the Debian packages,
+# llama.cpp build and Python packages they were obtained with).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,5 +27,18 @@ fi
 
 cmake -S "$here" -B "$build_dir" -DDIOR_PYTHON="$venv/bin/python" >/dev/null
 cmake --build "$build_dir" -j "${JOBS:-$(nproc)}"
+
+# The results (JUnit XML) and what they were obtained with, side by side in build/test-results/.
+results="$build_dir/test-results"
+mkdir -p "$results"
+{
+  echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$here" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+  echo "# $(uname -srm), $(nproc) cores, $(. /etc/os-release && echo "$PRETTY_NAME")"
+  echo "# Debian packages (scripts/versions.sh; pinned = exact)"
+  cat "$build_dir/debian-versions.txt"
+  echo "# llama.cpp: $(grep -m1 '^DIOR_LLAMA_PREFIX:' "$build_dir/CMakeCache.txt" | cut -d= -f2-)"
+  echo "# Python packages of the oracles ($("$venv/bin/python" --version))"
+  "$venv/bin/python" -m pip freeze --disable-pip-version-check
+} >"$results/environment.txt"
 cd "$build_dir"
-ctest --output-on-failure "$@"
+ctest --output-on-failure --output-junit "$results/junit.xml" "$@"
