@@ -14,8 +14,9 @@
 #
 # Needs root (chroot, mounts), mmdebstrap (apt-get install mmdebstrap; installed when missing) and
 # a reachable Debian archive. Nothing of this machine goes into the root but the clone, the DNS
-# configuration and this workplace's PyPI configuration (pip.conf, and the wheel folders it names,
-# read-only), which every new machine here has: without it, torch==2.13.0 is not to be had.
+# configuration and what every new machine of this workplace has: the certificate authorities of
+# its registry proxy (/usr/local/share/ca-certificates) and its PyPI configuration (pip.conf, and
+# the wheel folders it names, read-only; without them torch==2.13.0 is not to be had).
 # The root is removed at the end unless --keep is given.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,6 +49,12 @@ mmdebstrap --quiet --variant=minbase bookworm "$root" \
 log "minbase root: $(chroot "$root" dpkg-query -W -f='.\n' | wc -l) packages, no compiler: $(chroot "$root" sh -c 'command -v cc || echo none')"
 
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+# This workplace reaches the registries through a proxy with its own certificate authorities,
+# which every machine here trusts; the root's ca-certificates (installed by setup) takes them in.
+if [ -d /usr/local/share/ca-certificates ]; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp -a /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+fi
 for f in /etc/pip.conf /etc/xdg/pip; do
   [ -e "$f" ] && mkdir -p "$root$(dirname "$f")" && cp -a "$f" "$root$f"
 done

@@ -50,9 +50,13 @@ fetch_pinned_source() { # $1 = destination (a git checkout of the pinned commit)
   local dest=$1 tmp
   tmp=$(mktemp -d)
   log "fetching llama.cpp from npm package node-llama-cpp@$NODE_LLAMA_CPP_VERSION"
-  (cd "$tmp" && npm pack --silent "node-llama-cpp@$NODE_LLAMA_CPP_VERSION" >/dev/null)
-  tar -xzf "$tmp"/node-llama-cpp-*.tgz -C "$tmp" package/llama/gitRelease.bundle
-  git -c advice.detachedHead=false clone -q "$tmp/package/llama/gitRelease.bundle" "$dest.tmp"
+  (cd "$tmp" && npm pack --silent "node-llama-cpp@$NODE_LLAMA_CPP_VERSION" >/dev/null) ||
+    die "npm could not fetch node-llama-cpp@$NODE_LLAMA_CPP_VERSION (its error is above); check that the npm registry is reachable (npm config get registry)"
+  tar -xzf "$tmp"/node-llama-cpp-*.tgz -C "$tmp" package/llama/gitRelease.bundle ||
+    die "node-llama-cpp@$NODE_LLAMA_CPP_VERSION has no llama/gitRelease.bundle"
+  rm -rf "$dest.tmp"
+  git -c advice.detachedHead=false clone -q "$tmp/package/llama/gitRelease.bundle" "$dest.tmp" ||
+    die "cloning the llama.cpp bundle of node-llama-cpp@$NODE_LLAMA_CPP_VERSION failed"
   rm -rf "$tmp"
   local commit
   commit=$(git -C "$dest.tmp" rev-parse HEAD)
