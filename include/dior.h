@@ -588,6 +588,108 @@ std::string indirect_aspect_name(const std::string & dataset, const std::string 
 std::vector<std::string> list_dataset_images(const std::string & folder);
 
 // ---------------------------------------------------------------------------------------------
+// Runs: images x one method's settings -> the store, resumable (src/pipeline)
+// ---------------------------------------------------------------------------------------------
+
+// Image inputs: files, folders (their image files, sorted, not recursive) and a list file (one
+// path per line, relative to the list's folder; # comments). Missing files are kept: a run
+// reports them as failures of their own.
+std::vector<std::string> collect_images(const std::vector<std::string> & paths, const std::string & list_file = "");
+// Conditions from conditions, a conditions file (one per line) and `unconditional`, the
+// unconditional prompt (nullopt) first. None given: the unconditional prompt alone.
+std::vector<std::optional<std::string>> collect_conditions(const std::vector<std::string> & conditions,
+                                                           const std::string &              conditions_file = "",
+                                                           bool                             unconditional   = false);
+// Layer specs: "all" or integers, repeatable or comma-separated; none: { -1 }.
+std::vector<int> parse_layers(const std::vector<std::string> & specs, const model & m);
+// The options of a model that change vectors, as recorded with every setting ("kv=f32 fa=0 ...").
+std::string engine_options_text(const model_params & params);
+
+// What to embed, with what, into which store. The same options as `dior embed` (README): every
+// check below is made, with the same messages, before anything is loaded or written.
+struct run_options {
+    // The images: inputs (files, folders) and list_file (collect_images), or a dataset of the
+    // reference in datasets_dir/dataset; shard "I/N" keeps positions I, I+N, ... of that listing.
+    std::vector<std::string> inputs;
+    std::string              list_file, dataset, datasets_dir, shard;
+    std::string              name;  // the image set's name (default: the dataset, else the folder's name)
+    // nullopt: a dataset's aspects, else the unconditional prompt alone.
+    std::optional<std::vector<std::optional<std::string>>> conditions;
+
+    std::string              method = "dior";  // dior, clip, indirect, generative
+    model_params             model;            // dior, generative: the LVLM (files, engine options)
+    std::string              model_id;         // default: the model file's stem (CLIP: its recorded id)
+    std::string              prompt_type = "describe";
+    std::vector<std::string> layers;  // parse_layers specs; none: the last
+    int                      token          = -1;
+    int                      image_max_size = 700;
+    std::string              positions;  // sequential or native; default: sequential, native for generative
+    bool                     reuse_prefix  = true;
+    bool                     parse_special = false;
+    // DIOR's vector source and generation (first_output, mean_output, generative)
+    std::string source         = "input_last";
+    int         max_new_tokens = 16;
+    float       temperature    = -1;  // -1: not given (1 when sampling, as transformers)
+    bool        do_sample      = false;
+    int         top_k          = 50;
+    float       top_p          = 1;
+    uint32_t    seed           = 0;
+    float       repeat_penalty = 1;
+    std::string text_encoder, text_encoder_id;  // generative: the sentence encoder GGUF and its id
+    std::string embed_text = "whole";           // generative: whole or answer
+    // clip, indirect
+    std::string clip_model;
+    std::string indirect_texts;  // default: the reference's (data/reference/indirect_texts.json)
+    int         components    = 128;
+    uint64_t    indirect_seed = 0;
+
+    std::string  store = "embeddings.db";  // created if missing, appended to otherwise
+    image_limits limits;
+};
+
+// What a run reports while it works; every callback is optional and called on the run's thread.
+struct run_events {
+    // The model files, just before they are loaded (after every check): e.g. a download from the
+    // hub into model.model_path / mmproj_path.
+    std::function<void(model_params & model)> fetch_model;
+    // Before the first image (the settings are in the store): how many images the run handles.
+    std::function<void(size_t total)> start;
+    // After each image: done (embedded, skipped or failed) of total, work (embedded or failed:
+    // those that cost time), the image's path.
+    std::function<void(size_t done, size_t total, size_t work, const std::string & path)> progress;
+    // A line about one image: "error: PATH: REASON", "changed since it was embedded, ...".
+    std::function<void(const std::string & line)> message;
+    // Set (by a signal handler, a Python callback...) to stop after the image being embedded: it is
+    // committed, and a later run with the same options resumes after it.
+    const std::atomic<bool> * cancel = nullptr;
+};
+
+struct run_failure {
+    std::string image, reason;
+};
+
+struct run_result {
+    size_t                   listed = 0;                                         // images listed, before the shard
+    size_t                   images = 0, embedded = 0, skipped = 0, failed = 0;  // skipped: already stored
+    std::vector<run_failure> failures;                                           // this run's, in listing order
+    std::vector<setting>     settings;                                           // the method's settings...
+    std::vector<int64_t>     setting_ids;                                        // ...and their ids in the store
+    size_t                   n_conditions = 0;
+    int                      width        = 0;  // of every vector
+    double                   seconds      = 0;
+    double                   hash_seconds = 0;      // hashing the model files, beside their loading
+    bool                     cancelled    = false;  // events.cancel stopped it before the last image
+    bool                     no_images    = false;  // a shard that holds none of the images
+};
+
+// Embeds every listed image that the store does not hold yet for every setting of the method
+// (an image whose file changed since is embedded again), one transaction per image. A bad image is
+// a failure of its own (recorded in the store, reported through events.message) and the run goes
+// on; a store that cannot be written throws dior::store_error (what was committed stays).
+// Bad options, models or an empty listing throw dior::error before anything is written.
+run_result run_embed(const run_options & options, const run_events & events = {});
+
+// ---------------------------------------------------------------------------------------------
 // Labels (SPEC section 3) and evaluation (SPEC section 4), as pytorch-metric-learning computes it
 // ---------------------------------------------------------------------------------------------
 

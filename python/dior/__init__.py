@@ -4,6 +4,10 @@
     emb = dior.Embedder(hf="ggml-org/Qwen2.5-VL-3B-Instruct-GGUF")      # or model=..., mmproj=...
     x = emb.embed(["a.jpg", "b.jpg"], ["car color", None])            # (2, 2, width) float32
 
+    # a whole folder into a store, resumable, as `dior embed` (progress bar, failures per image)
+    r = dior.embed("photos/", ["car color"], store="e.db", model="text.gguf", mmproj="mmproj.gguf")
+    df = dior.Store.open("e.db").to_pandas()                          # path, condition, vector, ...
+
 The vectors are those of ``dior embed`` with the same options, bit for bit. Every computation
 releases the GIL. Errors are ``dior.Error`` (a RuntimeError) with the messages of the command line.
 """
@@ -40,7 +44,9 @@ def _startup_environment() -> None:
 _startup_environment()
 
 from . import _dior  # noqa: E402
-from ._dior import Error, Store, engine_version  # noqa: E402,F401
+from ._dior import Error, engine_version  # noqa: E402,F401
 from ._embedder import DownloadBar, Embedder, evaluate  # noqa: E402,F401
+from ._run import RunResult, embed  # noqa: E402,F401
+from ._store import Store  # noqa: E402,F401
 
-__all__ = ["DownloadBar", "Embedder", "Error", "Store", "evaluate", "engine_version"]
+__all__ = ["DownloadBar", "Embedder", "Error", "RunResult", "Store", "embed", "evaluate", "engine_version"]

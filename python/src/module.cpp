@@ -146,6 +146,120 @@ class embedder {
     std::mutex                   m_;
 };
 
+// run_options from the keyword arguments of dior.embed (python/dior/_run.py names them after the
+// options of dior embed); an unknown name is an error, not a silent default.
+dior::run_options to_run_options(const nb::dict & kw) {
+    dior::run_options o;
+    auto &            m = o.model;
+    for (auto [k, v] : kw) {
+        const std::string key = nb::cast<std::string>(k);
+        const auto        str = [&v] { return nb::cast<std::string>(v); };
+        const auto        num = [&v] { return nb::cast<int64_t>(v); };
+        const auto        flt = [&v] { return nb::cast<double>(v); };
+        const auto        yes = [&v] { return nb::cast<bool>(v); };
+        if (key == "inputs") {
+            o.inputs = nb::cast<std::vector<std::string>>(v);
+        } else if (key == "conditions") {
+            if (!v.is_none()) {
+                o.conditions = nb::cast<std::vector<std::optional<std::string>>>(v);
+            }
+        } else if (key == "layers") {
+            o.layers = nb::cast<std::vector<std::string>>(v);
+        } else if (key == "list_file") {
+            o.list_file = str();
+        } else if (key == "dataset") {
+            o.dataset = str();
+        } else if (key == "datasets_dir") {
+            o.datasets_dir = str();
+        } else if (key == "shard") {
+            o.shard = str();
+        } else if (key == "name") {
+            o.name = str();
+        } else if (key == "method") {
+            o.method = str();
+        } else if (key == "model") {
+            m.model_path = str();
+        } else if (key == "mmproj") {
+            m.mmproj_path = str();
+        } else if (key == "threads") {
+            m.n_threads = (int)num();
+        } else if (key == "ctx_size") {
+            m.n_ctx = (int)num();
+        } else if (key == "batch_size") {
+            m.n_batch = (int)num();
+        } else if (key == "gpu_layers") {
+            m.n_gpu_layers = (int)num();
+        } else if (key == "flash_attn") {
+            m.flash_attn = yes();
+        } else if (key == "kv_f16") {
+            m.kv_f16 = yes();
+        } else if (key == "vision_flash_attn") {
+            m.vision_flash_attn = yes();
+        } else if (key == "verbose") {
+            m.verbose = yes();
+        } else if (key == "image_processor") {
+            const auto p = dior::parse_image_processor(str());
+            if (!p) {
+                throw dior::error("image_processor " + str() + ": use fast, slow or mtmd");
+            }
+            m.processor = *p;
+        } else if (key == "model_id") {
+            o.model_id = str();
+        } else if (key == "prompt") {
+            o.prompt_type = str();
+        } else if (key == "token") {
+            o.token = (int)num();
+        } else if (key == "image_max_size") {
+            o.image_max_size = (int)num();
+        } else if (key == "positions") {
+            o.positions = str();
+        } else if (key == "reuse_prefix") {
+            o.reuse_prefix = yes();
+        } else if (key == "parse_special") {
+            o.parse_special = yes();
+        } else if (key == "source") {
+            o.source = str();
+        } else if (key == "max_new_tokens") {
+            o.max_new_tokens = (int)num();
+        } else if (key == "temperature") {
+            o.temperature = (float)flt();
+        } else if (key == "do_sample") {
+            o.do_sample = yes();
+        } else if (key == "top_k") {
+            o.top_k = (int)num();
+        } else if (key == "top_p") {
+            o.top_p = (float)flt();
+        } else if (key == "seed") {
+            o.seed = (uint32_t)num();
+        } else if (key == "repeat_penalty") {
+            o.repeat_penalty = (float)flt();
+        } else if (key == "text_encoder") {
+            o.text_encoder = str();
+        } else if (key == "text_encoder_id") {
+            o.text_encoder_id = str();
+        } else if (key == "embed_text") {
+            o.embed_text = str();
+        } else if (key == "clip_model") {
+            o.clip_model = str();
+        } else if (key == "indirect_texts") {
+            o.indirect_texts = str();
+        } else if (key == "components") {
+            o.components = (int)num();
+        } else if (key == "indirect_seed") {
+            o.indirect_seed = (uint64_t)num();
+        } else if (key == "store") {
+            o.store = str();
+        } else if (key == "max_file_size") {
+            o.limits.max_file_bytes = num();
+        } else if (key == "max_image_pixels") {
+            o.limits.max_pixels = num();
+        } else {
+            throw dior::error("embed: unknown option " + key);
+        }
+    }
+    return o;
+}
+
 }  // namespace
 
 NB_MODULE(_dior, m) {
@@ -279,6 +393,100 @@ NB_MODULE(_dior, m) {
             return d;
         },
         "x"_a, "labels"_a, "clustering"_a = true);
+
+    // The library's run (dior embed's): the store, resume, per-image failures. progress(done,
+    // total, path) and message(line) are called with the GIL held; an exception either raises, or
+    // Ctrl-C (checked at each image), stops the run after the image being embedded (it is
+    // committed; the same call again resumes) and is raised here.
+    m.def(
+        "run_embed",
+        [](const nb::dict & options, nb::object progress, nb::object message) {
+            const dior::run_options         o = to_run_options(options);
+            std::atomic<bool>               cancel{ false };
+            std::optional<nb::python_error> raised;
+            // Runs f with the GIL; a Python exception (or a pending signal's) cancels the run.
+            const auto in_python = [&](auto && f) {
+                nb::gil_scoped_acquire hold;
+                if (raised) {
+                    return;
+                }
+                try {
+                    if (PyErr_CheckSignals() != 0) {
+                        throw nb::python_error();
+                    }
+                    f();
+                    if (PyErr_CheckSignals() != 0) {
+                        throw nb::python_error();
+                    }
+                } catch (nb::python_error & e) {
+                    raised.emplace(std::move(e));
+                    cancel = true;
+                }
+            };
+            dior::run_events ev;
+            ev.cancel   = &cancel;
+            ev.progress = [&](size_t done, size_t total, size_t, const std::string & path) {
+                in_python([&] {
+                    if (!progress.is_none()) {
+                        progress(done, total, path);
+                    }
+                });
+            };
+            ev.start = [&](size_t total) {
+                in_python([&] {
+                    if (!progress.is_none()) {
+                        progress(0, total, "");
+                    }
+                });
+            };
+            ev.message = [&](const std::string & line) {
+                in_python([&] {
+                    if (!message.is_none()) {
+                        message(line);
+                    }
+                });
+            };
+            dior::run_result r;
+            try {
+                nb::gil_scoped_release free;
+                r = dior::run_embed(o, ev);
+            } catch (const dior::error &) {
+                if (!raised) {
+                    throw;
+                }
+            }
+            if (raised) {  // the Python exception first: it is what stopped the run
+                nb::python_error e = std::move(*raised);
+                raised.reset();
+                throw e;
+            }
+            nb::dict d;
+            d["listed"]   = r.listed;
+            d["images"]   = r.images;
+            d["embedded"] = r.embedded;
+            d["skipped"]  = r.skipped;
+            d["failed"]   = r.failed;
+            nb::list failures;
+            for (const auto & f : r.failures) {
+                failures.append(nb::make_tuple(f.image, f.reason));
+            }
+            d["failures"] = failures;
+            nb::list settings;
+            for (size_t i = 0; i < r.settings.size(); ++i) {
+                nb::dict s;
+                s["id"]        = r.setting_ids[i];
+                s["name"]      = dior::reference_dir_name(r.settings[i]);
+                s["condition"] = r.settings[i].condition;
+                s["layer"]     = r.settings[i].layer;
+                settings.append(s);
+            }
+            d["settings"]  = settings;
+            d["width"]     = r.width;
+            d["seconds"]   = r.seconds;
+            d["cancelled"] = r.cancelled;
+            return d;
+        },
+        "options"_a, "progress"_a = nb::none(), "message"_a = nb::none());
 
     m.def("engine_version", &dior::engine_version);
     m.def("startup_environment", &dior::startup_environment);

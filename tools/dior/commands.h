@@ -45,17 +45,6 @@ struct model_options {
     std::string engine_options() const;
 };
 
-// Image inputs: files, folders (their image files, sorted, not recursive) and list files.
-std::vector<std::string> collect_images(const std::vector<std::string> & paths, const std::string & list_file);
-
-// Conditions from --condition, --conditions-file and --unconditional, in that order
-// (the unconditional prompt first). None given: the unconditional prompt alone.
-std::vector<std::optional<std::string>> collect_conditions(const std::vector<std::string> & conditions,
-                                                           const std::string & conditions_file, bool unconditional);
-
-// "all" or integers (repeatable, or comma-separated).
-std::vector<int> parse_layers(const std::vector<std::string> & specs, const model & m);
-
 // Writes settings of a store as .npy matrices (rows = images, ordered by path) with their row
 // names, plus manifest.json describing settings, images and failures.
 void export_npy(const store & st, const std::vector<int64_t> & setting_ids, const std::string & dir);
