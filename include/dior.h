@@ -682,6 +682,12 @@ struct run_result {
     bool                     no_images    = false;  // a shard that holds none of the images
 };
 
+// One step of every run, of the Python Embedder, of Ray workers and of the service's queries:
+// decoded images in, for each image the vectors of the method's settings()[i], i in `which`. This
+// is where batches of images are formed for the engine.
+std::vector<std::vector<method::output>> embed_batch(method & m, const std::vector<image> & images,
+                                                     const std::vector<size_t> & which);
+
 // Embeds every listed image that the store does not hold yet for every setting of the method
 // (an image whose file changed since is embedded again), one transaction per image. A bad image is
 // a failure of its own (recorded in the store, reported through events.message) and the run goes

@@ -95,7 +95,10 @@ fmt() { printf '%d min %02d s' $(($1 / 60)) $(($1 % 60)); }
 # The command runs as a fresh login would: a clean environment, its own mounts (gone on exit) and
 # its own PID namespace (every process it started ends with it).
 in_root() { # $1 = shell command
-  local mounts="mount --rbind /dev '$root/dev' && mount -t proc proc '$root/proc' && mount --rbind /sys '$root/sys'"
+  # The root bound onto itself first: a machine's / is a mount point, which tests that make
+  # mount namespaces of their own (unshare --mount) need.
+  local mounts="mount --bind '$root' '$root' && mount --rbind /dev '$root/dev' && mount -t proc proc '$root/proc'"
+  mounts+=" && mount --rbind /sys '$root/sys'"
   local d
   for d in "${binds[@]}"; do mounts+=" && mount --bind -o ro '$d' '$root$d'"; done
   unshare --mount --pid --fork --kill-child bash -c "$mounts && exec chroot '$root' env -i HOME=/root \

@@ -123,16 +123,27 @@ class embedder {
 
     // (images, conditions, width) float32: every image under every condition.
     nb::ndarray<nb::numpy, float> embed(const nb::list & images, const nb::handle & conditions) {
-        const auto         conds = to_conditions(conditions);
-        const size_t       n = nb::len(images), k = conds.size(), d = (size_t)model_->n_embd();
-        std::vector<float> out(n * k * d);
+        const auto               conds = to_conditions(conditions);
+        const size_t             n = nb::len(images), k = conds.size(), d = (size_t)model_->n_embd();
+        std::vector<float>       out(n * k * d);
+        std::vector<dior::image> decoded;
         for (size_t i = 0; i < n; ++i) {
-            const dior::image           img = to_image(images[i], i, max_size_, limits_);
-            nb::gil_scoped_release      free;
+            decoded.push_back(to_image(images[i], i, max_size_, limits_));
+        }
+        // The batch step of every run (dior::embed_batch), with one setting per condition.
+        std::vector<size_t> which(k);
+        for (size_t c = 0; c < k; ++c) {
+            which[c] = c;
+        }
+        {
+            nb::gil_scoped_release      free;      // taken back before the array is made
             std::lock_guard<std::mutex> lock(m_);  // one model, one computation at a time
-            const auto                  r = model_->embed(img, conds, ep_);
-            for (size_t c = 0; c < k; ++c) {
-                std::memcpy(out.data() + (i * k + c) * d, r[c].vectors.at(0).data(), d * sizeof(float));
+            const auto                  meth = dior::make_dior_method(*model_, conds, ep_);
+            const auto                  r    = dior::embed_batch(*meth, decoded, which);
+            for (size_t i = 0; i < n; ++i) {
+                for (size_t c = 0; c < k; ++c) {
+                    std::memcpy(out.data() + (i * k + c) * d, r[i][c].vector.data(), d * sizeof(float));
+                }
             }
         }
         return to_numpy(std::move(out), { n, k, d });

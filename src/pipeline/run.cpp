@@ -472,11 +472,14 @@ run_result run_embed(const run_options & o, const run_events & ev) {
                 ahead_path = images[i + 1];
                 ahead      = std::async(std::launch::async, read_and_decode, ahead_path);
             }
-            const auto outputs = lm.meth->embed(img, which);
+            const int          width = img.width, height = img.height;
+            std::vector<image> batch;
+            batch.push_back(std::move(img));
+            const auto outputs = embed_batch(*lm.meth, batch, which).at(0);
 
             store::image_vectors row;
-            row.image = { path,       sha256_hex(bytes.data(), bytes.size()), (int64_t)bytes.size(), img.width,
-                          img.height, have_stat ? mtime_ns(sb) : -1 };
+            row.image = { path,   sha256_hex(bytes.data(), bytes.size()), (int64_t)bytes.size(), width,
+                          height, have_stat ? mtime_ns(sb) : -1 };
             for (size_t k = 0; k < which.size(); ++k) {
                 row.vectors.emplace_back(ids[which[k]], outputs[k].vector);
                 if (lm.generating) {

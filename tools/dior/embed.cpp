@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 namespace dior::cli {
 namespace {
@@ -25,6 +26,24 @@ extern "C" void on_stop_signal(int sig) {
     g_cancel = true;
     std::signal(sig, SIG_DFL);
 }
+
+// While the images are embedded, those signals stop the run; before (loading, downloading) and
+// after, they act as usual.
+struct stop_signals {
+    stop_signals() {
+        g_signal = 0;
+        g_cancel = false;
+        for (int sig : k_stop_signals) {
+            std::signal(sig, on_stop_signal);
+        }
+    }
+
+    ~stop_signals() {
+        for (int sig : k_stop_signals) {
+            std::signal(sig, SIG_DFL);
+        }
+    }
+};
 
 // The command line's options: the run's, and what only the command line has.
 struct embed_options {
@@ -54,7 +73,11 @@ int run_embed_command(embed_options o) {  // a copy: -hf fills in the model file
         o.model.fetch();
         m = o.model.resolved();
     };
-    ev.start    = [&bar](size_t total) { bar = std::make_unique<progress>(total); };
+    std::optional<stop_signals> signals;  // from the first image on: loading and downloads stop as usual
+    ev.start = [&bar, &signals](size_t total) {
+        signals.emplace();
+        bar = std::make_unique<progress>(total);
+    };
     ev.progress = [&bar](size_t done, size_t, size_t work, const std::string & path) { bar->update(done, work, path); };
     ev.message  = [&bar](const std::string & line) {
         if (bar) {
@@ -63,20 +86,9 @@ int run_embed_command(embed_options o) {  // a copy: -hf fills in the model file
             std::fprintf(stderr, "%s\n", line.c_str());
         }
     };
-    ev.cancel = &g_cancel;
-    g_signal  = 0;
-    g_cancel  = false;
-    for (int sig : k_stop_signals) {
-        std::signal(sig, on_stop_signal);
-    }
-    struct restore_signals {
-        ~restore_signals() {
-            for (int sig : k_stop_signals) {
-                std::signal(sig, SIG_DFL);
-            }
-        }
-    } restore;
+    ev.cancel          = &g_cancel;
     const run_result r = run_embed(ro, ev);
+    signals.reset();
     if (r.no_images) {
         std::fprintf(stderr, "shard %s of %zu images holds none of them: nothing to embed\n", ro.shard.c_str(),
                      r.listed);

@@ -275,7 +275,7 @@ std::vector<std::vector<float>> query_embedder::embed(const std::vector<uint8_t>
             if (!cm) {
                 cm = clip_model::load({ path, p_->f.n_threads, p_->f.n_gpu_layers != 0 });
             }
-            out[i] = cm->image_features(image_for(s.image_max_size));
+            out[i] = embed_batch(*make_clip_method(*cm), { image_for(s.image_max_size) }, { 0 }).at(0).at(0).vector;
             continue;
         }
         std::ostringstream key;
@@ -340,13 +340,20 @@ std::vector<std::vector<float>> query_embedder::embed(const std::vector<uint8_t>
         ep.generation.temperature    = (float)s.temperature;
         ep.generation.seed           = s.seed;
         ep.generation.repeat_penalty = (float)s.repeat_penalty;
-        const auto r                 = m->embed(image_for(s.image_max_size), g.conditions, ep);
+        // The method's settings run condition by condition, each over the unique layers: all of
+        // them, from one step of the runs' batch step.
+        const auto          meth = make_dior_method(*m, g.conditions, ep);
+        std::vector<size_t> which(g.conditions.size() * unique.size());
+        for (size_t k = 0; k < which.size(); ++k) {
+            which[k] = k;
+        }
+        const auto r = embed_batch(*meth, { image_for(s.image_max_size) }, which).at(0);
         for (size_t i : g.members) {
             const size_t c    = (size_t)(std::find(g.conditions.begin(), g.conditions.end(), settings[i].condition) -
                                       g.conditions.begin());
             const int    want = m->resolve_layers({ settings[i].layer })[0];
             const size_t l    = (size_t)(std::find(unique.begin(), unique.end(), want) - unique.begin());
-            out[i]            = r.at(c).vectors.at(l);
+            out[i]            = r.at(c * unique.size() + l).vector;
         }
     }
     return out;
