@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
@@ -159,113 +161,98 @@ class embedder {
 
 // run_options from the keyword arguments of dior.embed (python/dior/_run.py names them after the
 // options of dior embed); an unknown name is an error, not a silent default.
+using option_setter = std::function<void(dior::run_options &, nb::handle)>;
+
+template <class T>
+option_setter run_field(T dior::run_options::*field) {
+    return [field](dior::run_options & o, nb::handle v) { o.*field = nb::cast<T>(v); };
+}
+
+template <class T>
+option_setter model_field(T dior::model_params::*field) {
+    return [field](dior::run_options & o, nb::handle v) { o.model.*field = nb::cast<T>(v); };
+}
+
+template <class T>
+option_setter limit_field(T dior::image_limits::*field) {
+    return [field](dior::run_options & o, nb::handle v) { o.limits.*field = nb::cast<T>(v); };
+}
+
 dior::run_options to_run_options(const nb::dict & kw) {
+    using O                                                 = dior::run_options;
+    using M                                                 = dior::model_params;
+    static const std::map<std::string, option_setter> table = {
+        { "inputs", run_field(&O::inputs) },
+        { "list_file", run_field(&O::list_file) },
+        { "dataset", run_field(&O::dataset) },
+        { "datasets_dir", run_field(&O::datasets_dir) },
+        { "shard", run_field(&O::shard) },
+        { "name", run_field(&O::name) },
+        { "conditions",
+          [](O & o, nb::handle v) {
+              if (!v.is_none()) {
+                  o.conditions = nb::cast<std::vector<std::optional<std::string>>>(v);
+              }
+          } },
+        { "method", run_field(&O::method) },
+        { "model", model_field(&M::model_path) },
+        { "mmproj", model_field(&M::mmproj_path) },
+        { "threads", model_field(&M::n_threads) },
+        { "ctx_size", model_field(&M::n_ctx) },
+        { "batch_size", model_field(&M::n_batch) },
+        { "gpu_layers", model_field(&M::n_gpu_layers) },
+        { "flash_attn", model_field(&M::flash_attn) },
+        { "kv_f16", model_field(&M::kv_f16) },
+        { "vision_flash_attn", model_field(&M::vision_flash_attn) },
+        { "verbose", model_field(&M::verbose) },
+        { "image_processor",
+          [](O & o, nb::handle v) {
+              const std::string name = nb::cast<std::string>(v);
+              const auto        p    = dior::parse_image_processor(name);
+              if (!p) {
+                  throw dior::error("image_processor " + name + ": use fast, slow or mtmd");
+              }
+              o.model.processor = *p;
+          } },
+        { "model_id", run_field(&O::model_id) },
+        { "prompt", run_field(&O::prompt_type) },
+        { "layers", run_field(&O::layers) },
+        { "token", run_field(&O::token) },
+        { "image_max_size", run_field(&O::image_max_size) },
+        { "positions", run_field(&O::positions) },
+        { "reuse_prefix", run_field(&O::reuse_prefix) },
+        { "parse_special", run_field(&O::parse_special) },
+        { "source", run_field(&O::source) },
+        { "max_new_tokens", run_field(&O::max_new_tokens) },
+        { "temperature", run_field(&O::temperature) },
+        { "do_sample", run_field(&O::do_sample) },
+        { "top_k", run_field(&O::top_k) },
+        { "top_p", run_field(&O::top_p) },
+        { "seed", run_field(&O::seed) },
+        { "repeat_penalty", run_field(&O::repeat_penalty) },
+        { "text_encoder", run_field(&O::text_encoder) },
+        { "text_encoder_id", run_field(&O::text_encoder_id) },
+        { "embed_text", run_field(&O::embed_text) },
+        { "clip_model", run_field(&O::clip_model) },
+        { "indirect_texts", run_field(&O::indirect_texts) },
+        { "components", run_field(&O::components) },
+        { "indirect_seed", run_field(&O::indirect_seed) },
+        { "store", run_field(&O::store) },
+        { "max_file_size", limit_field(&dior::image_limits::max_file_bytes) },
+        { "max_image_pixels", limit_field(&dior::image_limits::max_pixels) },
+    };
     dior::run_options o;
-    auto &            m = o.model;
     for (auto [k, v] : kw) {
         const std::string key = nb::cast<std::string>(k);
-        const auto        str = [&v] { return nb::cast<std::string>(v); };
-        const auto        num = [&v] { return nb::cast<int64_t>(v); };
-        const auto        flt = [&v] { return nb::cast<double>(v); };
-        const auto        yes = [&v] { return nb::cast<bool>(v); };
-        if (key == "inputs") {
-            o.inputs = nb::cast<std::vector<std::string>>(v);
-        } else if (key == "conditions") {
-            if (!v.is_none()) {
-                o.conditions = nb::cast<std::vector<std::optional<std::string>>>(v);
-            }
-        } else if (key == "layers") {
-            o.layers = nb::cast<std::vector<std::string>>(v);
-        } else if (key == "list_file") {
-            o.list_file = str();
-        } else if (key == "dataset") {
-            o.dataset = str();
-        } else if (key == "datasets_dir") {
-            o.datasets_dir = str();
-        } else if (key == "shard") {
-            o.shard = str();
-        } else if (key == "name") {
-            o.name = str();
-        } else if (key == "method") {
-            o.method = str();
-        } else if (key == "model") {
-            m.model_path = str();
-        } else if (key == "mmproj") {
-            m.mmproj_path = str();
-        } else if (key == "threads") {
-            m.n_threads = (int)num();
-        } else if (key == "ctx_size") {
-            m.n_ctx = (int)num();
-        } else if (key == "batch_size") {
-            m.n_batch = (int)num();
-        } else if (key == "gpu_layers") {
-            m.n_gpu_layers = (int)num();
-        } else if (key == "flash_attn") {
-            m.flash_attn = yes();
-        } else if (key == "kv_f16") {
-            m.kv_f16 = yes();
-        } else if (key == "vision_flash_attn") {
-            m.vision_flash_attn = yes();
-        } else if (key == "verbose") {
-            m.verbose = yes();
-        } else if (key == "image_processor") {
-            const auto p = dior::parse_image_processor(str());
-            if (!p) {
-                throw dior::error("image_processor " + str() + ": use fast, slow or mtmd");
-            }
-            m.processor = *p;
-        } else if (key == "model_id") {
-            o.model_id = str();
-        } else if (key == "prompt") {
-            o.prompt_type = str();
-        } else if (key == "token") {
-            o.token = (int)num();
-        } else if (key == "image_max_size") {
-            o.image_max_size = (int)num();
-        } else if (key == "positions") {
-            o.positions = str();
-        } else if (key == "reuse_prefix") {
-            o.reuse_prefix = yes();
-        } else if (key == "parse_special") {
-            o.parse_special = yes();
-        } else if (key == "source") {
-            o.source = str();
-        } else if (key == "max_new_tokens") {
-            o.max_new_tokens = (int)num();
-        } else if (key == "temperature") {
-            o.temperature = (float)flt();
-        } else if (key == "do_sample") {
-            o.do_sample = yes();
-        } else if (key == "top_k") {
-            o.top_k = (int)num();
-        } else if (key == "top_p") {
-            o.top_p = (float)flt();
-        } else if (key == "seed") {
-            o.seed = (uint32_t)num();
-        } else if (key == "repeat_penalty") {
-            o.repeat_penalty = (float)flt();
-        } else if (key == "text_encoder") {
-            o.text_encoder = str();
-        } else if (key == "text_encoder_id") {
-            o.text_encoder_id = str();
-        } else if (key == "embed_text") {
-            o.embed_text = str();
-        } else if (key == "clip_model") {
-            o.clip_model = str();
-        } else if (key == "indirect_texts") {
-            o.indirect_texts = str();
-        } else if (key == "components") {
-            o.components = (int)num();
-        } else if (key == "indirect_seed") {
-            o.indirect_seed = (uint64_t)num();
-        } else if (key == "store") {
-            o.store = str();
-        } else if (key == "max_file_size") {
-            o.limits.max_file_bytes = num();
-        } else if (key == "max_image_pixels") {
-            o.limits.max_pixels = num();
-        } else {
+        const auto        it  = table.find(key);
+        if (it == table.end()) {
             throw dior::error("embed: unknown option " + key);
+        }
+        try {
+            it->second(o, v);
+        } catch (const nb::cast_error &) {
+            throw dior::error("embed: option " + key + " has the wrong type (" +
+                              nb::cast<std::string>(nb::str(v.type().attr("__name__"))) + ")");
         }
     }
     return o;

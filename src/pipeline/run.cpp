@@ -94,7 +94,7 @@ void list_run(const run_options & o, std::vector<std::string> & images,
         conditions = o.conditions ? *o.conditions : std::vector<std::optional<std::string>>{ std::nullopt };
     }
     if (conditions.empty()) {
-        conditions.emplace_back(std::nullopt);
+        throw error("no conditions given: give at least one (none: the prompt without a condition)");
     }
     if (images.empty()) {
         throw error("no images given: pass image files, folders, --list FILE or --dataset NAME --datasets-dir DIR");

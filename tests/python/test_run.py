@@ -113,8 +113,12 @@ def test_bad_options_raise_before_anything_is_written(tiny, images, tmp_path):
         dior.embed(images, store=db, model=tiny[0], mmproj=tiny[1], image_max_size=-3, progress=False)
     with pytest.raises(dior.Error, match="unknown option colour"):
         dior.embed(images, store=db, model=tiny[0], mmproj=tiny[1], colour="red", progress=False)
+    with pytest.raises(dior.Error, match="option threads has the wrong type"):
+        dior.embed(images, store=db, model=tiny[0], mmproj=tiny[1], threads="two", progress=False)
     with pytest.raises(dior.Error, match="--method painting"):
         dior.embed(images, store=db, model=tiny[0], mmproj=tiny[1], method="painting", progress=False)
+    with pytest.raises(dior.Error, match="no conditions given"):
+        dior.embed(images, [], store=db, model=tiny[0], mmproj=tiny[1], progress=False)
     with pytest.raises(dior.Error, match="no images given"):
         dior.embed([], store=db, model=tiny[0], mmproj=tiny[1], progress=False)
     assert not db.exists()
