@@ -6,6 +6,8 @@
 //   model::embed()    chat template -> tokens -> one forward pass -> hidden state of one token,
 //                     at one or more layers; the image prefix is computed once for all conditions
 //   store             vectors of every (image, setting), crash-safe, in one SQLite file
+//   run_embed()       the whole run over many images: listing, checks, a method, the store,
+//                     resume, per-image failures, cancel (docs/run.md)
 //   evaluate()        labels of the reference's datasets -> mAP@R, P@1, NMI, AMI
 //
 // Errors are reported as dior::error exceptions whose message names the file and what to do.
@@ -613,7 +615,7 @@ struct run_options {
     std::vector<std::string> inputs;
     std::string              list_file, dataset, datasets_dir, shard;
     std::string              name;  // the image set's name (default: the dataset, else the folder's name)
-    // nullopt: a dataset's aspects, else the unconditional prompt alone.
+    // nullopt: a dataset's aspects, else the unconditional prompt alone; an empty list is an error.
     std::optional<std::vector<std::optional<std::string>>> conditions;
 
     std::string              method = "dior";  // dior, clip, indirect, generative

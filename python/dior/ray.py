@@ -7,6 +7,10 @@ worker loads the model once and keeps it.
                                  conditions=[None, "car color"], concurrency=4)
     out.write_parquet("vectors/")          # one row per (image, condition): path, condition, vector
 
+Each batch goes through ``Embedder.embed``, and so through the library's batch step
+(``dior::embed_batch``) that ``dior embed`` and ``dior.embed`` use. To write a store with resume
+instead, run ``dior.embed(..., shard="I/N")`` on each worker and join the stores with ``dior merge``.
+
 Exactly once: Ray Data runs a batch again when its worker dies, and keeps only the output of
 batches that finished, so every (image, condition) appears once in ``out`` (tests/python/test_ray.py
 kills a worker mid-run). A batch is a pure function of its paths, so a retry gives the same bits.
