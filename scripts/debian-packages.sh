@@ -2,6 +2,15 @@
 # is missing (exact pins resolved against the archive), then print and keep the versions installed.
 # Sourced after versions.sh; needs log and die, and build_dir for report_debian_versions.
 
+# The exact pins are Debian 12 (bookworm)'s versions; on another system (Ubuntu, another Debian
+# release) they name nothing, and that system's own versions are installed.
+pins_apply() {
+  (
+    . /etc/os-release 2>/dev/null || exit 1
+    [ "${ID:-}" = debian ] && [ "${VERSION_CODENAME:-}" = bookworm ]
+  )
+}
+
 upstream_of() { # Debian version -> its upstream release (no epoch, no Debian revision)
   local v=${1#*:}
   echo "${v%-*}"
@@ -11,7 +20,7 @@ upstream_of() { # Debian version -> its upstream release (no epoch, no Debian re
 # VERSION, else the newest fix of the same upstream release (with a warning), else stops.
 resolve_pin() { # $1 = spec
   local spec=$1 name=${1%%=*} pin=${1#*=} best="" v
-  if [ "$name" = "$spec" ]; then
+  if [ "$name" = "$spec" ] || ! pins_apply; then
     echo "$name"
     return
   fi
@@ -55,6 +64,7 @@ install_debian_packages() {
     local sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
     log "installing Debian packages: ${missing[*]}"
+    pins_apply || log "warning: the exact pins of scripts/versions.sh are Debian 12 (bookworm)'s; this system's own versions are installed (vectors may differ in their last bits)"
     $sudo apt-get update -qq
     local specs=()
     local resolved
@@ -78,7 +88,7 @@ report_debian_versions() { # $@ = specs
     [ "$name" != "$spec" ] && pin=${spec#*=}
     have=$(dpkg-query -W -f='${Version}' "$name" 2>/dev/null || echo none)
     line+="$name=$have${pin:+ (pinned)}"$'\n'
-    [ -n "$pin" ] && [ "$have" != "$pin" ] && off+=" $name=$have (pin $pin)"
+    [ -n "$pin" ] && [ "$have" != "$pin" ] && pins_apply && off+=" $name=$have (pin $pin)"
   done
   mkdir -p "$build_dir"
   printf '%s' "$line" >"$build_dir/debian-versions.txt"

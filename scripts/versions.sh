@@ -17,7 +17,8 @@
 #                 the pin; when only another upstream release is left, setup stops (the numbers may
 #                 change: test with it, then move the pin; DIOR_ALLOW_UNPINNED=1 takes it anyway).
 #                 Each VERSION here is one the archive serves (tests/setup checks it against the
-#                 archive whenever it can reach it).
+#                 archive). On another system (Ubuntu, another Debian release) the exact pins
+#                 name nothing: its own versions are installed, with one warning.
 #   name          By release: bookworm's current version, security updates let through. For the
 #                 rest (git, OpenSSL, curl, libarchive, cairo, Chromium, ...), whose fixes change
 #                 no result.

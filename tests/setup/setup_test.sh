@@ -86,6 +86,7 @@ test_hidden() {
 # resolve_pin with apt-cache answering from a list of versions, as `apt-cache madison` prints them.
 test_resolve() {
   source "$here/scripts/debian-packages.sh"
+  pins_apply() { return 0; } # as on Debian 12, wherever the test runs
   log() { printf '[setup] %s\n' "$*" >&2; }
   die() {
     printf '[setup] error: %s\n' "$*" >&2
@@ -121,6 +122,9 @@ test_resolve() {
   expect "a pin of a package the archive lacks stops setup" libfoo-dev=1.2.3-4 "" STOP "has only nothing"
   DIOR_ALLOW_UNPINNED=1 expect "DIOR_ALLOW_UNPINNED=1 takes the archive's version" libfoo-dev=1.2.3-4 \
     "1.2.4-1" libfoo-dev "DIOR_ALLOW_UNPINNED=1"
+  # Elsewhere than Debian 12 the exact pins name nothing: the system's own version is taken.
+  pins_apply() { return 1; }
+  expect "on another system an exact pin is left to apt" libfoo-dev=1.2.3-4 "2.0.0-1" libfoo-dev ""
   local v
   for v in "1.2.3-4:1.2.3" "1:2.1.5-2:2.1.5" "0.3.21+ds-4:0.3.21+ds" "12.2.0-14+deb12u1:12.2.0" "3.11.2-1+b1:3.11.2"; do
     if [ "$(upstream_of "${v%:*}")" = "${v##*:}" ]; then pass "upstream_of ${v%:*}"; else fail "upstream_of ${v%:*}: $(upstream_of "${v%:*}")"; fi
