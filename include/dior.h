@@ -607,6 +607,10 @@ std::vector<int> parse_layers(const std::vector<std::string> & specs, const mode
 // The options of a model that change vectors, as recorded with every setting ("kv=f32 fa=0 ...").
 std::string engine_options_text(const model_params & params);
 
+// The checks of a model's options that every run makes (threads, GPU layers, context, batch),
+// with dior embed's messages; dior::error. The Python Embedder makes them too.
+void check_model_params(const model_params & params);
+
 // What to embed, with what, into which store. The same options as `dior embed` (README): every
 // check below is made, with the same messages, before anything is loaded or written.
 struct run_options {

@@ -55,18 +55,28 @@ dior::image to_image(const nb::handle & item, size_t index, int max_size, const 
     return (w == img.width && h == img.height) ? img : dior::resize_lanczos(img, w, h);
 }
 
+// A str as UTF-8; dior::error for one that has none (a lone surrogate, U+D800 to U+DFFF).
+std::string to_text(nb::handle s, const char * what) {
+    try {
+        return nb::cast<std::string>(s);
+    } catch (const nb::cast_error &) {
+        throw dior::error(std::string(what) + " " + nb::cast<std::string>(nb::repr(s)) +
+                          " is not valid text: it has no UTF-8 form (a lone surrogate?)");
+    }
+}
+
 std::vector<std::optional<std::string>> to_conditions(const nb::handle & conditions) {
     std::vector<std::optional<std::string>> out;
     if (conditions.is_none() || nb::isinstance<nb::str>(conditions)) {
         out.push_back(conditions.is_none() ? std::nullopt
-                                           : std::optional<std::string>(nb::cast<std::string>(conditions)));
+                                           : std::optional<std::string>(to_text(conditions, "condition")));
         return out;
     }
     for (nb::handle c : conditions) {
         if (!c.is_none() && !nb::isinstance<nb::str>(c)) {
             throw dior::error("conditions: each is a str or None (no condition)");
         }
-        out.push_back(c.is_none() ? std::nullopt : std::optional<std::string>(nb::cast<std::string>(c)));
+        out.push_back(c.is_none() ? std::nullopt : std::optional<std::string>(to_text(c, "condition")));
     }
     if (out.empty()) {
         throw dior::error("conditions: give at least one (None: the prompt without a condition)");
@@ -102,7 +112,8 @@ class embedder {
         if (!proc) {
             throw dior::error("image_processor " + image_processor + ": use fast, slow or mtmd");
         }
-        p.processor      = *proc;
+        p.processor = *proc;
+        dior::check_model_params(p);  // dior embed's checks and messages
         const auto ptype = dior::parse_prompt_type(prompt);
         if (!ptype) {
             throw dior::error("prompt " + prompt + ": unknown prompt type");
@@ -252,7 +263,8 @@ dior::run_options to_run_options(const nb::dict & kw) {
             it->second(o, v);
         } catch (const nb::cast_error &) {
             throw dior::error("embed: option " + key + " has the wrong type (" +
-                              nb::cast<std::string>(nb::str(v.type().attr("__name__"))) + ")");
+                              nb::cast<std::string>(nb::str(v.type().attr("__name__"))) +
+                              "), or text with no UTF-8 form (a lone surrogate?)");
         }
     }
     return o;

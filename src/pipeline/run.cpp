@@ -110,15 +110,7 @@ void check_options(const run_options & o) {
         throw error("--image-max-size " + std::to_string(o.image_max_size) +
                     ": use a size in pixels, or 0 for no limit");
     }
-    if (o.model.n_threads < 0) {
-        throw error("-t/--threads " + std::to_string(o.model.n_threads) + ": use a count, or 0 for all");
-    }
-    if (o.model.n_gpu_layers < -1) {
-        throw error("--gpu-layers " + std::to_string(o.model.n_gpu_layers) + ": use a count, or -1 for all");
-    }
-    if (o.model.n_ctx < 16 || o.model.n_batch < 1) {
-        throw error("--ctx-size must be at least 16 and --batch-size at least 1");
-    }
+    check_model_params(o.model);
     if (o.limits.max_file_bytes < 0 || o.limits.max_pixels < 0) {
         throw error("--max-file-size and --max-image-pixels take a positive limit, or 0 for none");
     }
@@ -358,6 +350,18 @@ struct decoded {
 };
 
 }  // namespace
+
+void check_model_params(const model_params & p) {
+    if (p.n_threads < 0) {
+        throw error("-t/--threads " + std::to_string(p.n_threads) + ": use a count, or 0 for all");
+    }
+    if (p.n_gpu_layers < -1) {
+        throw error("--gpu-layers " + std::to_string(p.n_gpu_layers) + ": use a count, or -1 for all");
+    }
+    if (p.n_ctx < 16 || p.n_batch < 1) {
+        throw error("--ctx-size must be at least 16 and --batch-size at least 1");
+    }
+}
 
 run_result run_embed(const run_options & o, const run_events & ev) {
     run_result                              r;

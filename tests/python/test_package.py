@@ -174,3 +174,22 @@ def test_the_default_shows_each_download_on_stderr(fake_hub, capfd):
     for name in HUB_FILES:
         assert f"download: {name} " in err
     assert "MiB/s" in err
+
+
+def test_bad_arguments_raise_dior_error_with_the_commands_messages(tiny, images, emb, tmp_path):
+    with pytest.raises(dior.Error, match=r"-t/--threads -5: use a count"):
+        dior.Embedder(*tiny, threads=-5)
+    with pytest.raises(dior.Error, match=r"--gpu-layers -2"):
+        dior.Embedder(*tiny, gpu_layers=-2)
+    with pytest.raises(dior.Error, match="--ctx-size must be at least 16"):
+        dior.Embedder(*tiny, ctx_size=4)
+    # text with no UTF-8 form: a clear error, not RuntimeError('std::bad_cast')
+    with pytest.raises(dior.Error, match="not valid text"):
+        emb.embed(images[0], "\ud800")
+    with pytest.raises(dior.Error, match="not valid text"):
+        emb.embed(images[0], [None, "car \udcff color"])
+    with pytest.raises(dior.Error, match="option conditions"):
+        dior.embed(images, ["\ud800"], store=tmp_path / "s.db", model=tiny[0], mmproj=tiny[1], progress=False)
+    with pytest.raises(dior.Error, match=r"-t/--threads -5"):
+        dior.embed(images, store=tmp_path / "s.db", model=tiny[0], mmproj=tiny[1], threads=-5, progress=False)
+    assert not (tmp_path / "s.db").exists()
