@@ -39,12 +39,13 @@ resolve_pin() { # $1 = spec
     echo "$name=$best"
     return
   fi
+  local listed=${available//$'\n'/ }
   [ "${DIOR_ALLOW_UNPINNED:-0}" = 1 ] && {
-    log "warning: $name=$pin: the archive has only ${available//$'\n'/ }; DIOR_ALLOW_UNPINNED=1: taking its candidate"
+    log "warning: $name=$pin: the archive has only $listed; DIOR_ALLOW_UNPINNED=1: taking its candidate"
     echo "$name"
     return
   }
-  die "scripts/versions.sh pins $name=$pin, but the Debian archive has only ${available:-nothing} (another release; dior's numbers may change): test with it and move the pin, or set DIOR_ALLOW_UNPINNED=1"
+  die "scripts/versions.sh pins $name=$pin, but the Debian archive has only ${listed:-nothing} (another release; dior's numbers may change): test with it and move the pin, or set DIOR_ALLOW_UNPINNED=1"
 }
 
 install_debian_packages() {
