@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -30,6 +31,10 @@ class RunResult:
     seconds: float = 0.0
 
 
+def print_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 class _TqdmProgress:
     """A tqdm bar over the run's images (tqdm.auto: a widget in notebooks), messages written above it."""
 
@@ -48,7 +53,7 @@ class _TqdmProgress:
         if self._bar is not None:
             self._bar.write(line, file=sys.stderr)
         else:
-            print(line, file=sys.stderr)
+            print_stderr(line)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -59,19 +64,15 @@ class _LineProgress:
     """Without tqdm: a line every few seconds on stderr, as ``dior embed`` prints when not on a terminal."""
 
     def __init__(self) -> None:
-        import time
-
-        self._time = time.monotonic
         self._last = 0.0
 
     def __call__(self, done: int, total: int, path: str) -> None:
-        now = self._time()
+        now = time.monotonic()
         if done and (done == total or now - self._last >= 5.0):
             print(f"progress: {done}/{total} images", file=sys.stderr)
             self._last = now
 
-    def message(self, line: str) -> None:
-        print(line, file=sys.stderr)
+    message = staticmethod(print_stderr)
 
     def close(self) -> None:
         pass
@@ -147,7 +148,3 @@ def embed(images: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]] = (
     return RunResult(store=os.fspath(store), images=r["images"], embedded=r["embedded"], skipped=r["skipped"],
                      failed=r["failed"], failures=list(r["failures"]), settings=list(r["settings"]),
                      width=r["width"], seconds=r["seconds"])
-
-
-def print_stderr(line: str) -> None:
-    print(line, file=sys.stderr)

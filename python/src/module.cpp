@@ -55,6 +55,63 @@ dior::image to_image(const nb::handle & item, size_t index, int max_size, const 
     return (w == img.width && h == img.height) ? img : dior::resize_lanczos(img, w, h);
 }
 
+// Python callbacks of a computation that runs without the GIL. Each call takes the GIL; an
+// exception it raises, or a pending signal's (Ctrl-C), is kept and sets `cancel`, so that the
+// computation stops, and run() raises it once the computation has returned.
+class python_calls {
+  public:
+    std::atomic<bool> cancel{ false };
+
+    template <class F>
+    void call(F && f) {
+        nb::gil_scoped_acquire hold;
+        if (raised_) {
+            return;
+        }
+        try {
+            if (PyErr_CheckSignals() != 0) {
+                throw nb::python_error();
+            }
+            f();
+            if (PyErr_CheckSignals() != 0) {
+                throw nb::python_error();
+            }
+        } catch (nb::python_error & e) {
+            raised_.emplace(std::move(e));
+            cancel = true;
+        }
+    }
+
+    // Runs the computation without the GIL; the Python exception that stopped it comes first.
+    template <class F>
+    void run(F && computation) {
+        try {
+            nb::gil_scoped_release free;
+            computation();
+        } catch (const dior::error &) {
+            if (!raised_) {
+                throw;
+            }
+        }
+        if (raised_) {
+            nb::python_error e = std::move(*raised_);
+            raised_.reset();
+            throw e;
+        }
+    }
+
+  private:
+    std::optional<nb::python_error> raised_;
+};
+
+dior::image_processor to_processor(const std::string & name) {
+    const auto p = dior::parse_image_processor(name);
+    if (!p) {
+        throw dior::error("image_processor " + name + ": use fast, slow or mtmd");
+    }
+    return *p;
+}
+
 // A str as UTF-8; dior::error for one that has none (a lone surrogate, U+D800 to U+DFFF).
 std::string to_text(nb::handle s, const char * what) {
     try {
@@ -108,11 +165,7 @@ class embedder {
         p.kv_f16            = kv_f16;
         p.vision_flash_attn = vision_flash_attn;
         p.verbose           = verbose;
-        const auto proc     = dior::parse_image_processor(image_processor);
-        if (!proc) {
-            throw dior::error("image_processor " + image_processor + ": use fast, slow or mtmd");
-        }
-        p.processor = *proc;
+        p.processor         = to_processor(image_processor);
         dior::check_model_params(p);  // dior embed's checks and messages
         const auto ptype = dior::parse_prompt_type(prompt);
         if (!ptype) {
@@ -216,15 +269,7 @@ dior::run_options to_run_options(const nb::dict & kw) {
         { "kv_f16", model_field(&M::kv_f16) },
         { "vision_flash_attn", model_field(&M::vision_flash_attn) },
         { "verbose", model_field(&M::verbose) },
-        { "image_processor",
-          [](O & o, nb::handle v) {
-              const std::string name = nb::cast<std::string>(v);
-              const auto        p    = dior::parse_image_processor(name);
-              if (!p) {
-                  throw dior::error("image_processor " + name + ": use fast, slow or mtmd");
-              }
-              o.model.processor = *p;
-          } },
+        { "image_processor", [](O & o, nb::handle v) { o.model.processor = to_processor(nb::cast<std::string>(v)); } },
         { "model_id", run_field(&O::model_id) },
         { "prompt", run_field(&O::prompt_type) },
         { "layers", run_field(&O::layers) },
@@ -293,43 +338,18 @@ NB_MODULE(_dior, m) {
     m.def(
         "hub_fetch_model",
         [](const std::string & spec, const std::string & token, bool offline, nb::object progress) {
-            dior::hub_options               o;
-            std::atomic<bool>               cancel{ false };
-            std::optional<nb::python_error> raised;
+            dior::hub_options o;
+            python_calls      py;
             o.token   = token;
             o.offline = offline;
-            o.cancel  = &cancel;
+            o.cancel  = &py.cancel;
             if (!progress.is_none()) {
                 o.progress = [&](const std::string & file, uint64_t done, uint64_t total) {
-                    nb::gil_scoped_acquire hold;
-                    if (raised) {
-                        return;
-                    }
-                    try {
-                        if (PyErr_CheckSignals() != 0) {
-                            throw nb::python_error();
-                        }
-                        progress(file, done, total);
-                    } catch (nb::python_error & e) {
-                        raised.emplace(std::move(e));
-                        cancel = true;
-                    }
+                    py.call([&] { progress(file, done, total); });
                 };
             }
             dior::hub_model h;
-            try {
-                nb::gil_scoped_release free;
-                h = dior::hub_fetch_model(spec, o);
-            } catch (const dior::error &) {
-                if (!raised) {
-                    throw;
-                }
-            }
-            if (raised) {
-                nb::python_error e = std::move(*raised);
-                raised.reset();
-                throw e;
-            }
+            py.run([&] { h = dior::hub_fetch_model(spec, o); });
             return std::make_pair(h.model, h.mmproj);
         },
         "spec"_a, "token"_a = "", "offline"_a = false, "progress"_a = nb::none());
@@ -411,65 +431,33 @@ NB_MODULE(_dior, m) {
     m.def(
         "run_embed",
         [](const nb::dict & options, nb::object progress, nb::object message) {
-            const dior::run_options         o = to_run_options(options);
-            std::atomic<bool>               cancel{ false };
-            std::optional<nb::python_error> raised;
-            // Runs f with the GIL; a Python exception (or a pending signal's) cancels the run.
-            const auto in_python = [&](auto && f) {
-                nb::gil_scoped_acquire hold;
-                if (raised) {
-                    return;
-                }
-                try {
-                    if (PyErr_CheckSignals() != 0) {
-                        throw nb::python_error();
-                    }
-                    f();
-                    if (PyErr_CheckSignals() != 0) {
-                        throw nb::python_error();
-                    }
-                } catch (nb::python_error & e) {
-                    raised.emplace(std::move(e));
-                    cancel = true;
-                }
-            };
-            dior::run_events ev;
-            ev.cancel   = &cancel;
+            const dior::run_options o = to_run_options(options);
+            python_calls            py;
+            dior::run_events        ev;
+            ev.cancel   = &py.cancel;
             ev.progress = [&](size_t done, size_t total, size_t, const std::string & path) {
-                in_python([&] {
+                py.call([&] {
                     if (!progress.is_none()) {
                         progress(done, total, path);
                     }
                 });
             };
             ev.start = [&](size_t total) {
-                in_python([&] {
+                py.call([&] {
                     if (!progress.is_none()) {
                         progress(0, total, "");
                     }
                 });
             };
             ev.message = [&](const std::string & line) {
-                in_python([&] {
+                py.call([&] {
                     if (!message.is_none()) {
                         message(line);
                     }
                 });
             };
             dior::run_result r;
-            try {
-                nb::gil_scoped_release free;
-                r = dior::run_embed(o, ev);
-            } catch (const dior::error &) {
-                if (!raised) {
-                    throw;
-                }
-            }
-            if (raised) {  // the Python exception first: it is what stopped the run
-                nb::python_error e = std::move(*raised);
-                raised.reset();
-                throw e;
-            }
+            py.run([&] { r = dior::run_embed(o, ev); });
             nb::dict d;
             d["listed"]   = r.listed;
             d["images"]   = r.images;
