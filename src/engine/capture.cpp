@@ -20,7 +20,14 @@ void hidden_capture::set_layers(int n_layer, int n_embd, const std::vector<int> 
 }
 
 void hidden_capture::begin_batch(int64_t first, int n_tokens, std::vector<int64_t> wanted, bool logits_read) {
-    first_    = first;
+    std::vector<std::pair<int, int64_t>> rows;
+    for (int64_t t : wanted) {
+        rows.emplace_back((int)(t - first), t);
+    }
+    begin_rows(n_tokens, std::move(rows), logits_read);
+}
+
+void hidden_capture::begin_rows(int n_tokens, std::vector<std::pair<int, int64_t>> wanted, bool logits_read) {
     n_tokens_ = n_tokens;
     error_.clear();
     wanted_      = std::move(wanted);
@@ -53,10 +60,10 @@ void hidden_capture::copy_rows(const ggml_tensor * t, int layer) {
         return;
     }
     for (size_t i = 0; i < wanted_.size(); ++i) {
-        const int64_t      row = all_rows ? wanted_[i] - first_ : (int64_t)i;
+        const int64_t      row = all_rows ? wanted_[i].first : (int64_t)i;
         std::vector<float> v(n_embd_);
         ggml_backend_tensor_get(const_cast<ggml_tensor *>(t), v.data(), row * t->nb[1], n_embd_ * sizeof(float));
-        got_[{ wanted_[i], layer }] = std::move(v);
+        got_[{ wanted_[i].second, layer }] = std::move(v);
     }
 }
 

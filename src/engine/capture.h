@@ -32,6 +32,9 @@ class hidden_capture {
     // the absolute indices of the wanted tokens in it (in batch order) and whether the caller reads
     // this batch's logits (if not, the output projection is skipped).
     void begin_batch(int64_t first, int n_tokens, std::vector<int64_t> wanted, bool logits_read = true);
+    // The same for a batch whose rows belong to several prompts: each wanted row as {row in the
+    // batch, key it is stored under}, in batch order.
+    void begin_rows(int n_tokens, std::vector<std::pair<int, int64_t>> wanted, bool logits_read = true);
 
     // The stored vector of a token at a layer; throws dior::error if it was never captured.
     const std::vector<float> & get(int64_t token, int layer) const;
@@ -55,9 +58,8 @@ class hidden_capture {
     int                  n_layer_ = 0;
     int                  n_embd_  = 0;
     std::vector<bool>    want_layer_;
-    int64_t              first_    = 0;
-    int                  n_tokens_ = 0;
-    std::vector<int64_t> wanted_;
+    int                                   n_tokens_ = 0;
+    std::vector<std::pair<int, int64_t>>  wanted_;  // {row, key}
     bool                 skip_output_ = false;
     std::string          error_;
 

@@ -12,6 +12,7 @@
 // vectors (see engine_test.cpp beside this file).
 #include "dior.h"
 #include "engine/capture.h"
+#include "ggml-backend.h"
 #include "gguf.h"
 #include "llama.h"
 #include "mtmd-helper.h"
@@ -42,6 +43,16 @@ void log_callback(ggml_log_level level, const char * text, void *) {
     if (g_verbose || level == GGML_LOG_LEVEL_ERROR) {
         std::fputs(text, stderr);
     }
+}
+
+bool has_gpu() {
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        const auto t = ggml_backend_dev_type(ggml_backend_dev_get(i));
+        if (t == GGML_BACKEND_DEVICE_TYPE_GPU || t == GGML_BACKEND_DEVICE_TYPE_IGPU) {
+            return true;
+        }
+    }
+    return false;
 }
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
@@ -90,6 +101,7 @@ struct llama_context_deleter {
 // The image-dependent part of a prompt: chunks of the prefix and the tokens that mtmd puts after
 // the image (e.g. <|vision_end|>), which open the suffix.
 struct prepared_image {
+    std::string              source;  // the image's file, for messages
     mtmd::input_chunks_ptr   chunks;
     size_t                   n_prefix_chunks = 0;
     int64_t                  n_prefix_tokens = 0;
@@ -121,11 +133,20 @@ class model_impl final : public model {
         n_embd_  = llama_model_n_embd(model_.get());
         n_layer_ = llama_model_n_layer(model_.get());
 
+        // embed_many: image_batch images share the context, each condition of each image a sequence.
+        max_images_  = std::max(1, p.image_batch);
+        decode_rows_ = p.n_batch * max_images_;
+        // Up to 16 conditions per image in one group; every sequence reserves an output row of
+        // logits (vocabulary-wide), so no more than that.
+        n_seq_max_ = max_images_ > 1 ? std::min({ (int)llama_max_parallel_sequences(), decode_rows_, 16 * max_images_ }) : 1;
+        on_gpu_      = p.n_gpu_layers != 0 && has_gpu();
+
         llama_context_params cp = llama_context_default_params();
-        cp.n_ctx                = (uint32_t)p.n_ctx;
-        cp.n_batch              = (uint32_t)p.n_batch;
-        cp.n_ubatch             = (uint32_t)p.n_batch;  // one decode call = one micro-batch
-        cp.n_seq_max            = 1;
+        cp.n_ctx                = (uint32_t)p.n_ctx * (uint32_t)max_images_;
+        cp.n_batch              = (uint32_t)decode_rows_;
+        cp.n_ubatch             = (uint32_t)decode_rows_;  // one decode call = one micro-batch
+        cp.n_seq_max            = (uint32_t)n_seq_max_;
+        cp.kv_unified           = true;
         cp.n_threads            = n_threads;
         cp.n_threads_batch      = n_threads;
         cp.embeddings           = false;
@@ -227,46 +248,9 @@ class model_impl final : public model {
 
         prepared_image pi = prepare(img);
 
-        struct job {
-            std::vector<llama_token> suffix;
-            int64_t                  token = 0;  // absolute index of the embedded token
-            size_t                   split = 0;  // suffix[0, split): the template's words before the condition
-        };
-
         const bool gen = ep.generate || ep.source != embed_source::input_last;
         logits_read_   = gen;  // only generation reads logits; otherwise the output projection is skipped
-        if (gen && ep.generation.max_new_tokens < 1) {
-            throw error("generation needs max_new_tokens >= 1 (got " + std::to_string(ep.generation.max_new_tokens) +
-                        ")");
-        }
-        const int64_t n_new = gen ? ep.generation.max_new_tokens : 0;
-
-        std::vector<std::vector<llama_token>> probes;  // see template_split
-        for (const char * probe : { "\x01", "\x02" }) {
-            probes.push_back(suffix_tokens(pi, instruction(ep.prompt, std::string(probe)), false));
-        }
-        std::vector<job> jobs;
-        for (const auto & cond : conditions) {
-            job j;
-            j.suffix            = suffix_tokens(pi, instruction(ep.prompt, cond), ep.parse_special);
-            const int64_t total = pi.n_prefix_tokens + (int64_t)j.suffix.size();
-            if (total + n_new > params_.n_ctx) {
-                throw error(img.source + ": the prompt has " + std::to_string(total) + " tokens" +
-                            (n_new ? " (+ " + std::to_string(n_new) + " to generate)" : std::string()) +
-                            ", more than the context (" + std::to_string(params_.n_ctx) +
-                            "); lower --image-max-size or raise --ctx-size");
-            }
-            // Generating reads the last prompt token's logits; input_last reads its chosen token.
-            j.token = ep.source != embed_source::input_last ? total - 1
-                      : ep.token < 0                        ? total + ep.token  // from the end, as in Python
-                                                            : ep.token;
-            if (j.token < 0 || j.token >= total) {
-                throw error("token " + std::to_string(ep.token) + " is outside the prompt (" + std::to_string(total) +
-                            " tokens)");
-            }
-            j.split = template_split(probes, j.suffix);
-            jobs.push_back(std::move(j));
-        }
+        const std::vector<job> jobs = make_jobs(pi, img.source, conditions, ep);
 
         // Tokens of the prefix that some condition wants (e.g. --token 5): captured in the prefix pass.
         std::vector<int64_t> prefix_wanted;
@@ -368,6 +352,67 @@ class model_impl final : public model {
             }
             out.push_back(std::move(cv));
         }
+        timings_.total_ms    = ms_since(t_start);
+        timings_.most_images = 1;
+        return out;
+    }
+
+    std::vector<std::vector<condition_vectors>> embed_many(const std::vector<image> &                     imgs,
+                                                           const std::vector<std::optional<std::string>> & conditions,
+                                                           const embed_params & ep) override {
+        std::vector<std::vector<condition_vectors>> out(imgs.size());
+        timings                                     all{};
+        const auto                                  one = [&](size_t i) {
+            out[i] = embed(imgs[i], conditions, ep);
+            add_timings(all, timings_);
+        };
+        const bool gen = ep.generate || ep.source != embed_source::input_last;
+        // Generation and prompts without prefix reuse go one image at a time.
+        if (imgs.size() < 2 || max_images_ < 2 || gen || !ep.reuse_prefix || conditions.empty()) {
+            for (size_t i = 0; i < imgs.size(); ++i) {
+                one(i);
+            }
+            timings_ = all;
+            return out;
+        }
+        const auto             t_start = std::chrono::steady_clock::now();
+        const std::vector<int> layers  = resolve_layers(ep.layers);
+
+        std::vector<prepared_image>   pis;
+        std::vector<std::vector<job>> jobs;
+        for (const image & img : imgs) {
+            pis.push_back(prepare(img));
+            jobs.push_back(make_jobs(pis.back(), img.source, conditions, ep));
+        }
+        // Groups of consecutive images that fit the context's sequences and KV cells.
+        const size_t  K        = conditions.size();
+        const size_t  max_seqs = std::max<size_t>(1, n_seq_max_ / K);
+        const int64_t max_used = (int64_t)llama_n_ctx(ctx_.get()) - k_ctx_margin;
+        const auto    cells    = [&](size_t i) {
+            int64_t n = pis[i].n_prefix_tokens;
+            for (const job & j : jobs[i]) {
+                n += (int64_t)j.suffix.size();
+            }
+            return n;
+        };
+        for (size_t first = 0; first < imgs.size();) {
+            size_t  n    = 1;
+            int64_t used = cells(first);
+            while (first + n < imgs.size() && n < (size_t)max_images_ && n < max_seqs &&
+                   used + cells(first + n) <= max_used && same_layout(pis[first], pis[first + n])) {
+                used += cells(first + n);
+                ++n;
+            }
+            if (n == 1) {
+                one(first);
+            } else {
+                capture_.set_layers(n_layer_, n_embd_, layers);
+                logits_read_ = false;
+                embed_group(pis, jobs, first, n, conditions, ep, layers, out, all);
+            }
+            first += n;
+        }
+        timings_          = all;
         timings_.total_ms = ms_since(t_start);
         return out;
     }
@@ -375,6 +420,417 @@ class model_impl final : public model {
     const timings & last_timings() const override { return timings_; }
 
   private:
+    // One condition's prompt for a prepared image: its suffix tokens, the token whose vector is
+    // read and where the template's shared words end.
+    struct job {
+        std::vector<llama_token> suffix;
+        int64_t                  token = 0;  // absolute index of the embedded token
+        size_t                   split = 0;  // suffix[0, split): the template's words before the condition
+    };
+
+    std::vector<job> make_jobs(const prepared_image & pi, const std::string & source,
+                               const std::vector<std::optional<std::string>> & conditions, const embed_params & ep) const {
+        const bool gen = ep.generate || ep.source != embed_source::input_last;
+        if (gen && ep.generation.max_new_tokens < 1) {
+            throw error("generation needs max_new_tokens >= 1 (got " + std::to_string(ep.generation.max_new_tokens) +
+                        ")");
+        }
+        const int64_t n_new = gen ? ep.generation.max_new_tokens : 0;
+
+        std::vector<std::vector<llama_token>> probes;  // see template_split
+        for (const char * probe : { "\x01", "\x02" }) {
+            probes.push_back(suffix_tokens(pi, instruction(ep.prompt, std::string(probe)), false));
+        }
+        std::vector<job> jobs;
+        for (const auto & cond : conditions) {
+            job j;
+            j.suffix            = suffix_tokens(pi, instruction(ep.prompt, cond), ep.parse_special);
+            const int64_t total = pi.n_prefix_tokens + (int64_t)j.suffix.size();
+            if (total + n_new > params_.n_ctx) {
+                throw error(source + ": the prompt has " + std::to_string(total) + " tokens" +
+                            (n_new ? " (+ " + std::to_string(n_new) + " to generate)" : std::string()) +
+                            ", more than the context (" + std::to_string(params_.n_ctx) +
+                            "); lower --image-max-size or raise --ctx-size");
+            }
+            // Generating reads the last prompt token's logits; input_last reads its chosen token.
+            j.token = ep.source != embed_source::input_last ? total - 1
+                      : ep.token < 0                        ? total + ep.token  // from the end, as in Python
+                                                            : ep.token;
+            if (j.token < 0 || j.token >= total) {
+                throw error("token " + std::to_string(ep.token) + " is outside the prompt (" + std::to_string(total) +
+                            " tokens)");
+            }
+            j.split = template_split(probes, j.suffix);
+            jobs.push_back(std::move(j));
+        }
+        return jobs;
+    }
+
+    // --- several images at once ------------------------------------------------------------
+    //
+    // embed_many() runs, for a group of images, the passes that embed() runs for one: prefix,
+    // template words, each condition's own tokens. Image b's condition c is sequence b*K + c of one
+    // KV cache; a token that several sequences share (the system turn, an image, a condition
+    // group's words) is evaluated once with all their sequence ids. Each pass has the same tokens,
+    // positions and rows as in embed(), and passes of different images go through the same
+    // decodes: so the vectors agree with one image at a time to the rounding of attention sums.
+
+    // ggml-blas takes a matrix product when it has at least this many rows; below, ggml-cpu's
+    // kernels round the activations to F16 first. On a CPU, passes share a decode only when each
+    // would have taken the same kernel alone.
+    static constexpr int k_blas_rows = 32;
+    // KV cells kept free of a group's estimate (llama.cpp pads what it uses).
+    static constexpr int64_t k_ctx_margin = 256;
+
+    struct pass {
+        std::vector<llama_token>             toks;            // text tokens, or
+        const float *                        embd = nullptr;  // n rows of image embeddings
+        int                                  n    = 0;
+        int                                  n_pp = 1;        // position values per row
+        std::vector<llama_pos>               pos;             // [n_pp][n]
+        std::vector<llama_seq_id>            seqs;            // every row belongs to all of these
+        std::vector<std::pair<int, int64_t>> wanted;          // {row, capture key}
+    };
+
+    static void add_timings(timings & to, const timings & t) {
+        to.encode_ms += t.encode_ms;
+        to.prefix_ms += t.prefix_ms;
+        to.suffix_ms.insert(to.suffix_ms.end(), t.suffix_ms.begin(), t.suffix_ms.end());
+        to.generate_ms += t.generate_ms;
+        to.n_generated += t.n_generated;
+        to.most_images = std::max(to.most_images, t.most_images);
+        to.total_ms += t.total_ms;
+    }
+
+    // Whether two prepared images can share decodes: the same chunks before and after the image,
+    // an image that attends causally.
+    bool same_layout(const prepared_image & a, const prepared_image & b) const {
+        if (a.n_prefix_chunks != b.n_prefix_chunks || a.image_close != b.image_close) {
+            return false;
+        }
+        for (size_t i = 0; i < a.n_prefix_chunks; ++i) {
+            const mtmd_input_chunk * ca = mtmd_input_chunks_get(a.chunks.get(), i);
+            const mtmd_input_chunk * cb = mtmd_input_chunks_get(b.chunks.get(), i);
+            const auto               ta = mtmd_input_chunk_get_type(ca);
+            if (ta != mtmd_input_chunk_get_type(cb)) {
+                return false;
+            }
+            if (ta != MTMD_INPUT_CHUNK_TYPE_TEXT && (ta != MTMD_INPUT_CHUNK_TYPE_IMAGE ||
+                                                     mtmd_decode_use_non_causal(mtmd_.get(), ca) ||
+                                                     mtmd_decode_use_non_causal(mtmd_.get(), cb))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    static std::vector<llama_token> chunk_tokens(const mtmd_input_chunk * c) {
+        size_t              n = 0;
+        const llama_token * t = mtmd_input_chunk_get_tokens_text(c, &n);
+        return std::vector<llama_token>(t, t + n);
+    }
+
+    void embed_group(const std::vector<prepared_image> & pis, const std::vector<std::vector<job>> & jobs, size_t first,
+                     size_t n, const std::vector<std::optional<std::string>> & conditions, const embed_params & ep,
+                     const std::vector<int> & layers, std::vector<std::vector<condition_vectors>> & out,
+                     timings & t) {
+        llama_memory_clear(llama_get_memory(ctx_.get()), true);
+        capture_.clear();
+        t.most_images      = std::max(t.most_images, (int)n);
+        const size_t K     = conditions.size();
+        const bool   mrope = mtmd_decode_use_mrope(mtmd_.get());
+        const int    n_inp = llama_model_n_embd_inp(model_.get());
+
+        // Where each sequence's vector is captured: one key space per pass.
+        std::vector<int64_t> key_of(n * K, -1);
+        int64_t              space = 0;
+        const auto           want  = [&](pass & ps, int64_t tok0) {
+            ++space;
+            for (llama_seq_id s : ps.seqs) {
+                const int64_t tok = jobs[first + (size_t)s / K][(size_t)s % K].token;
+                if (tok < tok0 || tok >= tok0 + ps.n) {
+                    continue;
+                }
+                const int64_t key = (space << 32) | tok;
+                if (std::find_if(ps.wanted.begin(), ps.wanted.end(), [&](const auto & w) { return w.second == key; }) ==
+                    ps.wanted.end()) {
+                    ps.wanted.emplace_back((int)(tok - tok0), key);
+                    if (ps.embd && capture_.wants_layer(0)) {  // see eval_image
+                        const float * row = ps.embd + (size_t)(tok - tok0) * n_inp;
+                        capture_.put(key, 0, std::vector<float>(row, row + n_embd_));
+                    }
+                }
+                key_of[s] = key;
+            }
+            std::sort(ps.wanted.begin(), ps.wanted.end());
+        };
+        const auto seqs_of = [&](size_t b) {
+            std::vector<llama_seq_id> s;
+            for (size_t c = 0; c < K; ++c) {
+                s.push_back((llama_seq_id)(b * K + c));
+            }
+            return s;
+        };
+        const auto text_pass = [&](std::vector<llama_token> toks, llama_pos pos0, std::vector<llama_seq_id> seqs,
+                                   int64_t tok0) {
+            pass ps;
+            ps.toks = std::move(toks);
+            ps.n    = (int)ps.toks.size();
+            for (int i = 0; i < ps.n; ++i) {
+                ps.pos.push_back(pos0 + i);
+            }
+            ps.seqs = std::move(seqs);
+            want(ps, tok0);
+            return ps;
+        };
+
+        // The prefix: text before the image is the same for every image (one pass for all),
+        // then each image, then any text between the image and the suffix.
+        std::vector<llama_pos>          pos(n, 0);
+        std::vector<int64_t>            tok(n, 0);
+        std::vector<std::vector<float>> embd(n);
+        bool                            shared = true;
+        for (size_t ci = 0; ci < pis[first].n_prefix_chunks; ++ci) {
+            const mtmd_input_chunk * c0 = mtmd_input_chunks_get(pis[first].chunks.get(), ci);
+            std::vector<pass>        passes;
+            if (mtmd_input_chunk_get_type(c0) == MTMD_INPUT_CHUNK_TYPE_TEXT) {
+                for (size_t b = 0; b < n && (b == 0 || !shared); ++b) {
+                    const auto toks = chunk_tokens(mtmd_input_chunks_get(pis[first + b].chunks.get(), ci));
+                    std::vector<llama_seq_id> seqs;
+                    for (size_t o = shared ? 0 : b; o < (shared ? n : b + 1); ++o) {
+                        const auto s = seqs_of(o);
+                        seqs.insert(seqs.end(), s.begin(), s.end());
+                    }
+                    passes.push_back(text_pass(toks, pos[b], std::move(seqs), tok[b]));
+                }
+                const auto t0 = std::chrono::steady_clock::now();
+                run_passes(passes);
+                t.prefix_ms += ms_since(t0);
+                const int nt = passes[0].n;
+                for (size_t b = 0; b < n; ++b) {
+                    pos[b] += nt;
+                    tok[b] += nt;
+                }
+                continue;
+            }
+            shared = false;
+            for (size_t b = 0; b < n; ++b) {
+                const mtmd_input_chunk * chunk = mtmd_input_chunks_get(pis[first + b].chunks.get(), ci);
+                const int                nt    = (int)mtmd_input_chunk_get_n_tokens(chunk);
+                const auto               t0    = std::chrono::steady_clock::now();
+                if (mtmd_encode_chunk(mtmd_.get(), chunk) != 0) {
+                    throw error(prepared_source(pis, first + b) + "the vision encoder failed on this image");
+                }
+                const float * e = mtmd_get_output_embd(mtmd_.get());
+                embd[b].assign(e, e + (size_t)nt * n_inp);
+                t.encode_ms += ms_since(t0);
+
+                pass ps;
+                ps.embd                         = embd[b].data();
+                ps.n                            = nt;
+                ps.n_pp                         = mrope ? 4 : 1;
+                ps.pos                          = image_positions(chunk, pos[b], ep.position);
+                ps.seqs                         = seqs_of(b);
+                want(ps, tok[b]);
+                passes.push_back(std::move(ps));
+                pos[b] += (ep.position == positions::native && mrope) ? mtmd_input_chunk_get_n_pos(chunk) : nt;
+                tok[b] += nt;
+            }
+            const auto t0 = std::chrono::steady_clock::now();
+            run_passes(passes);
+            t.prefix_ms += ms_since(t0);
+        }
+
+        // The template's words: once per run of conditions that share them, on each image.
+        std::vector<pass> words;
+        for (size_t b = 0; b < n; ++b) {
+            for (size_t c = 0; c < K;) {
+                const std::vector<job> & js = jobs[first + b];
+                const std::vector<llama_token> w(js[c].suffix.begin(), js[c].suffix.begin() + (std::ptrdiff_t)js[c].split);
+                std::vector<llama_seq_id>      seqs;
+                size_t                         e = c;
+                while (e < K && js[e].split == js[c].split &&
+                       std::equal(w.begin(), w.end(), js[e].suffix.begin())) {
+                    seqs.push_back((llama_seq_id)(b * K + e));
+                    ++e;
+                }
+                if (!w.empty()) {
+                    words.push_back(text_pass(w, pos[b], std::move(seqs), tok[b]));
+                }
+                c = e;
+            }
+        }
+        auto t0 = std::chrono::steady_clock::now();
+        run_passes(words);
+        t.prefix_ms += ms_since(t0);
+
+        // Each condition's own tokens.
+        std::vector<pass> own;
+        for (size_t b = 0; b < n; ++b) {
+            for (size_t c = 0; c < K; ++c) {
+                const job & j = jobs[first + b][c];
+                own.push_back(text_pass(std::vector<llama_token>(j.suffix.begin() + (std::ptrdiff_t)j.split, j.suffix.end()),
+                                        pos[b] + (llama_pos)j.split, { (llama_seq_id)(b * K + c) },
+                                        tok[b] + (int64_t)j.split));
+            }
+        }
+        t0 = std::chrono::steady_clock::now();
+        run_passes(own);
+        const double own_ms = ms_since(t0);
+
+        for (size_t b = 0; b < n; ++b) {
+            std::vector<condition_vectors> cvs;
+            for (size_t c = 0; c < K; ++c) {
+                condition_vectors cv;
+                cv.condition   = conditions[c];
+                cv.instruction = instruction(ep.prompt, conditions[c]);
+                cv.n_tokens    = (int)(pis[first + b].n_prefix_tokens + (int64_t)jobs[first + b][c].suffix.size());
+                for (int l : layers) {
+                    cv.vectors.push_back(capture_.get(key_of[b * K + c], l));
+                }
+                cvs.push_back(std::move(cv));
+                t.suffix_ms.push_back(own_ms / (double)(n * K));
+            }
+            out[first + b] = std::move(cvs);
+        }
+    }
+
+    static std::string prepared_source(const std::vector<prepared_image> & pis, size_t i) {
+        return pis[i].source.empty() ? std::string() : pis[i].source + ": ";
+    }
+
+    // Positions of an image's tokens from `pos`, [n_pp][n] (see eval_image).
+    std::vector<llama_pos> image_positions(const mtmd_input_chunk * chunk, llama_pos pos, positions mode) const {
+        const int                 n     = (int)mtmd_input_chunk_get_n_tokens(chunk);
+        const bool                mrope = mtmd_decode_use_mrope(mtmd_.get());
+        const mtmd_image_tokens * itoks = mtmd_input_chunk_get_tokens_image(chunk);
+        std::vector<llama_pos>    p((size_t)n * (mrope ? 4 : 1), 0);
+        for (int k = 0; k < n; ++k) {
+            if (!mrope) {
+                p[k] = pos + k;
+            } else if (mode == positions::sequential || itoks == nullptr) {
+                p[k] = p[n + k] = p[2 * n + k] = pos + k;
+            } else {
+                const mtmd_decoder_pos d = mtmd_image_tokens_get_decoder_pos(itoks, pos, (size_t)k);
+                p[k]                     = (llama_pos)d.t;
+                p[n + k]                 = (llama_pos)d.y;
+                p[2 * n + k]             = (llama_pos)d.x;
+                p[3 * n + k]             = (llama_pos)d.z;
+            }
+        }
+        return p;
+    }
+
+    // Evaluates passes that do not depend on each other: each cut into pieces of n_batch rows as
+    // embed() cuts it, the i-th pieces of all passes decoded together, as many per decode as the
+    // context takes (on a CPU, see k_blas_rows).
+    void run_passes(const std::vector<pass> & passes) {
+        const int nb = params_.n_batch;
+        for (int off = 0;; off += nb) {
+            std::vector<std::pair<const pass *, int>> pieces;  // {pass, its first row}
+            for (const pass & ps : passes) {
+                if (ps.n > off) {
+                    pieces.emplace_back(&ps, off);
+                }
+            }
+            if (pieces.empty()) {
+                return;
+            }
+            // On a CPU, pieces of k_blas_rows rows or more go together, and smaller ones together
+            // while they stay under it: every piece meets the kernel it meets alone.
+            std::vector<std::pair<const pass *, int>> group;
+            int                                       total = 0;
+            for (int big = 1; big >= 0; --big) {
+                for (const auto & p : pieces) {
+                    const int r = std::min(nb, p.first->n - p.second);
+                    if (!on_gpu_ && (r >= k_blas_rows) != (big == 1)) {
+                        continue;
+                    }
+                    if (on_gpu_ && big == 0) {
+                        break;
+                    }
+                    const int limit = on_gpu_ || big == 1 ? decode_rows_ : k_blas_rows - 1;
+                    if (!group.empty() && total + r > limit) {
+                        decode_pieces(group);
+                        group.clear();
+                        total = 0;
+                    }
+                    group.push_back(p);
+                    total += r;
+                }
+                if (!group.empty()) {
+                    decode_pieces(group);
+                    group.clear();
+                    total = 0;
+                }
+            }
+        }
+    }
+
+    // One llama_decode of pieces of passes (all text or all image embeddings).
+    void decode_pieces(const std::vector<std::pair<const pass *, int>> & pieces) {
+        const int                            nb = params_.n_batch;
+        const bool                           is_embd = pieces[0].first->embd != nullptr;
+        const int                            n_pp    = pieces[0].first->n_pp;
+        const int                            n_inp   = llama_model_n_embd_inp(model_.get());
+        int                                  n       = 0;
+        for (const auto & [ps, off] : pieces) {
+            n += std::min(nb, ps->n - off);
+        }
+        std::vector<llama_token>             toks;
+        std::vector<float>                   embd;
+        std::vector<llama_pos>               pos((size_t)n * (is_embd ? n_pp : 1));
+        std::vector<int32_t>                 n_seq;
+        std::vector<llama_seq_id *>          seq;
+        std::vector<int8_t>                  logits;
+        std::vector<std::pair<int, int64_t>> wanted;
+        int                                  row = 0;
+        for (const auto & [ps, off] : pieces) {
+            const int r = std::min(nb, ps->n - off);
+            if (is_embd) {
+                embd.insert(embd.end(), ps->embd + (size_t)off * n_inp, ps->embd + (size_t)(off + r) * n_inp);
+            } else {
+                toks.insert(toks.end(), ps->toks.begin() + off, ps->toks.begin() + off + r);
+            }
+            const int pp = is_embd ? n_pp : 1;
+            for (int k = 0; k < pp; ++k) {
+                for (int i = 0; i < r; ++i) {
+                    pos[(size_t)k * n + row + i] = ps->pos[(size_t)k * ps->n + off + i];
+                }
+            }
+            for (int i = 0; i < r; ++i) {
+                n_seq.push_back((int32_t)ps->seqs.size());
+                seq.push_back(const_cast<llama_seq_id *>(ps->seqs.data()));
+                logits.push_back(0);
+            }
+            for (const auto & [w, key] : ps->wanted) {
+                if (w >= off && w < off + r) {
+                    wanted.emplace_back(row + w - off, key);
+                    logits[(size_t)(row + w - off)] = 1;
+                }
+            }
+            row += r;
+        }
+        seq.push_back(nullptr);
+        llama_batch batch{};
+        batch.n_tokens = n;
+        batch.token    = is_embd ? nullptr : toks.data();
+        batch.embd     = is_embd ? embd.data() : nullptr;
+        batch.pos      = pos.data();
+        batch.n_seq_id = n_seq.data();
+        batch.seq_id   = seq.data();
+        batch.logits   = logits.data();
+        capture_.begin_rows(n, std::move(wanted), false);
+        const int32_t ret = llama_decode(ctx_.get(), batch);
+        if (ret != 0) {
+            throw error("llama_decode failed on a batch of images (code " + std::to_string(ret) + ")" +
+                        (ret == 1 ? ": no room in the KV cache; lower --image-batch or raise --ctx-size" : ""));
+        }
+        if (!capture_.batch_error().empty()) {
+            throw error(capture_.batch_error());
+        }
+    }
+
     // --- tokenization ----------------------------------------------------------------------
 
     std::vector<llama_token> tokenize(const std::string & text, bool parse_special) const {
@@ -440,6 +896,7 @@ class model_impl final : public model {
         const mtmd_input_part * parts[] = { &p_text, &p_image };
 
         prepared_image pi;
+        pi.source = original.source;
         pi.chunks.reset(mtmd_input_chunks_init());
         const int32_t res = mtmd_tokenize_from_parts(mtmd_.get(), pi.chunks.get(), parts, 2, true);
         if (res != 0) {
@@ -827,6 +1284,10 @@ class model_impl final : public model {
     std::string                                           tail_special_;
     int            hf_factor_ = 0;   // > 0: Hugging Face's Qwen2-VL resize with this factor
     llama_token    image_pad_ = -1;  // see image_pad_id()
+    int            max_images_  = 1;      // images per embed_many group
+    int            decode_rows_ = 512;    // rows per decode of embed_many
+    int            n_seq_max_   = 1;
+    bool           on_gpu_      = false;  // the text model runs on a GPU backend (see k_blas_rows)
     hidden_capture capture_;
     bool           logits_read_ = true;  // whether the current embed reads any batch's logits
     timings        timings_;

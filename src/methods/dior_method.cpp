@@ -73,17 +73,26 @@ class dior_method final : public method {
     }
 
     std::vector<output> embed(const image & img, const std::vector<size_t> & which) override {
+        return embed_many({ img }, which).at(0);
+    }
+
+    std::vector<std::vector<output>> embed_many(const std::vector<image> & imgs,
+                                                const std::vector<size_t> & which) override {
         const size_t                            n_layers = params_.layers.size();
         const std::vector<size_t>               conds    = conditions_of(which, n_layers);
         std::vector<std::optional<std::string>> todo;
         for (size_t c : conds) {
             todo.push_back(conditions_[c]);
         }
-        const auto          res = m_.embed(img, todo, params_);
-        std::vector<output> out;
-        for (size_t i : which) {
-            const size_t k = (size_t)(std::find(conds.begin(), conds.end(), i / n_layers) - conds.begin());
-            out.push_back({ res[k].vectors[i % n_layers], res[k].answer });
+        const auto                       res = m_.embed_many(imgs, todo, params_);
+        std::vector<std::vector<output>> out;
+        for (const auto & r : res) {
+            std::vector<output> one;
+            for (size_t i : which) {
+                const size_t k = (size_t)(std::find(conds.begin(), conds.end(), i / n_layers) - conds.begin());
+                one.push_back({ r[k].vectors[i % n_layers], r[k].answer });
+            }
+            out.push_back(std::move(one));
         }
         return out;
     }

@@ -5,13 +5,7 @@ namespace dior {
 
 std::vector<std::vector<method::output>> embed_batch(method & m, const std::vector<image> & images,
                                                      const std::vector<size_t> & which) {
-    // One image at a time for now: the engine's batched path goes here, behind this signature.
-    std::vector<std::vector<method::output>> out;
-    out.reserve(images.size());
-    for (const image & img : images) {
-        out.push_back(m.embed(img, which));
-    }
-    return out;
+    return m.embed_many(images, which);
 }
 
 }  // namespace dior
