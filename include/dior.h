@@ -144,9 +144,9 @@ struct model_params {
     int         n_ctx        = 4096;   // longest prompt, image tokens included
     int         n_batch      = 512;    // tokens per forward pass (also the micro-batch)
     int         n_gpu_layers = -1;     // layers offloaded to a GPU backend, if one is built in
-    // Images that model::embed_many evaluates together (the context holds n_ctx tokens and
-    // n_batch rows per decode for each). 1: one image at a time.
-    int  image_batch = 1;
+    // Images that model::embed_many evaluates together: 1 one at a time; 0 automatic (1 on a CPU,
+    // where batching buys nothing; on a GPU up to 16, as its memory allows).
+    int  image_batch = 0;
     bool        flash_attn   = false;  // text model: off by default, Q would be rounded to F16
     bool        kv_f16       = false;  // F32 KV cache by default, for fidelity
     // Vision encoder: flash attention (Q, K, V rounded to F16, F32 sums). On by default: 8x faster
@@ -266,7 +266,13 @@ class model {
         const embed_params & params) = 0;
 
     virtual const timings & last_timings() const = 0;
+
+    // Images embed_many evaluates together: model_params::image_batch, resolved when it was 0.
+    virtual int image_batch() const = 0;
 };
+
+// "auto" -> 0, a count >= 1 -> itself; dior::error otherwise (--image-batch).
+int parse_image_batch(const std::string & text);
 
 // The engine build (llama.cpp version, commit, our patches, backend), recorded with every setting.
 std::string engine_version();
@@ -549,6 +555,8 @@ class method {
     };
     // The vectors of one image for settings()[i], for each i in `which` (in that order).
     virtual std::vector<output> embed(const image & img, const std::vector<size_t> & which) = 0;
+    // How many images embed_many takes at a time to good effect (runs hand it that many).
+    virtual size_t batch_size() const { return 1; }
     // The same for several images, one entry per image; a method that can evaluate images together
     // (DIOR, up to model_params::image_batch) overrides this loop.
     virtual std::vector<std::vector<output>> embed_many(const std::vector<image> & imgs, const std::vector<size_t> & which) {

@@ -86,6 +86,8 @@ class Embedder:
             the callable raises, stops the download; a later call resumes it.
         layer, token, prompt, image_max_size, threads, ...: as the options of ``dior embed``
             (``layer=-1``: the last hidden state; ``token=-1``: the last prompt token).
+        image_batch: images evaluated together by one ``embed`` call (``"auto"``: one at a time
+            on a CPU, up to 16 on a GPU), as ``dior embed --image-batch``.
     """
 
     def __init__(self, model: str = "", mmproj: str = "", *, hf: str = "", hf_token: str = "",
@@ -93,7 +95,7 @@ class Embedder:
                  prompt: str = "describe", image_max_size: int = 700, ctx_size: int = 4096,
                  batch_size: int = 512, gpu_layers: int = -1, flash_attn: bool = False, kv_f16: bool = False,
                  vision_flash_attn: bool = True, image_processor: str = "fast", reuse_prefix: bool = True,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, image_batch: Union[int, str] = "auto") -> None:
         if hf:
             if model:
                 raise _dior.Error(f"give model= or hf={hf!r}, not both")
@@ -102,7 +104,7 @@ class Embedder:
             mmproj = mmproj or fetched_mmproj
         self._impl = _dior.Embedder(str(model), str(mmproj), threads, layer, token, prompt, image_max_size,
                                     ctx_size, batch_size, gpu_layers, flash_attn, kv_f16, vision_flash_attn,
-                                    image_processor, reuse_prefix, verbose)
+                                    image_processor, reuse_prefix, verbose, str(image_batch))
 
     @property
     def n_embd(self) -> int:

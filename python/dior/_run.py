@@ -111,7 +111,7 @@ def embed(images: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]] = (
             quiet, or a callable ``(done, total, path)``.
         options: the other options of ``dior embed`` under their Python names: ``list_file``,
             ``dataset``, ``datasets_dir``, ``shard`` ("I/N"), ``name``, ``threads``, ``ctx_size``,
-            ``batch_size``, ``gpu_layers``, ``flash_attn``, ``kv_f16``, ``vision_flash_attn``,
+            ``batch_size``, ``image_batch``, ``gpu_layers``, ``flash_attn``, ``kv_f16``, ``vision_flash_attn``,
             ``image_processor``, ``verbose``, ``model_id``, ``prompt``, ``token``,
             ``image_max_size``, ``positions``, ``reuse_prefix``, ``parse_special``, ``source``,
             ``max_new_tokens``, ``temperature``, ``do_sample``, ``top_k``, ``top_p``, ``seed``,

@@ -152,7 +152,7 @@ class embedder {
     embedder(const std::string & model, const std::string & mmproj, int threads, int layer, int token,
              const std::string & prompt, int image_max_size, int ctx_size, int batch_size, int gpu_layers,
              bool flash_attn, bool kv_f16, bool vision_flash_attn, const std::string & image_processor,
-             bool reuse_prefix, bool verbose)
+             bool reuse_prefix, bool verbose, const std::string & image_batch)
         : max_size_(image_max_size) {
         dior::model_params p;
         p.model_path        = model;
@@ -166,6 +166,7 @@ class embedder {
         p.vision_flash_attn = vision_flash_attn;
         p.verbose           = verbose;
         p.processor         = to_processor(image_processor);
+        p.image_batch       = dior::parse_image_batch(image_batch);
         dior::check_model_params(p);  // dior embed's checks and messages
         const auto ptype = dior::parse_prompt_type(prompt);
         if (!ptype) {
@@ -264,6 +265,8 @@ dior::run_options to_run_options(const nb::dict & kw) {
         { "threads", model_field(&M::n_threads) },
         { "ctx_size", model_field(&M::n_ctx) },
         { "batch_size", model_field(&M::n_batch) },
+        { "image_batch",
+          [](O & o, nb::handle v) { o.model.image_batch = dior::parse_image_batch(nb::str(v).c_str()); } },
         { "gpu_layers", model_field(&M::n_gpu_layers) },
         { "flash_attn", model_field(&M::flash_attn) },
         { "kv_f16", model_field(&M::kv_f16) },
@@ -323,11 +326,11 @@ NB_MODULE(_dior, m) {
 
     nb::class_<embedder>(m, "Embedder")
         .def(nb::init<const std::string &, const std::string &, int, int, int, const std::string &, int, int, int, int,
-                      bool, bool, bool, const std::string &, bool, bool>(),
+                      bool, bool, bool, const std::string &, bool, bool, const std::string &>(),
              "model"_a, "mmproj"_a, "threads"_a = 0, "layer"_a = -1, "token"_a = -1, "prompt"_a = "describe",
              "image_max_size"_a = 700, "ctx_size"_a = 4096, "batch_size"_a = 512, "gpu_layers"_a = -1,
              "flash_attn"_a = false, "kv_f16"_a = false, "vision_flash_attn"_a = true, "image_processor"_a = "fast",
-             "reuse_prefix"_a = true, "verbose"_a = false)
+             "reuse_prefix"_a = true, "verbose"_a = false, "image_batch"_a = "auto")
         .def_prop_ro("n_embd", &embedder::n_embd)
         .def_prop_ro("n_layer", &embedder::n_layer)
         .def("embed", &embedder::embed, "images"_a, "conditions"_a.none());

@@ -133,16 +133,23 @@ class model_impl final : public model {
         n_embd_  = llama_model_n_embd(model_.get());
         n_layer_ = llama_model_n_layer(model_.get());
 
-        // embed_many: image_batch images share the context, each condition of each image a sequence.
-        max_images_  = std::max(1, p.image_batch);
-        decode_rows_ = p.n_batch * max_images_;
+        // embed_many: image_batch images share the context, each condition of each image a
+        // sequence. The context holds the longest prompt (n_ctx) or a budget per image, whichever
+        // is more; a group of images takes what fits.
+        on_gpu_ = p.n_gpu_layers != 0 && has_gpu();
+        if (p.image_batch < 0 || p.image_batch > 256) {
+            throw error("--image-batch " + std::to_string(p.image_batch) + ": use a count of images from 1 to 256, or auto");
+        }
+        max_images_  = p.image_batch > 0 ? p.image_batch : auto_image_batch(p);
+        decode_rows_ = std::max(p.n_batch, std::min(p.n_batch * max_images_, k_max_decode_rows));
+        const int64_t cells =
+            std::max<int64_t>(p.n_ctx, (int64_t)max_images_ * std::min<int64_t>(p.n_ctx, k_cells_per_image));
         // Up to 16 conditions per image in one group; every sequence reserves an output row of
         // logits (vocabulary-wide), so no more than that.
         n_seq_max_ = max_images_ > 1 ? std::min({ (int)llama_max_parallel_sequences(), decode_rows_, 16 * max_images_ }) : 1;
-        on_gpu_      = p.n_gpu_layers != 0 && has_gpu();
 
         llama_context_params cp = llama_context_default_params();
-        cp.n_ctx                = (uint32_t)p.n_ctx * (uint32_t)max_images_;
+        cp.n_ctx                = (uint32_t)cells;
         cp.n_batch              = (uint32_t)decode_rows_;
         cp.n_ubatch             = (uint32_t)decode_rows_;  // one decode call = one micro-batch
         cp.n_seq_max            = (uint32_t)n_seq_max_;
@@ -419,6 +426,8 @@ class model_impl final : public model {
 
     const timings & last_timings() const override { return timings_; }
 
+    int image_batch() const override { return max_images_; }
+
   private:
     // One condition's prompt for a prepared image: its suffix tokens, the token whose vector is
     // read and where the template's shared words end.
@@ -481,6 +490,32 @@ class model_impl final : public model {
     static constexpr int k_blas_rows = 32;
     // KV cells kept free of a group's estimate (llama.cpp pads what it uses).
     static constexpr int64_t k_ctx_margin = 256;
+    // Context budget per image of a group (a 700 px image with five conditions takes ~700) and
+    // rows per decode: the attention scores of one decode take rows x cells x heads floats.
+    static constexpr int64_t k_cells_per_image = 1024;
+    static constexpr int     k_max_decode_rows = 4096;
+
+    // --image-batch 0: one image at a time on a CPU (batching buys nothing there: the products
+    // already run near the machine's GEMM rate); on a GPU 16, fewer when a fifth of its free
+    // memory does not hold their KV cache.
+    int auto_image_batch(const model_params & p) const {
+        if (!on_gpu_) {
+            return 1;
+        }
+        size_t free = 0, total = 0;
+        for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+            ggml_backend_dev_t d = ggml_backend_dev_get(i);
+            if (ggml_backend_dev_type(d) == GGML_BACKEND_DEVICE_TYPE_GPU) {
+                ggml_backend_dev_memory(d, &free, &total);
+                break;
+            }
+        }
+        const int64_t head_dim  = n_embd_ / std::max(1, llama_model_n_head(model_.get()));
+        const int64_t per_cell  = (int64_t)n_layer_ * 2 * llama_model_n_head_kv(model_.get()) * head_dim *
+                                 (p.kv_f16 ? 2 : 4);
+        const int64_t per_image = per_cell * std::min<int64_t>(p.n_ctx, k_cells_per_image);
+        return (int)std::clamp<int64_t>(free > 0 ? (int64_t)(free / 5) / std::max<int64_t>(per_image, 1) : 16, 1, 16);
+    }
 
     struct pass {
         std::vector<llama_token>             toks;            // text tokens, or
@@ -1339,6 +1374,23 @@ std::optional<embed_source> parse_embed_source(const std::string & name) {
         }
     }
     return std::nullopt;
+}
+
+int parse_image_batch(const std::string & text) {
+    if (text == "auto") {
+        return 0;
+    }
+    size_t    used = 0;
+    long long n    = -1;
+    try {
+        n = std::stoll(text, &used);
+    } catch (const std::exception &) {
+        used = 0;
+    }
+    if (used != text.size() || n < 1 || n > 256) {
+        throw error("--image-batch " + text + ": use a count of images from 1 to 256, or auto");
+    }
+    return (int)n;
 }
 
 std::string engine_version() {

@@ -76,6 +76,8 @@ class dior_method final : public method {
         return embed_many({ img }, which).at(0);
     }
 
+    size_t batch_size() const override { return (size_t)m_.image_batch(); }
+
     std::vector<std::vector<output>> embed_many(const std::vector<image> & imgs,
                                                 const std::vector<size_t> & which) override {
         const size_t                            n_layers = params_.layers.size();

@@ -361,6 +361,9 @@ void check_model_params(const model_params & p) {
     if (p.n_ctx < 16 || p.n_batch < 1) {
         throw error("--ctx-size must be at least 16 and --batch-size at least 1");
     }
+    if (p.image_batch < 0 || p.image_batch > 256) {
+        throw error("--image-batch " + std::to_string(p.image_batch) + ": use a count of images from 1 to 256, or auto");
+    }
 }
 
 run_result run_embed(const run_options & o, const run_events & ev) {
@@ -406,6 +409,93 @@ run_result run_embed(const run_options & o, const run_events & ev) {
         ev.start(images.size());
     }
     size_t done = 0;
+    const auto progress = [&](const std::string & path) {
+        ++done;
+        if (ev.progress) {
+            ev.progress(done, images.size(), r.embedded + r.failed, path);
+        }
+    };
+    // A failure is about one image (a dior::error names the file; anything else, e.g. out of memory
+    // while decoding, is still this image's failure): recorded, and the run goes on.
+    const auto fail = [&](const std::string & path, const std::exception & e) {
+        const std::string msg    = e.what();
+        const std::string reason = !path.empty() && msg.rfind(path + ": ", 0) == 0 ? msg.substr(path.size() + 2)
+                                   : path.empty() && msg.rfind("'': ", 0) == 0     ? msg.substr(4)
+                                                                                   : msg;
+        st->put_failure(path, reason);
+        r.failures.push_back({ path, reason });
+        say(ev, "error: " + printable(path) + ": " + printable(reason));
+        ++r.failed;
+        progress(path);
+    };
+    const auto store_failed = [](const store_error & e) {
+        return store_error(std::string(e.what()) + "\nthe store keeps every image committed before; fix the cause " +
+                           "(space, permissions) and run the same command again to resume");
+    };
+
+    // Images decoded and waiting for the method, up to its batch size, all missing the same
+    // settings. The method evaluates them together; if that fails, one at a time, so that only the
+    // image at fault fails. Their vectors are stored in one transaction.
+    struct waiting {
+        std::string          path;
+        store::image_info    info;
+        image                img;
+        std::vector<size_t>  which;
+    };
+    std::vector<waiting> batch;
+    const size_t         per_batch = std::max<size_t>(1, lm.meth->batch_size());
+    const auto           flush     = [&] {
+        std::vector<waiting> todo;
+        todo.swap(batch);
+        if (todo.empty()) {
+            return;
+        }
+        std::vector<image> imgs;
+        for (auto & w : todo) {
+            imgs.push_back(std::move(w.img));
+        }
+        std::vector<std::optional<std::vector<method::output>>> outs(todo.size());
+        try {
+            auto all = embed_batch(*lm.meth, imgs, todo[0].which);
+            for (size_t k = 0; k < todo.size(); ++k) {
+                outs[k] = std::move(all.at(k));
+            }
+        } catch (const std::exception & e) {
+            if (todo.size() == 1) {
+                fail(todo[0].path, e);
+            }
+            for (size_t k = 0; k < todo.size() && todo.size() > 1; ++k) {
+                try {
+                    outs[k] = embed_batch(*lm.meth, { imgs[k] }, todo[k].which).at(0);
+                } catch (const std::exception & e1) {
+                    fail(todo[k].path, e1);
+                }
+            }
+        }
+        std::vector<store::image_vectors> rows;
+        for (size_t k = 0; k < todo.size(); ++k) {
+            if (!outs[k]) {
+                continue;
+            }
+            store::image_vectors row;
+            row.image = todo[k].info;
+            for (size_t i = 0; i < todo[k].which.size(); ++i) {
+                row.vectors.emplace_back(ids[todo[k].which[i]], (*outs[k])[i].vector);
+                if (lm.generating) {
+                    row.texts.emplace_back(ids[todo[k].which[i]], (*outs[k])[i].text);
+                }
+            }
+            rows.push_back(std::move(row));
+        }
+        st->put_all(rows);
+        for (size_t k = 0; k < todo.size(); ++k) {
+            if (outs[k]) {
+                ++r.embedded;
+                progress(todo[k].path);
+            }
+        }
+    };
+
     // The next image that still misses vectors is read and decoded in the background while the
     // method works on the current one; its errors surface when its turn comes, as if read then.
     std::string          ahead_path;
@@ -421,7 +511,6 @@ run_result run_embed(const run_options & o, const run_events & ev) {
         if (cancelled(ev)) {
             break;
         }
-        ++done;
         std::future<decoded> mine;
         if (ahead.valid() && ahead_path == path) {
             mine = std::move(ahead);
@@ -449,9 +538,7 @@ run_result run_embed(const run_options & o, const run_events & ev) {
             }
             if (missing.empty()) {
                 ++r.skipped;
-                if (ev.progress) {
-                    ev.progress(done, images.size(), r.embedded + r.failed, path);
-                }
+                progress(path);
                 continue;
             }
             // Only the settings that still miss a vector are computed.
@@ -476,39 +563,30 @@ run_result run_embed(const run_options & o, const run_events & ev) {
                 ahead_path = images[i + 1];
                 ahead      = std::async(std::launch::async, read_and_decode, ahead_path);
             }
-            const int          width = img.width, height = img.height;
-            std::vector<image> batch;
-            batch.push_back(std::move(img));
-            const auto outputs = embed_batch(*lm.meth, batch, which).at(0);
-
-            store::image_vectors row;
-            row.image = { path,   sha256_hex(bytes.data(), bytes.size()), (int64_t)bytes.size(), width,
-                          height, have_stat ? mtime_ns(sb) : -1 };
-            for (size_t k = 0; k < which.size(); ++k) {
-                row.vectors.emplace_back(ids[which[k]], outputs[k].vector);
-                if (lm.generating) {
-                    row.texts.emplace_back(ids[which[k]], outputs[k].text);
-                }
+            if (!batch.empty() && batch[0].which != which) {
+                flush();
             }
-            st->put_all({ row });
-            ++r.embedded;
+            waiting w;
+            w.path  = path;
+            w.info  = { path,       sha256_hex(bytes.data(), bytes.size()), (int64_t)bytes.size(), img.width,
+                        img.height, have_stat ? mtime_ns(sb) : -1 };
+            w.img   = std::move(img);
+            w.which = std::move(which);
+            batch.push_back(std::move(w));
+            if (batch.size() >= per_batch) {
+                flush();
+            }
         } catch (const store_error & e) {
-            throw store_error(std::string(e.what()) + "\nthe store keeps every image committed before; fix the cause " +
-                              "(space, permissions) and run the same command again to resume");
+            throw store_failed(e);
         } catch (const std::exception & e) {
-            // About this image (a dior::error names the file; anything else, e.g. out of memory
-            // while decoding, is still this image's failure). Keep going with the other images.
-            const std::string msg    = e.what();
-            const std::string reason = !path.empty() && msg.rfind(path + ": ", 0) == 0 ? msg.substr(path.size() + 2)
-                                       : path.empty() && msg.rfind("'': ", 0) == 0     ? msg.substr(4)
-                                                                                       : msg;
-            st->put_failure(path, reason);
-            r.failures.push_back({ path, reason });
-            say(ev, "error: " + printable(path) + ": " + printable(reason));
-            ++r.failed;
+            fail(path, e);
         }
-        if (ev.progress) {
-            ev.progress(done, images.size(), r.embedded + r.failed, path);
+    }
+    if (!cancelled(ev)) {
+        try {
+            flush();
+        } catch (const store_error & e) {
+            throw store_failed(e);
         }
     }
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

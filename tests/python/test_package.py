@@ -193,3 +193,29 @@ def test_bad_arguments_raise_dior_error_with_the_commands_messages(tiny, images,
     with pytest.raises(dior.Error, match=r"-t/--threads -5"):
         dior.embed(images, store=tmp_path / "s.db", model=tiny[0], mmproj=tiny[1], threads=-5, progress=False)
     assert not (tmp_path / "s.db").exists()
+
+
+def test_image_batch_gives_the_vectors_of_one_image_at_a_time(tiny, images, emb, tmp_path):
+    """Embedder(image_batch=3) and dior.embed(image_batch=2) evaluate images of different sizes
+    together: the vectors of one image at a time, to rounding (relative L2 1e-5)."""
+    conds = [None, "car color", "movie genre"]
+    one = emb.embed(images, conds)
+    many = dior.Embedder(*tiny, threads=2, image_batch=3).embed(images, conds)
+    assert many.shape == one.shape
+    rel = np.linalg.norm(many - one, axis=-1) / np.linalg.norm(one, axis=-1)
+    assert rel.max() <= 1e-5
+    r = dior.embed(images, conds, store=tmp_path / "b.db", model=tiny[0], mmproj=tiny[1], threads=2,
+                   image_batch=2, progress=False)
+    assert (r.embedded, r.failed) == (len(images), 0)
+    st = dior.Store.open(str(tmp_path / "b.db"))
+    for s in st.settings():
+        x, paths = st.vectors(s["id"])
+        c = conds.index(s["condition"])
+        for row, p in zip(x, paths):
+            ref = one[images.index(p), c]
+            assert np.linalg.norm(row - ref) / np.linalg.norm(ref) <= 1e-5
+    with pytest.raises(dior.Error, match="--image-batch 0: use a count of images from 1 to 256, or auto"):
+        dior.Embedder(*tiny, image_batch=0)
+    with pytest.raises(dior.Error, match="--image-batch lots"):
+        dior.embed(images, store=tmp_path / "c.db", model=tiny[0], mmproj=tiny[1], image_batch="lots",
+                   progress=False)

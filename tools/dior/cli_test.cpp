@@ -194,6 +194,64 @@ TEST_F(Cli, TwoIdenticalRunsGiveBitIdenticalVectors) {
     EXPECT_EQ(n, 2 * 5);  // 2 conditions x hidden states 0..4
 }
 
+// --image-batch 3 against one image at a time: the same vectors (to rounding), bad files still
+// reported alone, and a resumed run whose images miss different settings.
+TEST_F(Cli, ImageBatchGivesTheVectorsOfOneImageAtATime) {
+    dior::test::write_file((dir_ / "images" / "broken.jpg").string(), dior::test::corrupt_jpeg());
+    for (int i = 3; i < 6; ++i) {
+        dior::test::write_bmp((dir_ / "images" / ("img" + std::to_string(i) + ".bmp")).string(), 40 + 30 * i, 60,
+                              dior::test::pattern_rgb(40 + 30 * i, 60, i));
+    }
+    const std::string images = (dir_ / "images").string();
+    const fs::path    later  = dir_ / "later.bmp";
+    for (const char * batch : { "1", "3" }) {
+        const std::string store = (dir_ / (std::string("b") + batch + ".db")).string();
+        const std::string args  = "embed " + model_args() + " --image-batch " + batch + " -o " + store + " ";
+        const auto        first = run(args + images + " -c 'car color' --layer all");
+        EXPECT_EQ(first.status, 2) << first.output;  // broken.jpg
+        EXPECT_EQ(count_lines_with(first.output, "error:", "broken.jpg"), 1) << first.output;
+        EXPECT_NE(first.output.find("7 images: 6 embedded, 0 skipped (already stored), 1 failed"), std::string::npos)
+            << first.output;
+        // A second condition for the stored images, both for a new one.
+        dior::test::write_bmp(later.string(), 77, 55, dior::test::pattern_rgb(77, 55, 11));
+        const auto second = run(args + images + " " + later.string() + " -c 'car color' -c 'car model' --layer all" +
+                                " --npy " + (dir_ / (std::string("npy") + batch)).string());
+        EXPECT_EQ(second.status, 2) << second.output;
+        EXPECT_NE(second.output.find("8 images: 7 embedded, 0 skipped (already stored), 1 failed"), std::string::npos)
+            << second.output;
+    }
+    int    n     = 0;
+    double worst = 0;
+    for (const auto & e : fs::directory_iterator(dir_ / "npy1")) {
+        if (e.path().extension() != ".npy") {
+            continue;
+        }
+        const dior::matrix a = dior::read_npy(e.path().string());
+        const dior::matrix b = dior::read_npy((dir_ / "npy3" / e.path().filename()).string());
+        ASSERT_EQ(a.rows, 7u);
+        ASSERT_EQ(b.rows, a.rows);
+        for (size_t r = 0; r < a.rows; ++r) {
+            double d = 0, nn = 0;
+            for (size_t c = 0; c < a.cols; ++c) {
+                const double x = a.data[r * a.cols + c], y = b.data[r * b.cols + c];
+                d += (x - y) * (x - y);
+                nn += x * x;
+            }
+            worst = std::max(worst, std::sqrt(d / nn));
+        }
+        ++n;
+    }
+    EXPECT_EQ(n, 2 * 5);
+    EXPECT_LE(worst, 1e-5);
+    std::printf("--image-batch 3 vs 1: largest relative L2 %.3g\n", worst);
+    EXPECT_EQ(run("embed " + model_args() + " --image-batch 0 " + images + " -o " + db()).status, 1);
+    const auto bad = run("embed " + model_args() + " --image-batch many " + images + " -o " + db());
+    EXPECT_EQ(bad.status, 1);
+    EXPECT_NE(bad.output.find("--image-batch many: use a count of images from 1 to 256, or auto"), std::string::npos)
+        << bad.output;
+    EXPECT_FALSE(fs::exists(db()));
+}
+
 TEST_F(Cli, ReRunSkipsWhatIsStoredAndNewSettingsAreAdded) {
     const std::string args = "embed " + model_args() + " " + (dir_ / "images").string() + " -o " + db();
     ASSERT_EQ(run(args + " -c 'car color'").status, 0);

@@ -33,6 +33,7 @@ struct model_options {
     std::string  processor   = "fast";
     bool         mtmd_resize = false;  // older spelling of --image-processor mtmd
     bool         strict      = false;  // --strict: every computation in F32
+    std::string  image_batch = "auto";
     void         add(CLI::App & app);
 
     model_params resolved() const;

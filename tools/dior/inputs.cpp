@@ -10,6 +10,8 @@ void model_options::add(CLI::App & app) {
     app.add_option("-t,--threads", params.n_threads, "CPU threads (0: all)");
     app.add_option("--ctx-size", params.n_ctx, "longest prompt in tokens, image included");
     app.add_option("--batch-size", params.n_batch, "tokens per forward pass");
+    app.add_option("--image-batch", image_batch,
+                   "images evaluated together: a count, or auto (default: 1 on a CPU, up to 16 on a GPU)");
     app.add_option("--gpu-layers", params.n_gpu_layers, "layers to offload to a GPU build (-1: all)");
     app.add_flag("--flash-attn", params.flash_attn, "use flash attention (faster; rounds Q to F16)");
     app.add_flag("--kv-f16", params.kv_f16, "F16 KV cache (less memory; rounds K and V)");
@@ -32,6 +34,7 @@ model_params model_options::resolved() const {
     }
     model_params out = params;
     out.processor    = *p;
+    out.image_batch  = parse_image_batch(image_batch);
     if (strict) {
         if (params.flash_attn || params.kv_f16) {
             throw error("--strict computes everything in F32: leave out --flash-attn and --kv-f16");

@@ -244,15 +244,33 @@ query_embedder::~query_embedder() = default;
 std::vector<std::vector<float>> query_embedder::embed(const std::vector<uint8_t> & bytes, const std::string & source,
                                                       const std::vector<setting> & settings,
                                                       const image_limits &         limits) {
-    std::map<int, image> decoded;  // by image_max_size
-    const auto           image_for = [&](int max_size) -> const image & {
+    return embed_many({ { &bytes, source } }, settings, limits).at(0);
+}
+
+int query_embedder::image_batch() const {
+    int n = 1;
+    for (const auto & [key, m] : p_->models) {
+        n = std::max(n, m->image_batch());
+    }
+    return n;
+}
+
+std::vector<std::vector<std::vector<float>>> query_embedder::embed_many(const std::vector<input> &   images,
+                                                                        const std::vector<setting> & settings,
+                                                                        const image_limits &         limits) {
+    std::map<int, std::vector<image>> decoded;  // every image, by image_max_size
+    const auto images_for = [&](int max_size) -> const std::vector<image> & {
         auto it = decoded.find(max_size);
         if (it == decoded.end()) {
-            it = decoded.emplace(max_size, decode_image(bytes.data(), bytes.size(), source, max_size, limits)).first;
+            std::vector<image> imgs;
+            for (const input & in : images) {
+                imgs.push_back(decode_image(in.bytes->data(), in.bytes->size(), in.source, max_size, limits));
+            }
+            it = decoded.emplace(max_size, std::move(imgs)).first;
         }
         return it->second;
     };
-    std::vector<std::vector<float>> out(settings.size());
+    std::vector<std::vector<std::vector<float>>> out(images.size(), std::vector<std::vector<float>>(settings.size()));
 
     // DIOR settings that one embed() call can serve together: all but condition and layer equal.
     struct group {
@@ -275,7 +293,10 @@ std::vector<std::vector<float>> query_embedder::embed(const std::vector<uint8_t>
             if (!cm) {
                 cm = clip_model::load({ path, p_->f.n_threads, p_->f.n_gpu_layers != 0 });
             }
-            out[i] = embed_batch(*make_clip_method(*cm), { image_for(s.image_max_size) }, { 0 }).at(0).at(0).vector;
+            const auto r = embed_batch(*make_clip_method(*cm), images_for(s.image_max_size), { 0 });
+            for (size_t k = 0; k < images.size(); ++k) {
+                out[k][i] = r.at(k).at(0).vector;
+            }
             continue;
         }
         std::ostringstream key;
@@ -315,6 +336,7 @@ std::vector<std::vector<float>> query_embedder::embed(const std::vector<uint8_t>
         mp.n_threads           = p_->f.n_threads;
         mp.n_gpu_layers        = p_->f.n_gpu_layers;
         mp.verbose             = p_->f.verbose;
+        mp.image_batch         = p_->f.image_batch;
         mp                     = params_from_engine_options(s.engine_options, mp);
         const std::string mkey = text + '\n' + mmproj + '\n' + s.engine_options;
         auto &            m    = p_->models[mkey];
@@ -347,13 +369,15 @@ std::vector<std::vector<float>> query_embedder::embed(const std::vector<uint8_t>
         for (size_t k = 0; k < which.size(); ++k) {
             which[k] = k;
         }
-        const auto r = embed_batch(*meth, { image_for(s.image_max_size) }, which).at(0);
+        const auto r = embed_batch(*meth, images_for(s.image_max_size), which);
         for (size_t i : g.members) {
             const size_t c    = (size_t)(std::find(g.conditions.begin(), g.conditions.end(), settings[i].condition) -
                                       g.conditions.begin());
             const int    want = m->resolve_layers({ settings[i].layer })[0];
             const size_t l    = (size_t)(std::find(unique.begin(), unique.end(), want) - unique.begin());
-            out[i]            = r.at(c * unique.size() + l).vector;
+            for (size_t k = 0; k < images.size(); ++k) {
+                out[k][i] = r.at(k).at(c * unique.size() + l).vector;
+            }
         }
     }
     return out;

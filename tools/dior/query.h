@@ -81,6 +81,7 @@ class query_embedder {
         std::string model, mmproj, clip_model;
         int         n_threads    = 0;
         int         n_gpu_layers = -1;
+        int         image_batch  = 0;  // --image-batch (0: auto)
         bool        verbose      = false;
     };
     explicit query_embedder(files f);
@@ -93,6 +94,17 @@ class query_embedder {
     // order. Not thread-safe: one call at a time.
     std::vector<std::vector<float>> embed(const std::vector<uint8_t> & bytes, const std::string & source,
                                           const std::vector<setting> & settings, const image_limits & limits);
+    // Several images under the same settings, evaluated together where the model can: out[i] is
+    // image i's. Throws on the first image that fails (callers then go one image at a time).
+    struct input {
+        const std::vector<uint8_t> * bytes;
+        std::string                  source;
+    };
+    std::vector<std::vector<std::vector<float>>> embed_many(const std::vector<input> &   images,
+                                                            const std::vector<setting> & settings,
+                                                            const image_limits &         limits);
+    // How many images embed_many evaluates together (the loaded model's; 1 before one is loaded).
+    int image_batch() const;
 
   private:
     struct impl;

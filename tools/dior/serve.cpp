@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -48,6 +49,7 @@ struct serve_options {
     int                   embed_timeout_s = 600;  // how long a request waits for its embedding
     size_t                queue           = 4;    // embedding jobs waiting (the running one aside)
     int                   http_threads    = 8;
+    std::string           image_batch     = "auto";
     bool                  verbose         = false;
 };
 
@@ -302,6 +304,7 @@ class service {
         auto job      = std::make_shared<embed_job>();
         job->bytes    = std::move(bytes);
         job->source   = source;
+        job->key      = settings_key(sets);
         job->settings = std::move(sets);
         auto fut      = job->done.get_future();
         {
@@ -326,35 +329,83 @@ class service {
     struct embed_job {
         std::vector<uint8_t>                          bytes;
         std::string                                   source;
+        std::string                                   key;  // jobs with the same key share settings
         std::vector<setting>                          settings;
         std::promise<std::vector<std::vector<float>>> done;
         std::atomic<bool>                             abandoned{ false };
     };
 
+    // What makes two jobs' settings the same, field by field.
+    static std::string settings_key(const std::vector<setting> & sets) {
+        std::ostringstream k;
+        for (const setting & s : sets) {
+            k << s.source << '\n' << s.model_path << '\n' << s.mmproj_path << '\n' << s.model_sha256 << '\n'
+              << s.mmproj_sha256 << '\n' << s.engine_options << '\n' << s.prompt_type << '\n'
+              << (s.condition ? "c" + *s.condition : std::string("-")) << '\n' << s.layer << '\n' << s.token << '\n'
+              << s.positions << '\n' << s.image_max_size << '\n' << s.max_new_tokens << '\n' << s.temperature
+              << '\n' << s.seed << '\n' << s.repeat_penalty << '\n' << s.n_embd << "\n\n";
+        }
+        return k.str();
+    }
+
+    // The worker takes the first job and those waiting behind it with the same settings, up to
+    // the model's image batch, and embeds their images together; if that fails, one at a time,
+    // so that each job gets its own answer.
     void work() {
         for (;;) {
-            std::shared_ptr<embed_job> job;
+            std::vector<std::shared_ptr<embed_job>> batch;
             {
                 std::unique_lock<std::mutex> lk(jobs_mu_);
                 jobs_cv_.wait(lk, [this] { return stopping_ || !jobs_.empty(); });
                 if (jobs_.empty()) {
                     return;  // stopping, nothing left
                 }
-                job = jobs_.front();
-                jobs_.pop_front();
+                const size_t most = (size_t)std::max(1, embedder_.image_batch());
+                for (auto it = jobs_.begin(); it != jobs_.end() && batch.size() < most;) {
+                    if (batch.empty() || (*it)->key == batch[0]->key) {
+                        batch.push_back(*it);
+                        it = jobs_.erase(it);
+                    } else {
+                        ++it;
+                    }
+                }
                 if (stopping_) {
-                    job->done.set_exception(std::make_exception_ptr(http_error(503, "the server is shutting down")));
+                    for (auto & job : batch) {
+                        job->done.set_exception(
+                            std::make_exception_ptr(http_error(503, "the server is shutting down")));
+                    }
                     continue;
                 }
             }
-            if (job->abandoned) {
-                job->done.set_exception(std::make_exception_ptr(http_error(504, "abandoned")));
-                continue;
+            std::vector<std::shared_ptr<embed_job>> live;
+            for (auto & job : batch) {
+                if (job->abandoned) {
+                    job->done.set_exception(std::make_exception_ptr(http_error(504, "abandoned")));
+                } else {
+                    live.push_back(job);
+                }
             }
-            try {
-                job->done.set_value(embedder_.embed(job->bytes, job->source, job->settings, limits_));
-            } catch (...) {
-                job->done.set_exception(std::current_exception());
+            if (live.size() > 1) {
+                std::vector<query_embedder::input> in;
+                for (const auto & job : live) {
+                    in.push_back({ &job->bytes, job->source });
+                }
+                try {
+                    auto vs = embedder_.embed_many(in, live[0]->settings, limits_);
+                    for (size_t k = 0; k < live.size(); ++k) {
+                        live[k]->done.set_value(std::move(vs.at(k)));
+                    }
+                    continue;
+                } catch (...) {
+                    // one at a time below
+                }
+            }
+            for (auto & job : live) {
+                try {
+                    job->done.set_value(embedder_.embed(job->bytes, job->source, job->settings, limits_));
+                } catch (...) {
+                    job->done.set_exception(std::current_exception());
+                }
             }
         }
     }
@@ -599,6 +650,10 @@ void register_serve(CLI::App & app, int & exit_code) {
     cmd->add_option("--clip-model", o->files.clip_model, "for uploads: the CLIP model, if moved");
     cmd->add_option("-t,--threads", o->files.n_threads, "CPU threads of the models (0: all)");
     cmd->add_option("--gpu-layers", o->files.n_gpu_layers, "layers to offload to a GPU build (-1: all)");
+    cmd->add_option("--image-batch", o->image_batch,
+                    "uploads embedded together when they wait with the same settings: a count, or auto (1 on a "
+                    "CPU, up to 16 on a GPU)")
+        ->default_str("auto");
     cmd->add_option("--max-body-mb", o->max_body_mb, "largest request body, MiB")->default_str("32");
     cmd->add_option("--max-image-pixels", o->max_pixels, "largest uploaded image, pixels")->default_str("40000000");
     cmd->add_option("--timeout", o->timeout_s, "socket read/write timeout, seconds")->default_str("30");
@@ -608,7 +663,8 @@ void register_serve(CLI::App & app, int & exit_code) {
     cmd->add_option("--http-threads", o->http_threads, "threads answering requests")->default_str("8");
     cmd->add_flag("-v,--verbose", o->verbose, "log every request; show llama.cpp's logs");
     cmd->callback([o, &exit_code] {
-        o->files.verbose = o->verbose;
+        o->files.verbose     = o->verbose;
+        o->files.image_batch = parse_image_batch(o->image_batch);
         o->hf.fetch(o->files.model, o->files.mmproj);
         exit_code = run_serve(*o);
     });
