@@ -138,17 +138,17 @@ const char *                   image_processor_name(image_processor p);  // "fas
 std::optional<image_processor> parse_image_processor(const std::string & name);
 
 struct model_params {
-    std::string model_path;            // GGUF text model
-    std::string mmproj_path;           // GGUF multimodal projector
-    int         n_threads    = 0;      // 0: all hardware threads
-    int         n_ctx        = 4096;   // longest prompt, image tokens included
-    int         n_batch      = 512;    // tokens per forward pass (also the micro-batch)
-    int         n_gpu_layers = -1;     // layers offloaded to a GPU backend, if one is built in
+    std::string model_path;           // GGUF text model
+    std::string mmproj_path;          // GGUF multimodal projector
+    int         n_threads    = 0;     // 0: all hardware threads
+    int         n_ctx        = 4096;  // longest prompt, image tokens included
+    int         n_batch      = 512;   // tokens per forward pass (also the micro-batch)
+    int         n_gpu_layers = -1;    // layers offloaded to a GPU backend, if one is built in
     // Images that model::embed_many evaluates together: 1 one at a time; 0 automatic (1 on a CPU,
     // where batching buys nothing; on a GPU up to 16, as its memory allows).
     int  image_batch = 0;
-    bool        flash_attn   = false;  // text model: off by default, Q would be rounded to F16
-    bool        kv_f16       = false;  // F32 KV cache by default, for fidelity
+    bool flash_attn  = false;  // text model: off by default, Q would be rounded to F16
+    bool kv_f16      = false;  // F32 KV cache by default, for fidelity
     // Vision encoder: flash attention (Q, K, V rounded to F16, F32 sums). On by default: 8x faster
     // attention on CPU, and its error stays far inside the reference's own bf16 noise
     // (docs/parity.md). Off: the strict F32 path.
@@ -559,7 +559,8 @@ class method {
     virtual size_t batch_size() const { return 1; }
     // The same for several images, one entry per image; a method that can evaluate images together
     // (DIOR, up to model_params::image_batch) overrides this loop.
-    virtual std::vector<std::vector<output>> embed_many(const std::vector<image> & imgs, const std::vector<size_t> & which) {
+    virtual std::vector<std::vector<output>> embed_many(const std::vector<image> &  imgs,
+                                                        const std::vector<size_t> & which) {
         std::vector<std::vector<output>> out;
         for (const image & img : imgs) {
             out.push_back(embed(img, which));

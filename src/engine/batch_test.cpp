@@ -3,6 +3,8 @@
 #include "../../tests/support/test_images.h"
 #include "../../tests/support/test_paths.h"
 #include "dior.h"
+#include "llama.h"
+#include "mtmd.h"
 
 #include <algorithm>
 #include <cmath>
@@ -39,10 +41,10 @@ std::unique_ptr<dior::model> load(int image_batch, int n_batch = 64) {
     return dior::model::load(p);
 }
 
-// Five images of four sizes: 4 image tokens (below the 32 rows where ggml changes kernels) up to
-// more than one n_batch.
+// Five images of five sizes: 4 image tokens (below the 32 rows where ggml changes kernels: encoded
+// alone) up to more than one n_batch (the others share the vision encoder's passes).
 std::vector<dior::image> mixed_images() {
-    return { make_image(56, 56, 1), make_image(200, 120, 2), make_image(90, 300, 3), make_image(56, 56, 4),
+    return { make_image(56, 56, 1), make_image(300, 200, 2), make_image(90, 300, 3), make_image(224, 224, 4),
              make_image(256, 256, 5) };
 }
 
@@ -185,6 +187,75 @@ TEST(BatchContext, LargerContextLeavesOneImageUnchanged) {
     }
     // A model loaded for one image at a time gives embed_many the vectors of embed.
     EXPECT_EQ(a->embed_many({ img }, k_conditions, ep)[0][0].vectors, one[0].vectors);
+}
+
+// mtmd_encode_chunks (patch 0008): the vision encoder over several images of different sizes in
+// one pass gives each image the embeddings of a pass of its own, bit for bit (every product is
+// row-wise, attention and windows stay per image), with and without flash attention. Each image has
+// 32 output tokens or more: below, a product alone would take another kernel than together (ggml-blas
+// from 32 rows on), so the engine encodes such images alone on a CPU.
+TEST(VisionList, SeveralImagesInOnePassEqualOneAtATime) {
+    llama_backend_init();
+    llama_model_params mp = llama_model_default_params();
+    llama_model *      lm = llama_model_load_from_file((dior::test::tiny_dir() + "/text.gguf").c_str(), mp);
+    ASSERT_NE(lm, nullptr);
+    for (auto fa : { LLAMA_FLASH_ATTN_TYPE_ENABLED, LLAMA_FLASH_ATTN_TYPE_DISABLED }) {
+        mtmd_context_params cp = mtmd_context_params_default();
+        cp.n_threads           = 2;
+        cp.warmup              = false;
+        cp.print_timings       = false;
+        cp.flash_attn_type     = fa;
+        mtmd_context * ctx     = mtmd_init_from_file((dior::test::tiny_dir() + "/mmproj.gguf").c_str(), lm, cp);
+        ASSERT_NE(ctx, nullptr);
+        ASSERT_TRUE(mtmd_supports_image_list(ctx));
+        std::vector<mtmd_input_chunks *>      all;
+        std::vector<const mtmd_input_chunk *> images;
+        for (const auto & img : { make_image(224, 224, 1), make_image(308, 196, 2), make_image(84, 308, 3),
+                                  make_image(448, 448, 4), make_image(168, 224, 5) }) {
+            mtmd_bitmap *       bmp  = mtmd_bitmap_init((uint32_t)img.width, (uint32_t)img.height, img.rgb.data());
+            const std::string   text = mtmd_default_marker();
+            mtmd_input_text     in{ text.c_str(), text.size(), true, true };
+            mtmd_input_chunks * chunks = mtmd_input_chunks_init();
+            const mtmd_bitmap * bmps[] = { bmp };
+            ASSERT_EQ(mtmd_tokenize(ctx, chunks, &in, bmps, 1), 0);
+            mtmd_bitmap_free(bmp);
+            for (size_t i = 0; i < mtmd_input_chunks_size(chunks); ++i) {
+                if (mtmd_input_chunk_get_type(mtmd_input_chunks_get(chunks, i)) == MTMD_INPUT_CHUNK_TYPE_IMAGE) {
+                    images.push_back(mtmd_input_chunks_get(chunks, i));
+                }
+            }
+            all.push_back(chunks);
+        }
+        ASSERT_EQ(images.size(), 5u);
+        for (const mtmd_input_chunk * c : images) {
+            ASSERT_GE(mtmd_input_chunk_get_n_tokens(c), 32u);
+        }
+        const size_t       n_embd = (size_t)llama_model_n_embd_inp(lm);
+        std::vector<float> one;
+        for (const mtmd_input_chunk * c : images) {
+            ASSERT_EQ(mtmd_encode_chunk(ctx, c), 0);
+            const float * e = mtmd_get_output_embd(ctx);
+            one.insert(one.end(), e, e + mtmd_input_chunk_get_n_tokens(c) * n_embd);
+        }
+        ASSERT_EQ(mtmd_encode_chunks(ctx, images.data(), images.size()), 0);
+        const float * many = mtmd_get_output_embd(ctx);
+        float         diff = 0;
+        for (size_t i = 0; i < one.size(); ++i) {
+            diff = std::max(diff, std::fabs(one[i] - many[i]));
+        }
+        EXPECT_EQ(diff, 0.0f) << "flash attention " << (int)fa;
+        // Again after a larger graph: the scheduler's buffers grew, the results stay.
+        ASSERT_EQ(mtmd_encode_chunks(ctx, images.data() + 1, 2), 0);
+        const size_t skip = mtmd_input_chunk_get_n_tokens(images[0]) * n_embd;
+        const size_t n = (mtmd_input_chunk_get_n_tokens(images[1]) + mtmd_input_chunk_get_n_tokens(images[2])) * n_embd;
+        EXPECT_TRUE(std::equal(one.begin() + (std::ptrdiff_t)skip, one.begin() + (std::ptrdiff_t)(skip + n),
+                               mtmd_get_output_embd(ctx)));
+        for (auto * c : all) {
+            mtmd_input_chunks_free(c);
+        }
+        mtmd_free(ctx);
+    }
+    llama_model_free(lm);
 }
 
 }  // namespace

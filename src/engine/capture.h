@@ -55,13 +55,13 @@ class hidden_capture {
     int  layer_of(const char * name) const;  // HF index, or -1 for tensors we do not want
     void copy_rows(const ggml_tensor * t, int layer);
 
-    int                  n_layer_ = 0;
-    int                  n_embd_  = 0;
-    std::vector<bool>    want_layer_;
-    int                                   n_tokens_ = 0;
-    std::vector<std::pair<int, int64_t>>  wanted_;  // {row, key}
-    bool                 skip_output_ = false;
-    std::string          error_;
+    int                                  n_layer_ = 0;
+    int                                  n_embd_  = 0;
+    std::vector<bool>                    want_layer_;
+    int                                  n_tokens_ = 0;
+    std::vector<std::pair<int, int64_t>> wanted_;  // {row, key}
+    bool                                 skip_output_ = false;
+    std::string                          error_;
 
     std::map<std::pair<int64_t, int>, std::vector<float>> got_;
 };

@@ -138,7 +138,8 @@ class model_impl final : public model {
         // is more; a group of images takes what fits.
         on_gpu_ = p.n_gpu_layers != 0 && has_gpu();
         if (p.image_batch < 0 || p.image_batch > 256) {
-            throw error("--image-batch " + std::to_string(p.image_batch) + ": use a count of images from 1 to 256, or auto");
+            throw error("--image-batch " + std::to_string(p.image_batch) +
+                        ": use a count of images from 1 to 256, or auto");
         }
         max_images_  = p.image_batch > 0 ? p.image_batch : auto_image_batch(p);
         decode_rows_ = std::max(p.n_batch, std::min(p.n_batch * max_images_, k_max_decode_rows));
@@ -146,7 +147,8 @@ class model_impl final : public model {
             std::max<int64_t>(p.n_ctx, (int64_t)max_images_ * std::min<int64_t>(p.n_ctx, k_cells_per_image));
         // Up to 16 conditions per image in one group; every sequence reserves an output row of
         // logits (vocabulary-wide), so no more than that.
-        n_seq_max_ = max_images_ > 1 ? std::min({ (int)llama_max_parallel_sequences(), decode_rows_, 16 * max_images_ }) : 1;
+        n_seq_max_ =
+            max_images_ > 1 ? std::min({ (int)llama_max_parallel_sequences(), decode_rows_, 16 * max_images_ }) : 1;
 
         llama_context_params cp = llama_context_default_params();
         cp.n_ctx                = (uint32_t)cells;
@@ -255,8 +257,8 @@ class model_impl final : public model {
 
         prepared_image pi = prepare(img);
 
-        const bool gen = ep.generate || ep.source != embed_source::input_last;
-        logits_read_   = gen;  // only generation reads logits; otherwise the output projection is skipped
+        const bool gen              = ep.generate || ep.source != embed_source::input_last;
+        logits_read_                = gen;  // only generation reads logits; otherwise the output projection is skipped
         const std::vector<job> jobs = make_jobs(pi, img.source, conditions, ep);
 
         // Tokens of the prefix that some condition wants (e.g. --token 5): captured in the prefix pass.
@@ -364,7 +366,7 @@ class model_impl final : public model {
         return out;
     }
 
-    std::vector<std::vector<condition_vectors>> embed_many(const std::vector<image> &                     imgs,
+    std::vector<std::vector<condition_vectors>> embed_many(const std::vector<image> &                      imgs,
                                                            const std::vector<std::optional<std::string>> & conditions,
                                                            const embed_params & ep) override {
         std::vector<std::vector<condition_vectors>> out(imgs.size());
@@ -438,7 +440,8 @@ class model_impl final : public model {
     };
 
     std::vector<job> make_jobs(const prepared_image & pi, const std::string & source,
-                               const std::vector<std::optional<std::string>> & conditions, const embed_params & ep) const {
+                               const std::vector<std::optional<std::string>> & conditions,
+                               const embed_params &                            ep) const {
         const bool gen = ep.generate || ep.source != embed_source::input_last;
         if (gen && ep.generation.max_new_tokens < 1) {
             throw error("generation needs max_new_tokens >= 1 (got " + std::to_string(ep.generation.max_new_tokens) +
@@ -494,6 +497,8 @@ class model_impl final : public model {
     // rows per decode: the attention scores of one decode take rows x cells x heads floats.
     static constexpr int64_t k_cells_per_image = 1024;
     static constexpr int     k_max_decode_rows = 4096;
+    // Images per pass of the vision encoder (its graph grows with each: attention per image).
+    static constexpr size_t k_max_images_per_encode = 32;
 
     // --image-batch 0: one image at a time on a CPU (batching buys nothing there: the products
     // already run near the machine's GEMM rate); on a GPU 16, fewer when a fifth of its free
@@ -510,9 +515,9 @@ class model_impl final : public model {
                 break;
             }
         }
-        const int64_t head_dim  = n_embd_ / std::max(1, llama_model_n_head(model_.get()));
-        const int64_t per_cell  = (int64_t)n_layer_ * 2 * llama_model_n_head_kv(model_.get()) * head_dim *
-                                 (p.kv_f16 ? 2 : 4);
+        const int64_t head_dim = n_embd_ / std::max(1, llama_model_n_head(model_.get()));
+        const int64_t per_cell =
+            (int64_t)n_layer_ * 2 * llama_model_n_head_kv(model_.get()) * head_dim * (p.kv_f16 ? 2 : 4);
         const int64_t per_image = per_cell * std::min<int64_t>(p.n_ctx, k_cells_per_image);
         return (int)std::clamp<int64_t>(free > 0 ? (int64_t)(free / 5) / std::max<int64_t>(per_image, 1) : 16, 1, 16);
     }
@@ -521,10 +526,10 @@ class model_impl final : public model {
         std::vector<llama_token>             toks;            // text tokens, or
         const float *                        embd = nullptr;  // n rows of image embeddings
         int                                  n    = 0;
-        int                                  n_pp = 1;        // position values per row
-        std::vector<llama_pos>               pos;             // [n_pp][n]
-        std::vector<llama_seq_id>            seqs;            // every row belongs to all of these
-        std::vector<std::pair<int, int64_t>> wanted;          // {row, capture key}
+        int                                  n_pp = 1;  // position values per row
+        std::vector<llama_pos>               pos;       // [n_pp][n]
+        std::vector<llama_seq_id>            seqs;      // every row belongs to all of these
+        std::vector<std::pair<int, int64_t>> wanted;    // {row, capture key}
     };
 
     static void add_timings(timings & to, const timings & t) {
@@ -550,9 +555,9 @@ class model_impl final : public model {
             if (ta != mtmd_input_chunk_get_type(cb)) {
                 return false;
             }
-            if (ta != MTMD_INPUT_CHUNK_TYPE_TEXT && (ta != MTMD_INPUT_CHUNK_TYPE_IMAGE ||
-                                                     mtmd_decode_use_non_causal(mtmd_.get(), ca) ||
-                                                     mtmd_decode_use_non_causal(mtmd_.get(), cb))) {
+            if (ta != MTMD_INPUT_CHUNK_TYPE_TEXT &&
+                (ta != MTMD_INPUT_CHUNK_TYPE_IMAGE || mtmd_decode_use_non_causal(mtmd_.get(), ca) ||
+                 mtmd_decode_use_non_causal(mtmd_.get(), cb))) {
                 return false;
             }
         }
@@ -567,8 +572,7 @@ class model_impl final : public model {
 
     void embed_group(const std::vector<prepared_image> & pis, const std::vector<std::vector<job>> & jobs, size_t first,
                      size_t n, const std::vector<std::optional<std::string>> & conditions, const embed_params & ep,
-                     const std::vector<int> & layers, std::vector<std::vector<condition_vectors>> & out,
-                     timings & t) {
+                     const std::vector<int> & layers, std::vector<std::vector<condition_vectors>> & out, timings & t) {
         llama_memory_clear(llama_get_memory(ctx_.get()), true);
         capture_.clear();
         t.most_images      = std::max(t.most_images, (int)n);
@@ -649,23 +653,22 @@ class model_impl final : public model {
                 continue;
             }
             shared = false;
+            std::vector<const mtmd_input_chunk *> chunks;
             for (size_t b = 0; b < n; ++b) {
-                const mtmd_input_chunk * chunk = mtmd_input_chunks_get(pis[first + b].chunks.get(), ci);
+                chunks.push_back(mtmd_input_chunks_get(pis[first + b].chunks.get(), ci));
+            }
+            const auto t_enc = std::chrono::steady_clock::now();
+            encode_images(pis, first, chunks, embd);
+            t.encode_ms += ms_since(t_enc);
+            for (size_t b = 0; b < n; ++b) {
+                const mtmd_input_chunk * chunk = chunks[b];
                 const int                nt    = (int)mtmd_input_chunk_get_n_tokens(chunk);
-                const auto               t0    = std::chrono::steady_clock::now();
-                if (mtmd_encode_chunk(mtmd_.get(), chunk) != 0) {
-                    throw error(prepared_source(pis, first + b) + "the vision encoder failed on this image");
-                }
-                const float * e = mtmd_get_output_embd(mtmd_.get());
-                embd[b].assign(e, e + (size_t)nt * n_inp);
-                t.encode_ms += ms_since(t0);
-
-                pass ps;
-                ps.embd                         = embd[b].data();
-                ps.n                            = nt;
-                ps.n_pp                         = mrope ? 4 : 1;
-                ps.pos                          = image_positions(chunk, pos[b], ep.position);
-                ps.seqs                         = seqs_of(b);
+                pass                     ps;
+                ps.embd = embd[b].data();
+                ps.n    = nt;
+                ps.n_pp = mrope ? 4 : 1;
+                ps.pos  = image_positions(chunk, pos[b], ep.position);
+                ps.seqs = seqs_of(b);
                 want(ps, tok[b]);
                 passes.push_back(std::move(ps));
                 pos[b] += (ep.position == positions::native && mrope) ? mtmd_input_chunk_get_n_pos(chunk) : nt;
@@ -680,12 +683,12 @@ class model_impl final : public model {
         std::vector<pass> words;
         for (size_t b = 0; b < n; ++b) {
             for (size_t c = 0; c < K;) {
-                const std::vector<job> & js = jobs[first + b];
-                const std::vector<llama_token> w(js[c].suffix.begin(), js[c].suffix.begin() + (std::ptrdiff_t)js[c].split);
+                const std::vector<job> &       js = jobs[first + b];
+                const std::vector<llama_token> w(js[c].suffix.begin(),
+                                                 js[c].suffix.begin() + (std::ptrdiff_t)js[c].split);
                 std::vector<llama_seq_id>      seqs;
                 size_t                         e = c;
-                while (e < K && js[e].split == js[c].split &&
-                       std::equal(w.begin(), w.end(), js[e].suffix.begin())) {
+                while (e < K && js[e].split == js[c].split && std::equal(w.begin(), w.end(), js[e].suffix.begin())) {
                     seqs.push_back((llama_seq_id)(b * K + e));
                     ++e;
                 }
@@ -704,9 +707,9 @@ class model_impl final : public model {
         for (size_t b = 0; b < n; ++b) {
             for (size_t c = 0; c < K; ++c) {
                 const job & j = jobs[first + b][c];
-                own.push_back(text_pass(std::vector<llama_token>(j.suffix.begin() + (std::ptrdiff_t)j.split, j.suffix.end()),
-                                        pos[b] + (llama_pos)j.split, { (llama_seq_id)(b * K + c) },
-                                        tok[b] + (int64_t)j.split));
+                own.push_back(
+                    text_pass(std::vector<llama_token>(j.suffix.begin() + (std::ptrdiff_t)j.split, j.suffix.end()),
+                              pos[b] + (llama_pos)j.split, { (llama_seq_id)(b * K + c) }, tok[b] + (int64_t)j.split));
             }
         }
         t0 = std::chrono::steady_clock::now();
@@ -727,6 +730,49 @@ class model_impl final : public model {
                 t.suffix_ms.push_back(own_ms / (double)(n * K));
             }
             out[first + b] = std::move(cvs);
+        }
+    }
+
+    // The vision encoder over image chunks of a group: several images in one pass where the
+    // projector can (on a CPU only those with k_blas_rows output tokens or more, each of whose
+    // products meets the same kernel as alone), one at a time otherwise. embd[b]: chunk b's rows.
+    void encode_images(const std::vector<prepared_image> & pis, size_t first,
+                       const std::vector<const mtmd_input_chunk *> & chunks, std::vector<std::vector<float>> & embd) {
+        const size_t        n_inp = (size_t)llama_model_n_embd_inp(model_.get());
+        std::vector<size_t> together, alone;
+        for (size_t b = 0; b < chunks.size(); ++b) {
+            const bool big = mtmd_input_chunk_get_n_tokens(chunks[b]) >= (size_t)k_blas_rows;
+            (mtmd_supports_image_list(mtmd_.get()) && (on_gpu_ || big) ? together : alone).push_back(b);
+        }
+        if (together.size() == 1) {
+            alone.push_back(together[0]);
+            together.clear();
+        }
+        for (size_t at = 0; at < together.size(); at += k_max_images_per_encode) {
+            std::vector<const mtmd_input_chunk *> part;
+            for (size_t k = at; k < std::min(together.size(), at + k_max_images_per_encode); ++k) {
+                part.push_back(chunks[together[k]]);
+            }
+            if (mtmd_encode_chunks(mtmd_.get(), part.data(), part.size()) != 0) {
+                // one at a time, so that the image at fault is named
+                alone.insert(
+                    alone.end(), together.begin() + (std::ptrdiff_t)at,
+                    together.begin() + (std::ptrdiff_t)std::min(together.size(), at + k_max_images_per_encode));
+                continue;
+            }
+            const float * e = mtmd_get_output_embd(mtmd_.get());
+            for (size_t k = at; k < std::min(together.size(), at + k_max_images_per_encode); ++k) {
+                const size_t rows = mtmd_input_chunk_get_n_tokens(chunks[together[k]]);
+                embd[together[k]].assign(e, e + rows * n_inp);
+                e += rows * n_inp;
+            }
+        }
+        for (size_t b : alone) {
+            if (mtmd_encode_chunk(mtmd_.get(), chunks[b]) != 0) {
+                throw error(prepared_source(pis, first + b) + "the vision encoder failed on this image");
+            }
+            const float * e = mtmd_get_output_embd(mtmd_.get());
+            embd[b].assign(e, e + mtmd_input_chunk_get_n_tokens(chunks[b]) * n_inp);
         }
     }
 
@@ -804,11 +850,11 @@ class model_impl final : public model {
 
     // One llama_decode of pieces of passes (all text or all image embeddings).
     void decode_pieces(const std::vector<std::pair<const pass *, int>> & pieces) {
-        const int                            nb = params_.n_batch;
-        const bool                           is_embd = pieces[0].first->embd != nullptr;
-        const int                            n_pp    = pieces[0].first->n_pp;
-        const int                            n_inp   = llama_model_n_embd_inp(model_.get());
-        int                                  n       = 0;
+        const int  nb      = params_.n_batch;
+        const bool is_embd = pieces[0].first->embd != nullptr;
+        const int  n_pp    = pieces[0].first->n_pp;
+        const int  n_inp   = llama_model_n_embd_inp(model_.get());
+        int        n       = 0;
         for (const auto & [ps, off] : pieces) {
             n += std::min(nb, ps->n - off);
         }
@@ -1317,10 +1363,10 @@ class model_impl final : public model {
     chat_layout                                           layout_;
     std::string                                           tail_plain_;
     std::string                                           tail_special_;
-    int            hf_factor_ = 0;   // > 0: Hugging Face's Qwen2-VL resize with this factor
-    llama_token    image_pad_ = -1;  // see image_pad_id()
-    int            max_images_  = 1;      // images per embed_many group
-    int            decode_rows_ = 512;    // rows per decode of embed_many
+    int            hf_factor_   = 0;    // > 0: Hugging Face's Qwen2-VL resize with this factor
+    llama_token    image_pad_   = -1;   // see image_pad_id()
+    int            max_images_  = 1;    // images per embed_many group
+    int            decode_rows_ = 512;  // rows per decode of embed_many
     int            n_seq_max_   = 1;
     bool           on_gpu_      = false;  // the text model runs on a GPU backend (see k_blas_rows)
     hidden_capture capture_;

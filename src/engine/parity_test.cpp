@@ -187,8 +187,8 @@ TEST(Parity, BatchesOfMixedImagesMatchTransformersAndOneAtATime) {
     }
     for (const char * weights : { "f32", "f16" }) {
         std::map<std::string, std::unique_ptr<dior::model>> models;  // one per image processor
-        double                                               worst_vs_one = 0, worst_rel = 0, worst_cos = 1;
-        int                                                  n_batched    = 0;
+        double                                              worst_vs_one = 0, worst_rel = 0, worst_cos = 1;
+        int                                                 n_batched = 0;
         for (const auto & [key, idx] : settings) {
             const auto &      c0   = cases[idx[0]];
             const std::string proc = c0["processor"].get<std::string>();
@@ -214,7 +214,7 @@ TEST(Parity, BatchesOfMixedImagesMatchTransformersAndOneAtATime) {
             }
             const std::vector<std::optional<std::string>> conds = { std::string("a different condition"),
                                                                     condition_of(c0) };
-            const auto many = m->embed_many(imgs, conds, ep);
+            const auto                                    many  = m->embed_many(imgs, conds, ep);
             ASSERT_EQ(many.size(), idx.size());
             n_batched += idx.size() > 1 ? (int)idx.size() : 0;
             for (size_t k = 0; k < idx.size(); ++k) {
@@ -222,8 +222,8 @@ TEST(Parity, BatchesOfMixedImagesMatchTransformersAndOneAtATime) {
                 EXPECT_EQ(many[k][1].n_tokens, c["n_tokens"].get<int>()) << c.dump();
                 double cos = 0, rel = 0;
                 compare(many[k][1].vectors[0], &want.data[idx[k] * want.cols], want.cols, cos, rel);
-                worst_cos = std::min(worst_cos, cos);
-                worst_rel = std::max(worst_rel, rel);
+                worst_cos      = std::min(worst_cos, cos);
+                worst_rel      = std::max(worst_rel, rel);
                 const auto one = m->embed(imgs[k], conds, ep);
                 for (size_t j = 0; j < conds.size(); ++j) {
                     compare(many[k][j].vectors[0], one[j].vectors[0].data(), one[j].vectors[0].size(), cos, rel);
@@ -231,9 +231,10 @@ TEST(Parity, BatchesOfMixedImagesMatchTransformersAndOneAtATime) {
                 }
             }
         }
-        std::printf("%s weights, batches of 4 mixed images: %d cases batched, vs transformers worst cos %.7f rel "
-                    "L2 %.2e; vs one image at a time worst rel L2 %.2e\n",
-                    weights, n_batched, worst_cos, worst_rel, worst_vs_one);
+        std::printf(
+            "%s weights, batches of 4 mixed images: %d cases batched, vs transformers worst cos %.7f rel "
+            "L2 %.2e; vs one image at a time worst rel L2 %.2e\n",
+            weights, n_batched, worst_cos, worst_rel, worst_vs_one);
         EXPECT_GE(n_batched, 160) << weights;
         EXPECT_GE(worst_cos, 0.9999) << weights;
         EXPECT_LE(worst_rel, std::string(weights) == "f32" ? 1e-3 : 2e-3) << weights;

@@ -78,7 +78,7 @@ class dior_method final : public method {
 
     size_t batch_size() const override { return (size_t)m_.image_batch(); }
 
-    std::vector<std::vector<output>> embed_many(const std::vector<image> & imgs,
+    std::vector<std::vector<output>> embed_many(const std::vector<image> &  imgs,
                                                 const std::vector<size_t> & which) override {
         const size_t                            n_layers = params_.layers.size();
         const std::vector<size_t>               conds    = conditions_of(which, n_layers);

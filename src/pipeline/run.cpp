@@ -362,7 +362,8 @@ void check_model_params(const model_params & p) {
         throw error("--ctx-size must be at least 16 and --batch-size at least 1");
     }
     if (p.image_batch < 0 || p.image_batch > 256) {
-        throw error("--image-batch " + std::to_string(p.image_batch) + ": use a count of images from 1 to 256, or auto");
+        throw error("--image-batch " + std::to_string(p.image_batch) +
+                    ": use a count of images from 1 to 256, or auto");
     }
 }
 
@@ -408,7 +409,7 @@ run_result run_embed(const run_options & o, const run_events & ev) {
     if (ev.start) {
         ev.start(images.size());
     }
-    size_t done = 0;
+    size_t     done     = 0;
     const auto progress = [&](const std::string & path) {
         ++done;
         if (ev.progress) {
@@ -437,10 +438,10 @@ run_result run_embed(const run_options & o, const run_events & ev) {
     // settings. The method evaluates them together; if that fails, one at a time, so that only the
     // image at fault fails. Their vectors are stored in one transaction.
     struct waiting {
-        std::string          path;
-        store::image_info    info;
-        image                img;
-        std::vector<size_t>  which;
+        std::string         path;
+        store::image_info   info;
+        image               img;
+        std::vector<size_t> which;
     };
     std::vector<waiting> batch;
     const size_t         per_batch = std::max<size_t>(1, lm.meth->batch_size());

@@ -259,7 +259,7 @@ std::vector<std::vector<std::vector<float>>> query_embedder::embed_many(const st
                                                                         const std::vector<setting> & settings,
                                                                         const image_limits &         limits) {
     std::map<int, std::vector<image>> decoded;  // every image, by image_max_size
-    const auto images_for = [&](int max_size) -> const std::vector<image> & {
+    const auto                        images_for = [&](int max_size) -> const std::vector<image> & {
         auto it = decoded.find(max_size);
         if (it == decoded.end()) {
             std::vector<image> imgs;

@@ -23,10 +23,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <sstream>
 #include <thread>
 
 namespace fs = std::filesystem;
@@ -339,11 +339,23 @@ class service {
     static std::string settings_key(const std::vector<setting> & sets) {
         std::ostringstream k;
         for (const setting & s : sets) {
-            k << s.source << '\n' << s.model_path << '\n' << s.mmproj_path << '\n' << s.model_sha256 << '\n'
-              << s.mmproj_sha256 << '\n' << s.engine_options << '\n' << s.prompt_type << '\n'
-              << (s.condition ? "c" + *s.condition : std::string("-")) << '\n' << s.layer << '\n' << s.token << '\n'
-              << s.positions << '\n' << s.image_max_size << '\n' << s.max_new_tokens << '\n' << s.temperature
-              << '\n' << s.seed << '\n' << s.repeat_penalty << '\n' << s.n_embd << "\n\n";
+            k << s.source << '\n'
+              << s.model_path << '\n'
+              << s.mmproj_path << '\n'
+              << s.model_sha256 << '\n'
+              << s.mmproj_sha256 << '\n'
+              << s.engine_options << '\n'
+              << s.prompt_type << '\n'
+              << (s.condition ? "c" + *s.condition : std::string("-")) << '\n'
+              << s.layer << '\n'
+              << s.token << '\n'
+              << s.positions << '\n'
+              << s.image_max_size << '\n'
+              << s.max_new_tokens << '\n'
+              << s.temperature << '\n'
+              << s.seed << '\n'
+              << s.repeat_penalty << '\n'
+              << s.n_embd << "\n\n";
         }
         return k.str();
     }
@@ -394,6 +406,9 @@ class service {
                     auto vs = embedder_.embed_many(in, live[0]->settings, limits_);
                     for (size_t k = 0; k < live.size(); ++k) {
                         live[k]->done.set_value(std::move(vs.at(k)));
+                    }
+                    if (o_.verbose) {
+                        std::fprintf(stderr, "dior serve: %zu uploads embedded together\n", live.size());
                     }
                     continue;
                 } catch (...) {

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -304,6 +305,58 @@ TEST_F(Serve, SixteenClientsAtOnceGetRightAnswersAndMemoryStaysFlat) {
     EXPECT_LT(after - before, 16 * 1024) << "RSS " << before << " kB -> " << after << " kB over 960 requests";
     std::fprintf(stderr, "[ serve ] RSS %ld kB after warm-up, %ld kB after 960 more requests from 16 clients\n", before,
                  after);
+    EXPECT_EQ(srv.stop(), 0);
+}
+
+// --image-batch 3: uploads waiting with the same settings are embedded together, each gets its own
+// vector (that of the same upload alone, to rounding), and a corrupt one among them gets its own 400.
+TEST_F(Serve, UploadsWaitingTogetherAreEmbeddedTogether) {
+    server srv(s_, { "--image-batch", "3", "--queue", "8", "-v" }, "batch");
+    ASSERT_GT(srv.port, 0) << read(srv.log);
+    std::vector<std::string> uploads;
+    for (int i = 0; i < 6; ++i) {
+        const fs::path p = dir_ / ("together" + std::to_string(i) + ".bmp");
+        dior::test::write_bmp(p.string(), 120 + 40 * i, 200, dior::test::pattern_rgb(120 + 40 * i, 200, 40 + i));
+        uploads.push_back(b64(read(p)));
+    }
+    uploads.push_back(b64(dior::test::corrupt_jpeg()));
+    const auto ask = [&](const std::string & image) {
+        httplib::Client c("127.0.0.1", srv.port);
+        c.set_read_timeout(120, 0);
+        return c.Post("/api/embed", json({ { "conditions", { "car color" } }, { "image", image } }).dump(),
+                      "application/json");
+    };
+    std::vector<std::vector<float>> together(uploads.size());
+    std::vector<int>                status(uploads.size(), 0);
+    for (int round = 0; round < 3 && read(srv.log).find("uploads embedded together") == std::string::npos; ++round) {
+        std::vector<std::thread> ts;
+        for (size_t i = 0; i < uploads.size(); ++i) {
+            ts.emplace_back([&, i] {
+                auto r    = ask(uploads[i]);
+                status[i] = r ? r->status : -1;
+                if (r && r->status == 200) {
+                    together[i] = json::parse(r->body)["results"][0]["vector"].get<std::vector<float>>();
+                }
+            });
+        }
+        for (auto & t : ts) {
+            t.join();
+        }
+    }
+    EXPECT_NE(read(srv.log).find("uploads embedded together"), std::string::npos) << read(srv.log);
+    EXPECT_EQ(status.back(), 400);
+    for (size_t i = 0; i + 1 < uploads.size(); ++i) {
+        ASSERT_EQ(status[i], 200) << i;
+        auto                     r     = ask(uploads[i]);  // alone
+        const std::vector<float> alone = json::parse(r->body)["results"][0]["vector"].get<std::vector<float>>();
+        ASSERT_EQ(alone.size(), together[i].size());
+        double d = 0, n = 0;
+        for (size_t k = 0; k < alone.size(); ++k) {
+            d += ((double)alone[k] - together[i][k]) * ((double)alone[k] - together[i][k]);
+            n += (double)alone[k] * alone[k];
+        }
+        EXPECT_LE(std::sqrt(d / n), 1e-5) << i;
+    }
     EXPECT_EQ(srv.stop(), 0);
 }
 
