@@ -464,12 +464,13 @@ run_result run_embed(const run_options & o, const run_events & ev) {
         } catch (const std::exception & e) {
             if (todo.size() == 1) {
                 fail(todo[0].path, e);
-            }
-            for (size_t k = 0; k < todo.size() && todo.size() > 1; ++k) {
-                try {
-                    outs[k] = embed_batch(*lm.meth, { imgs[k] }, todo[k].which).at(0);
-                } catch (const std::exception & e1) {
-                    fail(todo[k].path, e1);
+            } else {
+                for (size_t k = 0; k < todo.size(); ++k) {
+                    try {
+                        outs[k] = embed_batch(*lm.meth, { imgs[k] }, todo[k].which).at(0);
+                    } catch (const std::exception & e1) {
+                        fail(todo[k].path, e1);
+                    }
                 }
             }
         }

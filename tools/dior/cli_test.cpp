@@ -244,6 +244,20 @@ TEST_F(Cli, ImageBatchGivesTheVectorsOfOneImageAtATime) {
     EXPECT_EQ(n, 2 * 5);
     EXPECT_LE(worst, 1e-5);
     std::printf("--image-batch 3 vs 1: largest relative L2 %.3g\n", worst);
+    // An image the engine refuses inside a batch (aspect ratio over 200, as Qwen2-VL's processor):
+    // it fails alone, the others of its batch are embedded.
+    fs::create_directories(dir_ / "mix");
+    for (const char * f : { "img0.bmp", "img3.bmp", "img4.bmp" }) {
+        fs::copy_file(dir_ / "images" / f, dir_ / "mix" / f);
+    }
+    dior::test::write_bmp((dir_ / "mix" / "thin.bmp").string(), 402, 2, dior::test::pattern_rgb(402, 2, 3));
+    const auto mix = run("embed " + model_args() + " --image-batch 4 -c 'car color' " + (dir_ / "mix").string() +
+                         " -o " + (dir_ / "mix.db").string());
+    EXPECT_EQ(mix.status, 2) << mix.output;
+    EXPECT_EQ(count_lines_with(mix.output, "error:", "thin.bmp"), 1) << mix.output;
+    EXPECT_NE(mix.output.find("aspect ratio over 200"), std::string::npos) << mix.output;
+    EXPECT_NE(mix.output.find("4 images: 3 embedded, 0 skipped (already stored), 1 failed"), std::string::npos)
+        << mix.output;
     EXPECT_EQ(run("embed " + model_args() + " --image-batch 0 " + images + " -o " + db()).status, 1);
     const auto bad = run("embed " + model_args() + " --image-batch many " + images + " -o " + db());
     EXPECT_EQ(bad.status, 1);
