@@ -542,12 +542,13 @@ class model_impl final : public model {
         to.total_ms += t.total_ms;
     }
 
-    // Whether two prepared images can share decodes: the same chunks before and after the image,
-    // an image that attends causally.
+    // Whether two prepared images can share decodes: the same chunks before and after the image
+    // (the same text before it: it is evaluated once for both), an image that attends causally.
     bool same_layout(const prepared_image & a, const prepared_image & b) const {
         if (a.n_prefix_chunks != b.n_prefix_chunks || a.image_close != b.image_close) {
             return false;
         }
+        bool before_image = true;
         for (size_t i = 0; i < a.n_prefix_chunks; ++i) {
             const mtmd_input_chunk * ca = mtmd_input_chunks_get(a.chunks.get(), i);
             const mtmd_input_chunk * cb = mtmd_input_chunks_get(b.chunks.get(), i);
@@ -555,6 +556,10 @@ class model_impl final : public model {
             if (ta != mtmd_input_chunk_get_type(cb)) {
                 return false;
             }
+            if (ta == MTMD_INPUT_CHUNK_TYPE_TEXT && before_image && chunk_tokens(ca) != chunk_tokens(cb)) {
+                return false;
+            }
+            before_image = before_image && ta == MTMD_INPUT_CHUNK_TYPE_TEXT;
             if (ta != MTMD_INPUT_CHUNK_TYPE_TEXT &&
                 (ta != MTMD_INPUT_CHUNK_TYPE_IMAGE || mtmd_decode_use_non_causal(mtmd_.get(), ca) ||
                  mtmd_decode_use_non_causal(mtmd_.get(), cb))) {
