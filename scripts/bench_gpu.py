@@ -135,6 +135,9 @@ def dior_rates(paths, text, mmproj, image, shape, batch, extra):
 def torch_part(shape, images, batch16, device):
     """transformers bf16 (f32 on a CPU): {(path, K): seconds per image}; and the F16 GEMM rate."""
     import torch
+    if device == "cpu":  # the CPU wheel of torch without a matching torchvision, as the oracles run it
+        sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "oracle"))
+        import torchvision_cpu  # noqa: F401
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
     s = SHAPES[shape]
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -177,12 +180,14 @@ def torch_part(shape, images, batch16, device):
         for _ in range(n):
             ids = ids_for(0)
             npre = len(head) + n_img
-            pre = model(input_ids=ids[None, :npre], pixel_values=pix, image_grid_thw=thw, use_cache=True)
+            # sequential positions, as scripts/bench_server.py's cache path (the cost is the same)
+            pre = model(input_ids=ids[None, :npre], pixel_values=pix, image_grid_thw=thw, use_cache=True,
+                        position_ids=torch.arange(npre, device=device)[None])
             for c in range(k):
                 own = ids_for(c)[npre:]
+                at = torch.arange(npre, npre + len(own), device=device)
                 model(input_ids=own[None], past_key_values=copy.deepcopy(pre.past_key_values),
-                      output_hidden_states=True, use_cache=True,
-                      cache_position=torch.arange(npre, npre + len(own), device=device))
+                      output_hidden_states=True, use_cache=True, position_ids=at[None], cache_position=at)
 
     def batched(k, n):  # n images per forward, K forwards
         for c in range(k):
@@ -220,10 +225,11 @@ def main():
     ap.add_argument("--work", default="/tmp/dior-gpu-bench")
     ap.add_argument("--shapes", default="3b,7b")
     ap.add_argument("--images", type=int, default=32)
-    ap.add_argument("--image-batch", type=int, default=32)
+    ap.add_argument("--image-batch", type=int, default=0, help="default: 32 on a GPU, 4 with --cpu-only")
     ap.add_argument("--cpu-only", action="store_true")
     a = ap.parse_args()
     gpu = not a.cpu_only
+    a.image_batch = a.image_batch or (32 if gpu else 4)
     shapes = ["tiny"] if a.cpu_only else a.shapes.split(",")
     paths = build_paths(a.build)
     os.makedirs(a.work, exist_ok=True)

@@ -40,9 +40,11 @@ prefix=$(bash "$here/scripts/setup.sh" --llama-prefix 2>/dev/null | tail -1) ||
 src=$(readlink -f "$prefix/source")
 [ -f "$src/.dior-patched" ] || die "$src is not a patched llama.cpp source (scripts/setup.sh makes one)"
 log "llama.cpp source: $src"
-tar -czf "$out/llama-src.tar.gz" -C "$src" --exclude=./.git --exclude=./docs --exclude=./tests \
-  --exclude=./examples --exclude=./media --exclude=./tools/server/public --exclude='./models/*' . \
-  ./models/ggml-vocab-qwen2.gguf
+rm -f "$out/llama-src.tar" "$out/llama-src.tar.gz"
+tar -cf "$out/llama-src.tar" -C "$src" --exclude=./.git --exclude=./docs --exclude=./tests \
+  --exclude=./examples --exclude=./media --exclude=./tools/server/public --exclude=./tools/ui --exclude='./models/*' .
+tar -rf "$out/llama-src.tar" -C "$src" ./models/ggml-vocab-qwen2.gguf # (an --exclude also drops named files)
+gzip -n "$out/llama-src.tar"
 
 # --- Debian packages ---------------------------------------------------------------------------
 # A dpkg status of what a machine with a compiler already has (this machine's required and
