@@ -4,8 +4,8 @@ real shapes (dior-make-tiny-model, F16), 448x448 images, one card:
 
   checks   dior's vectors on the GPU vs the CPU, and batched (--image-batch) vs one at a time on
            images of mixed sizes (relative L2);
-  dior     seconds per image at K=1 and K=5, image batch 1 and --image-batch B (dior embed, whole
-           image loop); dior bench's encoder and prefix times turned into TFLOP/s;
+  dior     seconds per image at K=1 and K=5, image batch 1, 8 and --image-batch B (dior embed,
+           whole image loop); dior bench's encoder and prefix times turned into TFLOP/s;
   card     its dense F16 GEMM rate (torch.matmul, 8192^3);
   torch    transformers bf16 with sdpa on the same shapes: batch 1 one full forward per condition
            (the reference's default path), the prefix cached and copied per condition (its cache
@@ -100,11 +100,11 @@ def checks(paths, work, text, mmproj, gpu, batch):
     return ok
 
 
-def dior_speed(paths, text, mmproj, images, batch, extra):
+def dior_speed(paths, text, mmproj, images, batches, extra):
     """{(K, batch): seconds per image} from dior embed's image loop."""
     out = {}
     for k in (1, 5):
-        for b in (1, batch):
+        for b in batches:
             store = os.path.join(os.path.dirname(images[0]), "speed.db")
             for f in (store, store + "-wal", store + "-shm"):
                 if os.path.exists(f):
@@ -240,7 +240,8 @@ def main():
         text, mmproj = make_model(paths, a.work, shape)
         log(f"== {shape}-shaped (F16), {len(images)} images {IMAGE_SIDE}x{IMAGE_SIDE}")
         ok &= checks(paths, os.path.join(a.work, shape), text, mmproj, gpu, a.image_batch)
-        speed = dior_speed(paths, text, mmproj, images, a.image_batch, extra)
+        batches = sorted({1, 8, a.image_batch} if gpu else {1, a.image_batch})
+        speed = dior_speed(paths, text, mmproj, images, batches, extra)
         for (k, b), t in sorted(speed.items()):
             log(f"dior K={k} image batch {b:2d}: {t * 1000:8.1f} ms per image, {1 / t:7.1f} images/s")
         rates = dior_rates(paths, text, mmproj, images[0], shape, a.image_batch, extra)
@@ -256,8 +257,9 @@ def main():
                 log(f"transformers {'bf16' if gpu else 'f32'} {name:8s} K={k}: {t * 1000:8.1f} ms per image, "
                     f"{1 / t:7.1f} images/s")
             if gpu:
-                log(f"dior batched vs transformers 16 images in one forward, K=1: "
-                    f"{tt[('batch16', 1)] / speed[(1, a.image_batch)]:.2f}x the throughput")
+                best = min(speed[(1, b)] for b in batches)
+                log(f"dior's best batch vs transformers 16 images in one forward, K=1: "
+                    f"{tt[('batch16', 1)] / best:.2f}x the throughput")
         log(f"card's dense F16 GEMM rate: {card:.0f} TFLOP/s")
         for name, (t, r) in rates.items():
             share = f", {100 * r / card:.0f}% of the GEMM rate" if card == card else ""
