@@ -1296,7 +1296,7 @@ class model_impl final : public model {
             throw error("this model attends to all image tokens at once: raise --batch-size to at least " +
                         std::to_string(n_tokens));
         }
-        const mtmd_image_tokens * itoks = mtmd_input_chunk_get_tokens_image(chunk);
+        const std::vector<llama_pos> all_pos = image_positions(chunk, pos, mode);  // [n_pp][n_tokens]
 
         if (non_causal) {
             llama_set_causal_attn(ctx_.get(), false);
@@ -1312,16 +1312,8 @@ class model_impl final : public model {
                 const auto                  w = in_range(wanted, tok + off, n);
                 for (int i = 0; i < n; ++i) {
                     const int k = off + i;
-                    if (!mrope) {
-                        p[i] = pos + k;
-                    } else if (mode == positions::sequential || itoks == nullptr) {
-                        p[i] = p[n + i] = p[2 * n + i] = pos + k;
-                    } else {
-                        const mtmd_decoder_pos d = mtmd_image_tokens_get_decoder_pos(itoks, pos, (size_t)k);
-                        p[i]                     = (llama_pos)d.t;
-                        p[n + i]                 = (llama_pos)d.y;
-                        p[2 * n + i]             = (llama_pos)d.x;
-                        p[3 * n + i]             = (llama_pos)d.z;
+                    for (int s = 0; s < n_pp; ++s) {
+                        p[(size_t)s * n + i] = all_pos[(size_t)s * n_tokens + k];
                     }
                     for (int64_t t : w) {
                         logits[i] |= (t == tok + k);
