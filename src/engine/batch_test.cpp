@@ -12,14 +12,7 @@
 
 namespace {
 
-dior::image make_image(int w, int h, int seed) {
-    dior::image img;
-    img.source = "generated-" + std::to_string(seed);
-    img.width  = w;
-    img.height = h;
-    img.rgb    = dior::test::pattern_rgb(w, h, seed);
-    return img;
-}
+using dior::test::pattern_image;
 
 double rel_l2(const std::vector<float> & a, const std::vector<float> & b) {
     EXPECT_EQ(a.size(), b.size());
@@ -44,8 +37,8 @@ std::unique_ptr<dior::model> load(int image_batch, int n_batch = 64) {
 // Five images of five sizes: 4 image tokens (below the 32 rows where ggml changes kernels: encoded
 // alone) up to more than one n_batch (the others share the vision encoder's passes).
 std::vector<dior::image> mixed_images() {
-    return { make_image(56, 56, 1), make_image(300, 200, 2), make_image(90, 300, 3), make_image(224, 224, 4),
-             make_image(256, 256, 5) };
+    return { pattern_image(56, 56, 1), pattern_image(300, 200, 2), pattern_image(90, 300, 3),
+             pattern_image(224, 224, 4), pattern_image(256, 256, 5) };
 }
 
 const std::vector<std::optional<std::string>> k_conditions = { "car color", std::nullopt, "movie genre", "a" };
@@ -98,7 +91,7 @@ TEST_F(Batch, EveryLayerOfMixedSizesEqualsOneImageAtATime) {
 TEST_F(Batch, EveryTokenOptionEqualsOneImageAtATime) {
     // Tokens in the system turn, among the image tokens of every image, in the template's words of
     // the smallest image (image tokens of the others), in the condition, and from the end.
-    const auto toks  = m_->prompt_tokens(make_image(56, 56, 1), dior::instruction(dior::prompt_type::describe, "a"));
+    const auto toks  = m_->prompt_tokens(pattern_image(56, 56, 1), dior::instruction(dior::prompt_type::describe, "a"));
     const int  image = (int)(std::find(toks.begin(), toks.end(), -1) - toks.begin());
     ASSERT_LT(image, (int)toks.size());
     dior::embed_params ep;
@@ -132,7 +125,7 @@ TEST_F(Batch, GenerationAndFullRecomputationGoOneAtATimeWithTheSameResults) {
     dior::embed_params ep;
     ep.source                    = dior::embed_source::first_output;
     ep.generation.max_new_tokens = 3;
-    const auto imgs              = std::vector<dior::image>{ make_image(56, 56, 1), make_image(120, 90, 2) };
+    const auto imgs              = std::vector<dior::image>{ pattern_image(56, 56, 1), pattern_image(120, 90, 2) };
     const auto many              = m_->embed_many(imgs, { "car color" }, ep);
     EXPECT_EQ(m_->last_timings().most_images, 1);
     for (size_t i = 0; i < imgs.size(); ++i) {
@@ -159,7 +152,8 @@ TEST_F(Batch, AnImageTooLargeForTheContextIsNamed) {
     p.n_ctx       = 200;
     p.image_batch = 4;
     auto m        = dior::model::load(p);
-    auto imgs     = std::vector<dior::image>{ make_image(56, 56, 1), make_image(400, 400, 7), make_image(56, 56, 2) };
+    auto imgs =
+        std::vector<dior::image>{ pattern_image(56, 56, 1), pattern_image(400, 400, 7), pattern_image(56, 56, 2) };
     try {
         m->embed_many(imgs, { "car color" }, dior::embed_params{});
         FAIL() << "expected dior::error";
@@ -177,7 +171,7 @@ TEST(BatchContext, LargerContextLeavesOneImageUnchanged) {
     auto               b = load(4);
     dior::embed_params ep;
     ep.layers        = { 1, -1 };
-    const auto img   = make_image(200, 120, 2);
+    const auto img   = pattern_image(200, 120, 2);
     const auto one   = a->embed(img, k_conditions, ep);
     const auto other = b->embed(img, k_conditions, ep);
     for (size_t c = 0; c < one.size(); ++c) {
@@ -210,8 +204,8 @@ TEST(VisionList, SeveralImagesInOnePassEqualOneAtATime) {
         ASSERT_TRUE(mtmd_supports_image_list(ctx));
         std::vector<mtmd_input_chunks *>      all;
         std::vector<const mtmd_input_chunk *> images;
-        for (const auto & img : { make_image(224, 224, 1), make_image(308, 196, 2), make_image(84, 308, 3),
-                                  make_image(448, 448, 4), make_image(168, 224, 5) }) {
+        for (const auto & img : { pattern_image(224, 224, 1), pattern_image(308, 196, 2), pattern_image(84, 308, 3),
+                                  pattern_image(448, 448, 4), pattern_image(168, 224, 5) }) {
             mtmd_bitmap *       bmp  = mtmd_bitmap_init((uint32_t)img.width, (uint32_t)img.height, img.rgb.data());
             const std::string   text = mtmd_default_marker();
             mtmd_input_text     in{ text.c_str(), text.size(), true, true };

@@ -1,6 +1,8 @@
 // Small images for tests, written without any image library: 24-bit BMP, which stb_image reads.
 #pragma once
 
+#include "dior.h"
+
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -21,6 +23,16 @@ inline std::vector<uint8_t> pattern_rgb(int w, int h, int seed) {
         }
     }
     return rgb;
+}
+
+// pattern_rgb as a decoded image, named "generated-SEED" in messages.
+inline dior::image pattern_image(int w, int h, int seed) {
+    dior::image img;
+    img.source = "generated-" + std::to_string(seed);
+    img.width  = w;
+    img.height = h;
+    img.rgb    = pattern_rgb(w, h, seed);
+    return img;
 }
 
 inline void write_bmp(const std::string & path, int w, int h, const std::vector<uint8_t> & rgb) {
