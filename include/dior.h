@@ -144,8 +144,8 @@ struct model_params {
     int         n_ctx        = 4096;  // longest prompt, image tokens included
     int         n_batch      = 512;   // tokens per forward pass (also the micro-batch)
     int         n_gpu_layers = -1;    // layers offloaded to a GPU backend, if one is built in
-    // Images that model::embed_many evaluates together: 1 one at a time; 0 automatic (1 on a CPU,
-    // where batching buys nothing; on a GPU up to 16, as its memory allows).
+    // Images that model::embed_many evaluates together. 1: one at a time; 0: automatic (1 on a
+    // CPU, where batching buys little; on a GPU up to 16, as its memory allows).
     int  image_batch = 0;
     bool flash_attn  = false;  // text model: off by default, Q would be rounded to F16
     bool kv_f16      = false;  // F32 KV cache by default, for fidelity
@@ -258,7 +258,8 @@ class model {
                                                  const embed_params &                            params) = 0;
 
     // Several images, the same conditions: one entry per image, the vectors embed() gives for it
-    // (on a CPU within relative L2 1e-5: only attention sums are grouped differently), computed in
+    // (on a CPU within relative L2 1e-5 with F32 weights, 1e-4 with F16: attention sums over a
+    // cache the images share are grouped differently; the vision encoder is bit-equal), computed in
     // shared forward passes, up to model_params::image_batch images at a time. Generation and
     // reuse_prefix = false go one image at a time. Throws dior::error naming the image at fault.
     virtual std::vector<std::vector<condition_vectors>> embed_many(
