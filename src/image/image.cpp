@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -117,10 +118,12 @@ image decode_image(const uint8_t * data, size_t size, const std::string & source
         img = decode_jpeg(data, size, source, limits.max_pixels);
     } else {
         int w = 0, h = 0, channels = 0;
-        // The header first: refuse a decompression bomb before its pixels are allocated.
+        // The header first: refuse a decompression bomb before its pixels are allocated. A top-down
+        // BMP reports a negative height here, which stb_image's decoder then turns positive.
         if (stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &channels) && limits.max_pixels > 0 &&
-            (int64_t)w * h > limits.max_pixels) {
-            throw error(source + ": " + pixel_limit_message(w, h, limits.max_pixels));
+            std::llabs((int64_t)w) * std::llabs((int64_t)h) > limits.max_pixels) {
+            throw error(source + ": " +
+                        pixel_limit_message(std::llabs((int64_t)w), std::llabs((int64_t)h), limits.max_pixels));
         }
         if (is_grey16_png(data, size)) {
             return fit_and_resize(decode_grey16_png(data, size, source), max_size);

@@ -63,6 +63,39 @@ TEST(Decode, CorruptJpegIsRefused) {
     }
 }
 
+// A top-down BMP (negative height in its header) of 16 x 16,777,010 pixels, 782 bytes: refused by
+// the pixel limit from its header at once (libFuzzer found it taking 35 s to decode: stb_image's
+// header query reports the height negative, and the limit was compared with a negative product).
+TEST(Decode, TopDownBmpBombIsRefusedFromItsHeader) {
+    std::string bmp(782, '\0');
+    const auto  put32 = [&](size_t at, uint32_t v) {
+        for (int i = 0; i < 4; ++i) {
+            bmp[at + i] = (char)((v >> (8 * i)) & 0xff);
+        }
+    };
+    bmp[0] = 'B';
+    bmp[1] = 'M';
+    put32(2, (uint32_t)bmp.size());
+    put32(10, 54);
+    put32(14, 40);
+    put32(18, 16);                   // width
+    put32(22, (uint32_t)-16777010);  // height: top-down
+    bmp[26] = 1;                     // planes
+    bmp[28] = 24;                    // bits per pixel
+    for (int64_t max_pixels : { (int64_t)65536, dior::image_limits{}.max_pixels }) {
+        dior::image_limits limits;
+        limits.max_pixels = max_pixels;
+        try {
+            dior::decode_image((const uint8_t *)bmp.data(), bmp.size(), "tall.bmp", 700, limits);
+            FAIL() << "no error";
+        } catch (const dior::error & e) {
+            EXPECT_NE(std::string(e.what()).find("tall.bmp: image of 16 x 16777010 = 268432160 pixels"),
+                      std::string::npos)
+                << e.what();
+        }
+    }
+}
+
 TEST(Load, MissingFileNamesIt) {
     EXPECT_THROW(dior::load_image("/nonexistent/dir/x.png"), dior::error);
 }
