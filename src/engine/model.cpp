@@ -907,14 +907,7 @@ class model_impl final : public model {
         batch.seq_id   = seq.data();
         batch.logits   = logits.data();
         capture_.begin_rows(n, std::move(wanted), false);
-        const int32_t ret = llama_decode(ctx_.get(), batch);
-        if (ret != 0) {
-            throw error("llama_decode failed on a batch of images (code " + std::to_string(ret) + ")" +
-                        (ret == 1 ? ": no room in the KV cache; lower --image-batch or raise --ctx-size" : ""));
-        }
-        if (!capture_.batch_error().empty()) {
-            throw error(capture_.batch_error());
-        }
+        run_decode(batch, " on a batch of images", "lower --image-batch or raise --ctx-size");
     }
 
     // --- tokenization ----------------------------------------------------------------------
@@ -1233,10 +1226,15 @@ class model_impl final : public model {
 
     void decode(llama_batch & batch, int64_t first, const std::vector<int64_t> & wanted) {
         capture_.begin_batch(first, batch.n_tokens, wanted, logits_read_);
+        run_decode(batch, "", "raise --ctx-size");
+    }
+
+    // llama_decode of a batch whose capture has begun; a full KV cache gets `full_hint`.
+    void run_decode(llama_batch & batch, const char * what, const char * full_hint) {
         const int32_t ret = llama_decode(ctx_.get(), batch);
         if (ret != 0) {
-            throw error("llama_decode failed (code " + std::to_string(ret) + ")" +
-                        (ret == 1 ? ": no room in the KV cache; raise --ctx-size" : ""));
+            throw error(std::string("llama_decode failed") + what + " (code " + std::to_string(ret) + ")" +
+                        (ret == 1 ? std::string(": no room in the KV cache; ") + full_hint : std::string()));
         }
         if (!capture_.batch_error().empty()) {
             throw error(capture_.batch_error());
