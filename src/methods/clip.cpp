@@ -191,19 +191,23 @@ class clip_impl final : public clip_model {
         graph         g(*this);
         ggml_tensor * inp = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, image_size_, image_size_, 3, 1);
         ggml_set_input(inp);
-        const int     n_side = image_size_ / patch_size_, n_patches = n_side * n_side;
-        ggml_tensor * x   = ggml_conv_2d(g.ctx, w("vision_model.embeddings.patch_embedding.weight"), inp, patch_size_,
-                                         patch_size_, 0, 0, 1, 1);  // [n_side, n_side, hidden, 1]
-        x                 = ggml_reshape_2d(g.ctx, x, n_patches, vision_.hidden);
-        x                 = ggml_cont(g.ctx, ggml_transpose(g.ctx, x));  // [hidden, n_patches]
-        ggml_tensor * cls = ggml_reshape_2d(g.ctx, w("vision_model.embeddings.class_embedding"), vision_.hidden, 1);
-        x                 = ggml_concat(g.ctx, cls, x, 1);  // [hidden, 1 + n_patches]
-        x                 = ggml_add(g.ctx, x, w("vision_model.embeddings.position_embedding.weight"));
-        x                 = layer_norm(g.ctx, x, "vision_model.pre_layrnorm", vision_.eps);
-        x                 = encoder(g.ctx, x, "vision_model.encoder.layers.", vision_, false);
-        x                 = ggml_view_2d(g.ctx, x, vision_.hidden, 1, x->nb[1], 0);  // the class token
-        x                 = layer_norm(g.ctx, x, "vision_model.post_layernorm", vision_.eps);
-        x                 = ggml_mul_mat(g.ctx, w("visual_projection.weight"), x);
+        const int n_side = image_size_ / patch_size_, n_patches = n_side * n_side;
+        // The patch embedding as im2col in F32 and one product: ggml_conv_2d builds its im2col in
+        // F16 (unless the kernel is BF16), which rounds the pixels and the kernel to F16.
+        ggml_tensor * kernel = w("vision_model.embeddings.patch_embedding.weight");  // [p, p, 3, hidden]
+        ggml_tensor * cols   = ggml_im2col(g.ctx, kernel, inp, patch_size_, patch_size_, 0, 0, 1, 1, true,
+                                           GGML_TYPE_F32);  // [3 p p, n_side, n_side, 1]
+        cols                 = ggml_reshape_2d(g.ctx, cols, cols->ne[0], n_patches);
+        ggml_tensor * x      = ggml_mul_mat(g.ctx, ggml_reshape_2d(g.ctx, kernel, cols->ne[0], vision_.hidden),
+                                            cols);  // [hidden, n_patches], patches row by row
+        ggml_tensor * cls    = ggml_reshape_2d(g.ctx, w("vision_model.embeddings.class_embedding"), vision_.hidden, 1);
+        x                    = ggml_concat(g.ctx, cls, x, 1);  // [hidden, 1 + n_patches]
+        x                    = ggml_add(g.ctx, x, w("vision_model.embeddings.position_embedding.weight"));
+        x                    = layer_norm(g.ctx, x, "vision_model.pre_layrnorm", vision_.eps);
+        x                    = encoder(g.ctx, x, "vision_model.encoder.layers.", vision_, false);
+        x                    = ggml_view_2d(g.ctx, x, vision_.hidden, 1, x->nb[1], 0);  // the class token
+        x                    = layer_norm(g.ctx, x, "vision_model.post_layernorm", vision_.eps);
+        x                    = ggml_mul_mat(g.ctx, w("visual_projection.weight"), x);
         return g.run(x, inp, pixels.data(), pixels.size() * sizeof(float));
     }
 

@@ -42,7 +42,7 @@ struct bound {
     double       min_cos, max_rel;
 };
 
-const bound k_bounds[] = { { "f32", 0.9999, 1e-3 }, { "f16", 0.999, 1e-2 }, { "q8_0", 0.99, 5e-2 } };
+const bound k_bounds[] = { { "f32", 0.99999, 1e-5 }, { "f16", 0.999, 1e-2 }, { "q8_0", 0.99, 5e-2 } };
 
 TEST(Clip, PreprocessingEqualsTheReferenceProcessor) {
     const auto c = cases();

@@ -1,8 +1,11 @@
 """Test oracle: Hugging Face's CLIPModel (transformers 4.56.1, the reference's engine) on tiny random
 CLIP configurations, converted by dior's converter (tools/convert-clip/convert_clip_to_gguf.py).
 
-Two configurations: "quick" (quick_gelu, 32 px images, 8 px patches) and "gelu" (exact gelu, an odd
-30 px image of 6 px patches, three heads of width 16, other text and vision widths). Both use the
+Five configurations: "quick" (quick_gelu, 32 px images, 8 px patches), "gelu" (exact gelu, an odd
+30 px image of 6 px patches, three heads of width 16, other text and vision widths), and the real
+models' image sizes, narrow: "p14_224" (224 px, 14 px patches), "p16_336" (336 px, 16 px, gelu) and
+"p16_250" (250 px in 16 px patches: not a multiple). Texts: InDiReCT texts and hard_texts.py's
+cases in every script. Both use the
 real CLIP tokenizer. Each is saved as a Hugging Face folder (model, CLIPImageProcessor,
 CLIPTokenizerFast), read back with AutoProcessor as the reference reads it (the slow image
 processor, the fast tokenizer), and converted to f32, f16 and q8_0.
@@ -27,6 +30,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torchvision_cpu  # noqa: E402,F401  (before transformers)
 from clip_vocab import write_hf_files  # noqa: E402
+from hard_texts import hard_texts  # noqa: E402
 from transformers import (AutoProcessor, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor,  # noqa: E402
                           CLIPTokenizerFast)
 
@@ -46,6 +50,26 @@ CONFIGS = {
         vision=dict(hidden_size=48, intermediate_size=80, num_hidden_layers=3, num_attention_heads=3, image_size=30,
                     patch_size=6, hidden_act="gelu"),
         projection_dim=24),
+    # the sizes of the real models (ViT-B/32 and L/14 take 224 px, L/14-336 336 px), narrow
+    "p14_224": dict(
+        text=dict(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                  max_position_embeddings=77, hidden_act="quick_gelu", eos_token_id=49407),
+        vision=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=224,
+                    patch_size=14, hidden_act="quick_gelu"),
+        projection_dim=16),
+    "p16_336": dict(
+        text=dict(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                  max_position_embeddings=77, hidden_act="gelu", eos_token_id=49407),
+        vision=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=336,
+                    patch_size=16, hidden_act="gelu"),
+        projection_dim=16),
+    # an image size that is not a multiple of the patch (the convolution drops the last 10 px)
+    "p16_250": dict(
+        text=dict(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                  max_position_embeddings=77, hidden_act="quick_gelu", eos_token_id=49407),
+        vision=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=250,
+                    patch_size=16, hidden_act="quick_gelu"),
+        projection_dim=16),
 }
 
 
@@ -54,7 +78,8 @@ def make_images(d):
     rng = np.random.default_rng(9)
     out = []
     for name, (w, h), fmt in (("wide", (300, 200), "png"), ("tall", (150, 260), "jpg"), ("small", (40, 26), "png"),
-                              ("large", (900, 500), "jpg"), ("square", (64, 64), "png")):
+                              ("large", (900, 500), "jpg"), ("square", (64, 64), "png"), ("odd", (161, 161), "png"),
+                              ("s224", (224, 224), "png"), ("s336", (336, 336), "jpg"), ("odd2", (337, 251), "png")):
         yy, xx = np.mgrid[0:h, 0:w]
         img = np.stack([xx * 255 // w, yy * 255 // h, ((xx // 7 + yy // 5) % 2) * 200], -1)
         img = np.clip(img + rng.integers(0, 50, (h, w, 3)), 0, 255).astype(np.uint8)
@@ -77,8 +102,9 @@ def texts():
     with open(os.path.join(REF, "indirect_texts.json"), encoding="utf-8") as f:
         configs = json.load(f)["configs"]
     out = [c["template"].replace("{item}", item) for c in configs[:3] for item in c["items"][:4]]
-    return out + ["a photo of a red car", "A PHOTO OF A CAR!!", "café 日本 😀", "x",
-                  " ".join(["longer text"] * 60), "inside<|endoftext|>text", ""]
+    out += ["a photo of a red car", "A PHOTO OF A CAR!!", "café 日本 😀", "x", " ".join(["longer text"] * 60),
+            "inside<|endoftext|>text", ""]
+    return out + [t for t in hard_texts() if t not in out]  # every script, NFC / NFD, case mappings, controls
 
 
 def main():
