@@ -1,12 +1,11 @@
 // CLIP's tokenizer as Hugging Face's CLIPTokenizerFast runs it (what the reference's CLIPProcessor
-// uses): whitespace runs -> " " and lower-casing, the special tokens <|startoftext|> /
+// uses): NFC, whitespace runs -> " " and lower-casing, the special tokens <|startoftext|> /
 // <|endoftext|> matched in that text, then per segment the split
 //   <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
 // (matches kept, the rest dropped), GPT-2's byte-to-unicode mapping, BPE with "</w>" closing each
 // word, and <|startoftext|> ... <|endoftext|> around, truncated to the context (77).
-// Unicode classes and simple lower-casing come from llama.cpp's tables (src/unicode.h, exported by
-// libllama). Not done: NFC (text already in NFC, as nearly all is, is unaffected) and the few
-// lower-case mappings that are longer than one character (e.g. U+0130).
+// Unicode classes, NFC and lower-casing come from llama.cpp's tables (src/unicode.h, exported by
+// libllama; NFC and the full lower-case mapping from dior's patch 0009).
 #include "dior.h"
 #include "unicode.h"
 
@@ -84,21 +83,27 @@ struct clip_tokenizer::impl {
         return cache.emplace(word, std::move(out)).first->second;
     }
 
-    // Whitespace runs -> " ", lower case: Hugging Face's normalizer, which runs before the special
-    // tokens are looked for (they are "normalized" added tokens: <|ENDOFTEXT|> is one too).
+    // Hugging Face's normalizer: NFC, whitespace runs -> " ", lower case character by character
+    // (full mappings: U+0130 -> "i" U+0307). It runs before the special tokens are looked for
+    // (they are "normalized" added tokens: <|ENDOFTEXT|> is one too).
     static std::string normalize(const std::string & text) {
-        std::string out;
-        bool        in_space = false;
-        for (uint32_t c : unicode_cpts_from_utf8(text)) {
+        std::string           out;
+        bool                  in_space = false;
+        std::vector<uint32_t> lower;
+        for (uint32_t c : unicode_cpts_nfc(unicode_cpts_from_utf8(text))) {
             if (unicode_cpt_flags_from_cpt(c).is_whitespace) {
                 if (!in_space) {
                     out.push_back(' ');
                 }
                 in_space = true;
-            } else {
-                out += unicode_cpt_to_utf8(unicode_tolower(c));
-                in_space = false;
+                continue;
             }
+            lower.clear();
+            unicode_cpt_tolower_full(c, lower);
+            for (uint32_t l : lower) {
+                out += unicode_cpt_to_utf8(l);
+            }
+            in_space = false;
         }
         return out;
     }

@@ -1,7 +1,8 @@
 """Test oracle: Hugging Face's CLIPTokenizerFast (what the reference's CLIPProcessor tokenizes with)
 built from the real CLIP vocabulary, bpe_simple_vocab_16e6.txt.gz as the open-clip-torch package
 ships it, on a few hundred strings: the reference's InDiReCT texts, DIOR prompts, unicode, emoji,
-punctuation, numbers, contractions, special-token text, whitespace runs, over-long text.
+punctuation, numbers, contractions, special-token text, whitespace runs, over-long text, and
+hard_texts.py's cases (every script, precomposed and decomposed text, case mappings, controls).
 
 Writes OUT_DIR/tokens.txt (the vocabulary in id order), OUT_DIR/merges.txt (one merge a line, rank
 order) and OUT_DIR/cases.json ([{"text": ..., "ids": [...]}], truncated to 77 as the reference).
@@ -14,6 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torchvision_cpu  # noqa: E402,F401  (before transformers)
 from clip_vocab import clip_vocab, write_hf_files  # noqa: E402
+from hard_texts import hard_texts  # noqa: E402
 from transformers import CLIPTokenizerFast  # noqa: E402
 
 
@@ -42,6 +44,7 @@ def main(ref_dir, out):
         "e-mail: someone@example.com http://x.y/z?q=1", "ﬁ ligature and ½ fraction and ² superscript",
         "Ⅻ roman numeral and ٣ arabic digit", "ÀÉÎÕÜ ÇÑ ẞ", "zero\u200bwidth", "nbsp\u00a0space",
     ]
+    texts += [t for t in hard_texts() if t not in texts]  # every script, NFC / NFD, case mappings, controls
     cases = [{"text": t, "ids": tok(t, truncation=True, max_length=77)["input_ids"]} for t in texts]
     with open(os.path.join(out, "cases.json"), "w", encoding="utf-8") as f:
         json.dump(cases, f, ensure_ascii=False)
