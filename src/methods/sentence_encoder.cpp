@@ -63,8 +63,9 @@ class sentence_impl final : public sentence_encoder {
         cp.embeddings           = true;
         cp.n_threads            = cp.n_threads_batch =
             p.n_threads > 0 ? p.n_threads : (int)std::max(1u, std::thread::hardware_concurrency());
-        cp.no_perf = true;
-        ctx_       = llama_init_from_model(model_, cp);
+        cp.no_perf         = true;
+        cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;  // flash attention would round K and V to F16
+        ctx_               = llama_init_from_model(model_, cp);
         if (!ctx_) {
             llama_model_free(model_);
             throw error(p.path + ": cannot create a llama.cpp context");
@@ -91,14 +92,16 @@ class sentence_impl final : public sentence_encoder {
 
     std::string name() const override { return name_; }
 
+    // As sentence-transformers' tokenizer(text): the special tokens' literals in the text ("[CLS]",
+    // "</s>", "<mask>") are those tokens; llama.cpp's WPM normalizes as BertNormalizer (patch 0009).
     std::vector<int32_t> tokenize(const std::string & text) const override {
         std::vector<llama_token> toks(text.size() + 8);
         int32_t                  n =
-            llama_tokenize(vocab_, text.data(), (int32_t)text.size(), toks.data(), (int32_t)toks.size(), true, false);
+            llama_tokenize(vocab_, text.data(), (int32_t)text.size(), toks.data(), (int32_t)toks.size(), true, true);
         if (n < 0) {
             toks.resize(-n);
             n = llama_tokenize(vocab_, text.data(), (int32_t)text.size(), toks.data(), (int32_t)toks.size(), true,
-                               false);
+                               true);
         }
         if (n < 0) {
             throw error("sentence encoder: cannot tokenize the text");

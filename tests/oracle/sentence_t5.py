@@ -20,7 +20,11 @@ from transformers import T5Config, T5EncoderModel, T5TokenizerFast  # noqa: E402
 REF, SRC, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.argv = sys.argv[:1] + [REF, SRC, OUT]
+from hard_texts import hard_texts  # noqa: E402
 from sentence_minilm import sentences, write_fixture  # noqa: E402  (the same 200+ real sentences)
+
+
+HARD = set(hard_texts())
 
 
 def build(model_dir, texts):
@@ -31,7 +35,7 @@ def build(model_dir, texts):
             if t.strip():
                 f.write(t.strip() + "\n")
     # T5's ids: pad 0, </s> 1, <unk> 2, no <s>
-    spm.SentencePieceTrainer.train(input=corpus, model_prefix=os.path.join(model_dir, "spiece"), vocab_size=200, hard_vocab_limit=False,
+    spm.SentencePieceTrainer.train(input=corpus, model_prefix=os.path.join(model_dir, "spiece"), vocab_size=1000, hard_vocab_limit=False,
                                    model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
                                    character_coverage=1.0, minloglevel=2)
     # add_prefix_space: SentencePiece's dummy prefix, as the real sentence-t5 tokenizer.json has it
@@ -39,8 +43,18 @@ def build(model_dir, texts):
     tok = T5TokenizerFast(vocab_file=os.path.join(model_dir, "spiece.model"), extra_ids=0, legacy=True,
                           add_prefix_space=True)
     sp = spm.SentencePieceProcessor(model_file=os.path.join(model_dir, "spiece.model"))
-    for t in texts:  # the fast tokenizer is SentencePiece itself, plus </s>
-        assert tok(t)["input_ids"] == sp.encode(t) + [1], (t, tok(t)["input_ids"], sp.encode(t))
+    # the fast tokenizer (what sentence-transformers runs, and dior is compared with) is SentencePiece
+    # itself, plus </s>, on the real sentences; on hard_texts.py's its precompiled normalizer differs
+    # from SentencePiece's own on some marks (e + two combining acutes), its Viterbi breaks ties
+    # otherwise on runs of one letter, and it parses special-token literals
+    differ = 0
+    for t in texts:
+        if any(s in t for s in ("</s>", "<pad>", "<unk>")):
+            continue
+        same = tok(t)["input_ids"] == sp.encode(t) + [1]
+        assert same or t in HARD, (t, tok(t)["input_ids"], sp.encode(t))
+        differ += not same
+    print(f"the fast tokenizer differs from SentencePiece on {differ} of {len(texts)} texts (hard_texts.py's)")
     tok.save_pretrained(model_dir)
     cfg = T5Config(vocab_size=len(tok), d_model=32, d_kv=8, num_heads=4, d_ff=64, num_layers=2,
                    relative_attention_num_buckets=32, relative_attention_max_distance=128, feed_forward_proj="relu",

@@ -7,6 +7,9 @@ sentence-transformers applies after the pooling:
                 {arch}.dense_2_feat_in/out, {arch}.embedding_length_out), which llama.cpp applies
                 after the pooling in its graph (dior's patch 0002 loads them for T5 encoders and BERT)
     Normalize   recorded, applied by dior
+    {arch}.feed_forward.gelu_erf   BERT / MPNet whose hidden_act is "gelu" (erf; dior's patch 0010)
+    tokenizer.ggml.precompiled_by_grapheme   SentencePiece unigram: normalize as Hugging Face's fast
+                                   tokenizer does (dior's patch 0011)
     dior.sentence.modules          the module types after Pooling, in order, comma-separated
     dior.sentence.max_seq_length   the truncation length of the Transformer module
     dior.sentence.id               the model's id (--id; default: the folder's name)
@@ -172,7 +175,8 @@ def main():
     import gguf  # noqa: E402
 
     with open(os.path.join(a.model_dir, "config.json")) as f:
-        model_type = json.load(f).get("model_type", "")
+        hf_config = json.load(f)
+    model_type, hidden_act = hf_config.get("model_type", ""), hf_config.get("hidden_act", "gelu")
     if model_type == "mpnet" and a.outtype not in ("f32", "f16"):
         sys.exit("error: MPNet models convert to f32 or f16")
     with open(os.path.join(a.model_dir, "modules.json")) as f:
@@ -221,7 +225,7 @@ def main():
         if dense is not None and arch not in ("t5encoder", "bert"):
             sys.exit(f"error: a Dense module after the pooling is supported for T5 encoders and BERT, not {arch}")
         w = gguf.GGUFWriter(a.outfile, arch)
-        ours = {f"{arch}.pooling_type", f"{arch}.dense_2_feat_in", f"{arch}.dense_2_feat_out",
+        ours = {f"{arch}.pooling_type", f"{arch}.feed_forward.gelu_erf", "tokenizer.ggml.precompiled_by_grapheme", f"{arch}.dense_2_feat_in", f"{arch}.dense_2_feat_out",
                 f"{arch}.embedding_length_out", f"{arch}.attention.causal"}
         for name, field in r.fields.items():
             if name.startswith("GGUF.") or name == "general.architecture" or name in ours:
@@ -240,6 +244,16 @@ def main():
         # Sentence encoders attend both ways. llama.cpp reads this flag at load; without it a T5
         # encoder defaults to causal, and a graph reserved causal is reused by llama_decode.
         w.add_bool(f"{arch}.attention.causal", False)
+        tok_field = r.fields.get("tokenizer.ggml.model")
+        if tok_field is not None and bytes(tok_field.parts[tok_field.data[0]]).decode() == "t5":
+            # SentencePiece unigram (sentence-t5): sentence-transformers runs the fast tokenizer,
+            # whose Precompiled normalizer goes grapheme by grapheme (dior's patch 0011 reads this)
+            w.add_bool("tokenizer.ggml.precompiled_by_grapheme", True)
+        if arch == "bert":  # BERT and MPNet: Hugging Face's "gelu" is erf's (dior's patch 0010 reads this)
+            if hidden_act == "gelu":
+                w.add_bool(f"{arch}.feed_forward.gelu_erf", True)
+            elif hidden_act not in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+                sys.exit(f"error: BERT with hidden_act {hidden_act!r}: llama.cpp's BERT has GELU only")
         if dense is not None:  # llama.cpp's own names for a sentence-transformers Dense
             weight, bias = dense
             w.add_uint32(f"{arch}.dense_2_feat_in", weight.shape[1])
