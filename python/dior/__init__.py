@@ -8,6 +8,10 @@
     r = dior.embed("photos/", ["car color"], store="e.db", model="text.gguf", mmproj="mmproj.gguf")
     df = dior.Store.open("e.db").to_pandas()                          # path, condition, vector, ...
 
+    clip = dior.Clip("clip-f32.gguf")                                 # the baselines' models
+    t = clip.embed_text("a photo of a red car"); i = clip.embed_image("a.jpg")
+    s = dior.SentenceEncoder("all-MiniLM-L6-v2-f32.gguf").encode(["a red car"], normalize_embeddings=True)
+
 The vectors are those of ``dior embed`` with the same options, bit for bit. Every computation
 releases the GIL. Errors are ``dior.Error`` (a RuntimeError) with the messages of the command line.
 """
@@ -48,5 +52,7 @@ from ._dior import Error, engine_version  # noqa: E402,F401
 from ._embedder import DownloadBar, Embedder, evaluate  # noqa: E402,F401
 from ._run import RunResult, embed  # noqa: E402,F401
 from ._store import Store  # noqa: E402,F401
+from ._text import Clip, SentenceEncoder  # noqa: E402,F401
 
-__all__ = ["DownloadBar", "Embedder", "Error", "RunResult", "Store", "embed", "evaluate", "engine_version"]
+__all__ = ["Clip", "DownloadBar", "Embedder", "Error", "RunResult", "SentenceEncoder", "Store", "embed", "evaluate",
+           "engine_version"]

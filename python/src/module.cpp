@@ -224,6 +224,92 @@ class embedder {
     std::mutex                   m_;
 };
 
+// CLIP: image features (images loaded as dior embed --method clip loads them) and text features,
+// clip_model's calls, (N, projection_dim) float32.
+class clip_model {
+  public:
+    clip_model(const std::string & path, int threads, bool gpu, int image_max_size) : max_size_(image_max_size) {
+        nb::gil_scoped_release free;
+        m_ = dior::clip_model::load({ path, threads, gpu });
+    }
+
+    int         dim() const { return m_->projection_dim(); }
+    std::string name() const { return m_->name(); }
+
+    nb::ndarray<nb::numpy, float> embed_images(const nb::list & images) {
+        std::vector<dior::image> decoded;
+        for (size_t i = 0; i < nb::len(images); ++i) {
+            decoded.push_back(to_image(images[i], i, max_size_, limits_));
+        }
+        const size_t       d = (size_t)m_->projection_dim();
+        std::vector<float> out(decoded.size() * d);
+        {
+            nb::gil_scoped_release      free;
+            std::lock_guard<std::mutex> lock(mu_);
+            for (size_t i = 0; i < decoded.size(); ++i) {
+                const auto v = m_->image_features(decoded[i]);
+                std::memcpy(out.data() + i * d, v.data(), d * sizeof(float));
+            }
+        }
+        return to_numpy(std::move(out), { decoded.size(), d });
+    }
+
+    nb::ndarray<nb::numpy, float> embed_texts(const std::vector<std::string> & texts) {
+        const size_t       d = (size_t)m_->projection_dim();
+        std::vector<float> out(texts.size() * d);
+        {
+            nb::gil_scoped_release      free;
+            std::lock_guard<std::mutex> lock(mu_);
+            for (size_t i = 0; i < texts.size(); ++i) {
+                const auto v = m_->text_features(texts[i]);
+                std::memcpy(out.data() + i * d, v.data(), d * sizeof(float));
+            }
+        }
+        return to_numpy(std::move(out), { texts.size(), d });
+    }
+
+    std::vector<int32_t> tokenize(const std::string & text) const { return m_->tokenizer().encode(text); }
+
+  private:
+    std::unique_ptr<dior::clip_model> m_;
+    int                               max_size_;
+    dior::image_limits                limits_;
+    std::mutex                        mu_;
+};
+
+// A sentence encoder: sentence_encoder::encode per text, (N, dim) float32.
+class sentence_model {
+  public:
+    sentence_model(const std::string & path, int threads, int gpu_layers, bool verbose) {
+        nb::gil_scoped_release free;
+        m_ = dior::sentence_encoder::load({ path, threads, gpu_layers, verbose });
+    }
+
+    int         dim() const { return m_->n_embd(); }
+    int         max_seq_length() const { return m_->max_seq_length(); }
+    std::string name() const { return m_->name(); }
+
+    nb::ndarray<nb::numpy, float> encode(const std::vector<std::string> & texts) {
+        const size_t       d = (size_t)m_->n_embd();
+        std::vector<float> out(texts.size() * d);
+        {
+            nb::gil_scoped_release      free;
+            std::lock_guard<std::mutex> lock(mu_);
+            for (size_t i = 0; i < texts.size(); ++i) {
+                const auto v = m_->encode(texts[i]);
+                std::memcpy(out.data() + i * d, v.data(), d * sizeof(float));
+            }
+        }
+        return to_numpy(std::move(out), { texts.size(), d });
+    }
+
+    std::vector<int32_t> tokenize(const std::string & text) const { return m_->tokenize(text); }
+
+  private:
+    std::unique_ptr<dior::sentence_encoder> m_;
+    std::mutex                              mu_;
+};
+
 // run_options from the keyword arguments of dior.embed (python/dior/_run.py names them after the
 // options of dior embed); an unknown name is an error, not a silent default.
 using option_setter = std::function<void(dior::run_options &, nb::handle)>;
@@ -334,6 +420,24 @@ NB_MODULE(_dior, m) {
         .def_prop_ro("n_embd", &embedder::n_embd)
         .def_prop_ro("n_layer", &embedder::n_layer)
         .def("embed", &embedder::embed, "images"_a, "conditions"_a.none());
+
+    nb::class_<clip_model>(m, "ClipModel")
+        .def(nb::init<const std::string &, int, bool, int>(), "path"_a, "threads"_a = 0, "gpu"_a = true,
+             "image_max_size"_a = 700)
+        .def_prop_ro("dim", &clip_model::dim)
+        .def_prop_ro("name", &clip_model::name)
+        .def("embed_images", &clip_model::embed_images, "images"_a)
+        .def("embed_texts", &clip_model::embed_texts, "texts"_a)
+        .def("tokenize", &clip_model::tokenize, "text"_a);
+
+    nb::class_<sentence_model>(m, "SentenceModel")
+        .def(nb::init<const std::string &, int, int, bool>(), "path"_a, "threads"_a = 0, "gpu_layers"_a = -1,
+             "verbose"_a = false)
+        .def_prop_ro("dim", &sentence_model::dim)
+        .def_prop_ro("max_seq_length", &sentence_model::max_seq_length)
+        .def_prop_ro("name", &sentence_model::name)
+        .def("encode", &sentence_model::encode, "texts"_a)
+        .def("tokenize", &sentence_model::tokenize, "text"_a);
 
     // progress(file, done, total) is called with the GIL held; an exception it raises, or Ctrl-C
     // (checked at each call), stops the download (what came stays, and a later call resumes it) and

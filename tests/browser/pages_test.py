@@ -1,10 +1,11 @@
 """dior serve's page and dior report's file in a real headless browser: Debian's Chromium, driven by
 Playwright for Python (pointed at that Chromium: Playwright's own browser download cannot be fetched
 here). Opens the page, chooses a setting, uploads an image, and checks that the neighbour thumbnails
-of both conditions appear and load; opens the report and the evaluation page the same way.
+of both conditions appear and load; asks a text query under a CLIP setting; opens the report and the evaluation page the same way.
 Screenshots are written to --artifacts. Prints 'N passed, N failed' and exits non-zero on a failure."""
 import argparse
 import csv
+import json
 import os
 import re
 import shutil
@@ -39,6 +40,9 @@ def sample_store(a, work):
     report = os.path.join(work, "report.html")
     subprocess.run([a.dior, "report", "--db", db, "--eval", ev, "-o", report, "--queries", "2", "-k", "4"],
                    check=True, capture_output=True)
+    # a CLIP setting of the same images (after the evaluation and the report: they stay as they were)
+    subprocess.run([a.dior, "embed", "--method", "clip", "--clip-model", a.clip, "-t", "2", "--dataset", "deepfashion",
+                    "--datasets-dir", os.path.join(work, "datasets"), "-o", db], check=True, capture_output=True)
     return db, ev, report
 
 
@@ -67,6 +71,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dior", required=True)
     ap.add_argument("--tiny", required=True)
+    ap.add_argument("--clip", required=True, help="a CLIP GGUF (tools/convert-clip) for the text query")
     ap.add_argument("--source-dir", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--artifacts", required=True)
@@ -103,9 +108,12 @@ def main():
             page.goto(url)
             page.wait_for_function("document.querySelectorAll('#group option').length > 0", timeout=30000)
             options = page.eval_on_selector_all("#group option", "els => els.map(e => e.textContent)")
-            check("the page lists the stored setting group", len(options) == 1 and "texture type" in options[0]
-                  and "fabric type" in options[0], str(options))
-            page.select_option("#group", index=0)
+            dior_group = [i for i, o in enumerate(options) if "texture type" in o and "fabric type" in o]
+            clip_group = [i for i, o in enumerate(options) if o.startswith("clip")]
+            check("the page lists the stored setting groups", len(options) == 2 and len(dior_group) == 1
+                  and len(clip_group) == 1, str(options))
+            page.select_option("#group", index=dior_group[0])
+            check("no text query for a DIOR setting", page.eval_on_selector("#text-label", "e => e.hidden"))
             page.fill("#k", "4")
             page.set_input_files("#upload", upload)
             page.click("#search")
@@ -137,6 +145,29 @@ def main():
                 timeout=30000)
             check("a stored query is searched by its stored vector",
                   page.eval_on_selector_all("img.neighbor", "els => els.length") == 8 and all_loaded(page, "img.neighbor"))
+
+            # a text query under the CLIP setting: the neighbours `dior search --text` finds
+            text = "a photo of a striped dress"
+            page.set_input_files("#upload", [])
+            page.select_option("#group", index=clip_group[0])
+            page.wait_for_function("!document.getElementById('text-label').hidden", timeout=10000)
+            page.fill("#text", text)
+            page.click("#search")
+            page.wait_for_function("(() => { const n = [...document.querySelectorAll('.column .note')];"
+                                   " return n.length == 1 && n[0].textContent.includes('CLIP text features'); })()",
+                                   timeout=60000)
+            page.wait_for_function(
+                "(() => { const i = [...document.querySelectorAll('img.neighbor')];"
+                " return i.length == 4 && i.every(e => e.complete && e.naturalWidth > 0); })()",
+                timeout=30000)
+            shown = page.eval_on_selector_all("img.neighbor", "els => els.map(e => e.title.split(' · ')[0])")
+            cli = subprocess.run([a.dior, "search", "--db", db, "--text", text, "-k", "4", "--json"], check=True,
+                                 capture_output=True, text=True)
+            want = [os.path.basename(n["path"]) for n in json.loads(cli.stdout)["results"][0]["neighbors"]]
+            check("a text query shows the neighbours of dior search --text", shown == want, f"{shown} vs {want}")
+            check("the text is shown as the query",
+                  text in page.eval_on_selector(".text-query", "e => e.textContent"))
+            page.screenshot(path=os.path.join(a.artifacts, "serve-text-query.png"), full_page=True)
 
             # the evaluation page of the service
             page.goto(url + "eval")

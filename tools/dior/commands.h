@@ -75,5 +75,6 @@ void register_report(CLI::App & app, int & exit_code);
 void register_serve(CLI::App & app, int & exit_code);
 void register_datasets(CLI::App & app, int & exit_code);
 void register_merge(CLI::App & app, int & exit_code);
+void register_embed_text(CLI::App & app, int & exit_code);
 
 }  // namespace dior::cli

@@ -65,6 +65,7 @@ int main(int argc, char ** argv) {
     dior::cli::register_serve(app, exit_code);
     dior::cli::register_datasets(app, exit_code);
     dior::cli::register_merge(app, exit_code);
+    dior::cli::register_embed_text(app, exit_code);
 
     try {
         app.parse(argc, argv);

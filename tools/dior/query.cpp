@@ -161,7 +161,8 @@ nlohmann::json setting_json(const stored_setting & s) {
              { "condition", s.s.condition ? json(*s.s.condition) : json(nullptr) },
              { "layer", s.s.layer },
              { "images", s.n_vectors },
-             { "can_embed", query_embedder::can_embed(s.s) } };
+             { "can_embed", query_embedder::can_embed(s.s) },
+             { "can_embed_text", query_embedder::can_embed_text(s.s) } };
 }
 
 nlohmann::json hits_json(const setting_hits & h) {
@@ -208,11 +209,26 @@ bool query_embedder::can_embed(const setting & s) {
             parse_prompt_type(s.prompt_type).has_value());
 }
 
+bool query_embedder::can_embed_text(const setting & s) {
+    return s.source == "clip";
+}
+
 struct query_embedder::impl {
     files                                              f;
     std::map<std::string, std::unique_ptr<model>>      models;  // by files and engine options
     std::map<std::string, std::unique_ptr<clip_model>> clips;
     std::map<std::string, std::string>                 checked;  // path -> its SHA-256
+
+    // The CLIP model of a CLIP setting, loaded once.
+    clip_model & clip_for(const stored_setting & st) {
+        const std::string path =
+            file_for(st, st.s.model_path, f.clip_model, st.s.model_sha256, "CLIP model", "--clip-model");
+        auto & cm = clips[path];
+        if (!cm) {
+            cm = clip_model::load({ path, f.n_threads, f.n_gpu_layers != 0 });
+        }
+        return *cm;
+    }
 
     // The file a setting names (or the override), checked against the hash it recorded.
     std::string file_for(const stored_setting & st, const std::string & recorded, const std::string & override_path,
@@ -245,6 +261,20 @@ std::vector<std::vector<float>> query_embedder::embed(const std::vector<uint8_t>
                                                       const std::vector<setting> & settings,
                                                       const image_limits &         limits) {
     return embed_many({ { &bytes, source } }, settings, limits).at(0);
+}
+
+std::vector<std::vector<float>> query_embedder::embed_text(const std::string &          text,
+                                                           const std::vector<setting> & settings) {
+    std::vector<std::vector<float>> out;
+    for (const setting & s : settings) {
+        const stored_setting st{ 0, s, 0 };
+        if (!can_embed_text(s)) {
+            throw error("setting " + describe(st) + ": a text query needs a CLIP setting (its text tower shares the " +
+                        "image vectors' space); choose one with --method clip");
+        }
+        out.push_back(p_->clip_for(st).text_features(text));
+    }
+    return out;
 }
 
 int query_embedder::image_batch() const {
@@ -287,13 +317,7 @@ std::vector<std::vector<std::vector<float>>> query_embedder::embed_many(const st
                         "' method; embed the image with dior embed first, then search by its path");
         }
         if (s.source == "clip") {
-            const std::string path =
-                p_->file_for(st, s.model_path, p_->f.clip_model, s.model_sha256, "CLIP model", "--clip-model");
-            auto & cm = p_->clips[path];
-            if (!cm) {
-                cm = clip_model::load({ path, p_->f.n_threads, p_->f.n_gpu_layers != 0 });
-            }
-            const auto r = embed_batch(*make_clip_method(*cm), images_for(s.image_max_size), { 0 });
+            const auto r = embed_batch(*make_clip_method(p_->clip_for(st)), images_for(s.image_max_size), { 0 });
             for (size_t k = 0; k < images.size(); ++k) {
                 out[k][i] = r.at(k).at(0).vector;
             }

@@ -66,7 +66,7 @@ std::vector<setting_hits> search_indexes(const std::vector<std::shared_ptr<const
                                          const std::vector<std::string> & known, size_t k, const embed_fn & embed);
 
 // JSON of a stored setting (id, name, label, method, dataset, model, prompt, condition, layer,
-// images, can_embed) and of one setting's hits ({"setting", "query_stored", "neighbors": [{"rank",
+// images, can_embed, can_embed_text) and of one setting's hits ({"setting", "query_stored", "neighbors": [{"rank",
 // "path", "distance"}]}), as `dior search --json` and `dior serve` answer.
 nlohmann::json setting_json(const stored_setting & s);
 nlohmann::json hits_json(const setting_hits & h);
@@ -89,6 +89,9 @@ class query_embedder {
 
     // Whether new images can be embedded for this setting (its method, not its files).
     static bool can_embed(const setting & s);
+    // Whether a text query can be embedded into this setting's space: CLIP settings (the text
+    // tower's features live beside the image tower's).
+    static bool can_embed_text(const setting & s);
 
     // The vector of the image (encoded bytes, named `source` in messages) under each setting, in
     // order. Not thread-safe: one call at a time.
@@ -103,6 +106,9 @@ class query_embedder {
     std::vector<std::vector<std::vector<float>>> embed_many(const std::vector<input> &   images,
                                                             const std::vector<setting> & settings,
                                                             const image_limits &         limits);
+    // The CLIP text features of `text` under each setting (all CLIP settings; dior::error naming the
+    // setting otherwise), in order.
+    std::vector<std::vector<float>> embed_text(const std::string & text, const std::vector<setting> & settings);
     // How many images embed_many evaluates together (the loaded model's; 1 before one is loaded).
     int image_batch() const;
 

@@ -1,6 +1,7 @@
 // dior search: the nearest stored images of a query image under stored settings. A query that is
 // in the store (by path or by content) uses its stored vector and is left out of its own results;
-// a new image is embedded with the setting's own model and options.
+// a new image is embedded with the setting's own model and options. A text query (--text) is
+// answered under CLIP settings: its CLIP text features against the stored image features.
 #include "commands.h"
 #include "query.h"
 
@@ -13,15 +14,16 @@ namespace dior::cli {
 namespace {
 
 struct search_options {
-    std::string           db = "embeddings.db";
-    std::string           query;
-    setting_filter        filter;
-    size_t                k       = 10;
-    std::string           metric  = "l2";
-    bool                  as_json = false;
-    query_embedder::files files;
-    hub_source            hf;
-    image_limits          limits;
+    std::string                db = "embeddings.db";
+    std::string                query;
+    std::optional<std::string> text;
+    setting_filter             filter;
+    size_t                     k       = 10;
+    std::string                metric  = "l2";
+    bool                       as_json = false;
+    query_embedder::files      files;
+    hub_source                 hf;
+    image_limits               limits;
 };
 
 int run_search(search_options o) {
@@ -32,30 +34,60 @@ int run_search(search_options o) {
     if (!m) {
         throw error("--metric " + o.metric + ": use l2 or cosine");
     }
-    auto       st     = open_existing_store(o.db);
-    const auto sets   = select_settings(*st, o.filter);
-    const auto bytes  = read_file(o.query, o.limits.max_file_bytes);
-    const auto sha256 = sha256_hex(bytes.data(), bytes.size());
-    const auto known  = stored_paths(*st, o.query, sha256);
-
+    if (o.query.empty() == !o.text) {
+        throw error("give a query image or --text TEXT (one of them)");
+    }
+    auto st   = open_existing_store(o.db);
+    auto sets = select_settings(*st, o.filter);
+    if (o.text && o.filter.ids.empty() && o.filter.method.empty()) {  // a text: the CLIP settings of the choice
+        std::erase_if(sets, [](const stored_setting & s) { return !query_embedder::can_embed_text(s.s); });
+        if (sets.empty()) {
+            throw error(
+                "a text query needs a CLIP setting, and none of the chosen settings is one "
+                "(dior embed --method clip makes one; dior status lists them)");
+        }
+    }
     std::vector<std::shared_ptr<const setting_index>> indexes;
     for (const auto & s : sets) {
         indexes.push_back(load_index(*st, s, *m));
     }
-    const auto hits = search_indexes(indexes, known, o.k, [&](const std::vector<setting> & missing) {
-        o.hf.fetch(o.files.model, o.files.mmproj);
+    std::vector<std::vector<float>> text_vectors;  // --text: the query vector of each setting
+    std::vector<setting_hits>       hits;
+    if (o.text) {
         query_embedder emb(o.files);
-        return emb.embed(bytes, o.query, missing, o.limits);
-    });
+        hits = search_indexes(indexes, {}, o.k, [&](const std::vector<setting> & missing) {
+            return text_vectors = emb.embed_text(*o.text, missing);
+        });
+    } else {
+        const auto bytes  = read_file(o.query, o.limits.max_file_bytes);
+        const auto sha256 = sha256_hex(bytes.data(), bytes.size());
+        const auto known  = stored_paths(*st, o.query, sha256);
+        hits              = search_indexes(indexes, known, o.k, [&](const std::vector<setting> & missing) {
+            o.hf.fetch(o.files.model, o.files.mmproj);
+            query_embedder emb(o.files);
+            return emb.embed(bytes, o.query, missing, o.limits);
+        });
+    }
+    const std::string query_name = o.text ? "text '" + *o.text + "'" : o.query;
 
-    json out = { { "query", o.query }, { "metric", metric_name(*m) }, { "results", json::array() } };
-    for (const auto & h : hits) {
+    json out = { { "query", o.text ? json(nullptr) : json(o.query) },
+                 { "text", o.text ? json(*o.text) : json(nullptr) },
+                 { "metric", metric_name(*m) },
+                 { "results", json::array() } };
+    for (size_t at = 0; at < hits.size(); ++at) {
+        const auto & h = hits[at];
         if (o.as_json) {
             out["results"].push_back(hits_json(h));
+            if (o.text) {
+                out["results"].back()["query_vector"] = text_vectors.at(at);
+            }
             continue;
         }
-        std::printf("%s\n  query %s (%s), %s distance\n", describe(h.ix->s).c_str(), printable(o.query).c_str(),
-                    h.stored ? "stored" : "embedded now", metric_name(*m));
+        std::printf("%s\n  query %s (%s), %s distance\n", describe(h.ix->s).c_str(), printable(query_name).c_str(),
+                    o.text     ? "CLIP text features"
+                    : h.stored ? "stored"
+                               : "embedded now",
+                    metric_name(*m));
         for (size_t i = 0; i < h.neighbors.size(); ++i) {
             std::printf("  %3zu  %10.4f  %s\n", i + 1, h.neighbors[i].distance,
                         printable(h.ix->paths[h.neighbors[i].row]).c_str());
@@ -63,7 +95,7 @@ int run_search(search_options o) {
         std::printf("\n");
     }
     if (o.as_json) {
-        std::printf("%s\n", out.dump(2).c_str());
+        std::printf("%s\n", out.dump(2, ' ', false, json::error_handler_t::replace).c_str());
     }
     return exit_ok;
 }
@@ -73,7 +105,8 @@ int run_search(search_options o) {
 void register_search(CLI::App & app, int & exit_code) {
     auto   o   = std::make_shared<search_options>();
     auto * cmd = app.add_subcommand("search", "nearest stored images of a query image, under stored settings");
-    cmd->add_option("query", o->query, "the query image (stored, or embedded now)")->required();
+    cmd->add_option("query", o->query, "the query image (stored, or embedded now)");
+    cmd->add_option("--text", o->text, "a text query instead: its CLIP text features, under CLIP settings");
     cmd->add_option("--db", o->db, "the store")->default_str("embeddings.db");
     cmd->add_option("--setting", o->filter.ids, "setting ids (dior status lists them; repeatable)");
     cmd->add_option("-c,--condition", o->filter.conditions,

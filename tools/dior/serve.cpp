@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -299,12 +300,14 @@ class service {
     }
 
     // Waits for the embedding worker (bounded queue): 503 when full, 504 past the time limit.
+    // A text (CLIP settings) instead of an image when `text` is given.
     std::vector<std::vector<float>> embed_now(std::vector<uint8_t> bytes, const std::string & source,
-                                              std::vector<setting> sets) {
+                                              std::vector<setting> sets, std::optional<std::string> text = {}) {
         auto job      = std::make_shared<embed_job>();
         job->bytes    = std::move(bytes);
         job->source   = source;
-        job->key      = settings_key(sets);
+        job->key      = (text ? "text\n" : "image\n") + settings_key(sets);
+        job->text     = std::move(text);
         job->settings = std::move(sets);
         auto fut      = job->done.get_future();
         {
@@ -328,6 +331,7 @@ class service {
 
     struct embed_job {
         std::vector<uint8_t>                          bytes;
+        std::optional<std::string>                    text;  // a text query (CLIP settings) instead
         std::string                                   source;
         std::string                                   key;  // jobs with the same key share settings
         std::vector<setting>                          settings;
@@ -397,7 +401,7 @@ class service {
                     live.push_back(job);
                 }
             }
-            if (live.size() > 1) {
+            if (live.size() > 1 && !live[0]->text) {
                 std::vector<query_embedder::input> in;
                 for (const auto & job : live) {
                     in.push_back({ &job->bytes, job->source });
@@ -417,7 +421,8 @@ class service {
             }
             for (auto & job : live) {
                 try {
-                    job->done.set_value(embedder_.embed(job->bytes, job->source, job->settings, limits_));
+                    job->done.set_value(job->text ? embedder_.embed_text(*job->text, job->settings)
+                                                  : embedder_.embed(job->bytes, job->source, job->settings, limits_));
                 } catch (...) {
                     job->done.set_exception(std::current_exception());
                 }
@@ -435,6 +440,10 @@ class service {
         const auto m = parse_metric(j.value("metric", std::string("l2")));
         if (!m) {
             throw http_error(400, "\"metric\" must be l2 or cosine");
+        }
+        if (j.contains("text")) {
+            search_text(j, sets, (size_t)k, *m, res);
+            return;
         }
         std::string stored_path;
         auto [bytes, source]  = query_image(j, stored_path);
@@ -456,6 +465,35 @@ class service {
             return embed_now(std::move(bytes), source, missing);
         });
         json       out  = { { "metric", metric_name(*m) }, { "results", json::array() } };
+        for (const auto & h : hits) {
+            out["results"].push_back(hits_json(h));
+        }
+        reply(res, out);
+    }
+
+    // A text query: its CLIP text features under each chosen setting, all of which must be CLIP's.
+    void search_text(const json & j, const std::vector<stored_setting> & sets, size_t k, metric m,
+                     httplib::Response & res) {
+        if (j.contains("image") || j.contains("path")) {
+            throw http_error(400, "give the query as \"text\", \"image\" or \"path\", one of them");
+        }
+        if (!j.at("text").is_string() || j.at("text").get<std::string>().empty()) {
+            throw http_error(400, "\"text\" must be a non-empty string");
+        }
+        const std::string text = j.at("text").get<std::string>();
+        for (const auto & s : sets) {
+            if (!query_embedder::can_embed_text(s.s)) {
+                throw http_error(400, "setting " + describe(s) +
+                                          " is not a CLIP setting; a text query is answered under CLIP settings");
+            }
+        }
+        std::vector<std::shared_ptr<const setting_index>> indexes;
+        for (const auto & s : sets) {
+            indexes.push_back(index(s, m));
+        }
+        const auto hits = search_indexes(
+            indexes, {}, k, [&](const std::vector<setting> & missing) { return embed_now({}, "text", missing, text); });
+        json out = { { "metric", metric_name(m) }, { "text", text }, { "results", json::array() } };
         for (const auto & h : hits) {
             out["results"].push_back(hits_json(h));
         }

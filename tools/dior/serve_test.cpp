@@ -402,3 +402,52 @@ TEST_F(Serve, ABurstOfUploadsGetsAnswersOrBusyAndReadsGoOn) {
 }
 
 }  // namespace
+
+// A text query under a CLIP setting: its CLIP text features against the stored image vectors, the
+// neighbours `dior search --text` finds; mistakes are 400s that say what to do.
+TEST(ServeText, TextQueriesAreAnsweredUnderClipSettings) {
+    const fs::path dir = fs::temp_directory_path() / ("dior_serve_text_" + std::to_string(getpid()));
+    fs::remove_all(dir);
+    auto              s    = dior::test::make_sample_store(dir, 6, "-c 'texture type'");
+    const std::string clip = std::string(DIOR_TEST_DATA_DIR) + "/hf-clip/gelu/f32.gguf";
+    const auto        e = dior::test::run_shell(dior::test::dior_bin() + " embed --method clip --clip-model " + clip +
+                                                " -t 2 " + s.images.string() + " -o " + s.db.string());
+    ASSERT_EQ(e.status, 0) << e.output;
+    int64_t clip_id = -1, dior_id = -1;
+    for (const auto & st : dior::store::open(s.db.string(), true)->settings()) {
+        (st.s.source == "clip" ? clip_id : dior_id) = st.id;
+    }
+    ASSERT_GE(clip_id, 0);
+    ASSERT_GE(dior_id, 0);
+    const std::string text = "a photo of a striped dress";
+    const auto        cli  = dior::test::run_shell(dior::test::dior_bin() + " search --db " + s.db.string() +
+                                                   " --json -k 3 --text '" + text + "'");
+    ASSERT_EQ(cli.status, 0) << cli.output;
+    const json want = json::parse(cli.output.substr(cli.output.find('{')));
+    {
+        server srv(s, {}, "text");
+        ASSERT_GT(srv.port, 0) << read(srv.log);
+        auto       c = srv.client();
+        const auto r = c.Post("/api/search", json({ { "text", text }, { "settings", { clip_id } }, { "k", 3 } }).dump(),
+                              "application/json");
+        ASSERT_TRUE(r);
+        ASSERT_EQ(r->status, 200) << r->body;
+        const json got = body_of(r);
+        EXPECT_EQ(got["text"], text);
+        ASSERT_EQ(got["results"].size(), 1u);
+        EXPECT_EQ(got["results"][0]["neighbors"], want["results"][0]["neighbors"]);
+        EXPECT_EQ(got["results"][0]["setting"]["can_embed_text"], true);
+
+        const auto bad = [&](const json & body, const std::string & says) {
+            const auto b = c.Post("/api/search", body.dump(), "application/json");
+            ASSERT_TRUE(b);
+            EXPECT_EQ(b->status, 400) << b->body;
+            EXPECT_NE(b->body.find(says), std::string::npos) << b->body;
+        };
+        bad({ { "text", text }, { "settings", { dior_id } } }, "not a CLIP setting");
+        bad({ { "text", 5 }, { "settings", { clip_id } } }, "non-empty string");
+        bad({ { "text", "" }, { "settings", { clip_id } } }, "non-empty string");
+        bad({ { "text", text }, { "path", s.paths[0] }, { "settings", { clip_id } } }, "one of them");
+    }
+    fs::remove_all(dir);
+}
