@@ -592,6 +592,8 @@ struct indirect_texts {
 // Reads the reference's layout ({"configs": [{"dataset", "aspect", "template", "items"}]}, as
 // data/reference/indirect_texts.json ships it); dior::error naming the file.
 std::vector<indirect_texts> load_indirect_texts(const std::string & path);
+// The prompt an InDiReCT setting records: the texts' source and a hash of the texts, which decide U.
+std::string indirect_setting_prompt(const indirect_texts & t);
 // InDiReCT: one setting per aspect, U fitted (DimRedRecon) on the aspect's normalised CLIP text
 // features when the method is made.
 std::unique_ptr<method> make_indirect_method(clip_model & m, const std::vector<indirect_texts> & aspects,

@@ -108,13 +108,14 @@ struct clip_tokenizer::impl {
         return out;
     }
 
-    // Appends the ids of one normalized segment (no special tokens in it).
-    void encode_segment(const std::string & text, std::vector<int32_t> & out) {
+    // Appends the ids of one normalized segment (no special tokens in it), stopping once `out`
+    // holds `limit` ids (what follows would be truncated away).
+    void encode_segment(const std::string & text, std::vector<int32_t> & out, size_t limit) {
         const std::vector<uint32_t> cpts = unicode_cpts_from_utf8(text);
         // the split, leftmost-first as a regex engine scans it
         static const char * const contractions[] = { "'s", "'t", "'re", "'ve", "'m", "'ll", "'d" };
         size_t                    i              = 0;
-        while (i < cpts.size()) {
+        while (i < cpts.size() && out.size() < limit) {
             size_t end = i;
             for (const char * c : contractions) {
                 const size_t n = std::char_traits<char>::length(c);
@@ -194,9 +195,10 @@ std::vector<int32_t> clip_tokenizer::encode(const std::string & text, size_t max
     size_t               at   = 0;
     while (at <= norm.size()) {
         const size_t s = norm.find(k_bos_text, at), e = norm.find(k_eos_text, at);
-        const size_t next = std::min(s, e);
-        p_->encode_segment(norm.substr(at, next == std::string::npos ? std::string::npos : next - at), out);
-        if (next == std::string::npos) {
+        const size_t next  = std::min(s, e);
+        const size_t limit = max_length >= 2 ? max_length : std::numeric_limits<size_t>::max();
+        p_->encode_segment(norm.substr(at, next == std::string::npos ? std::string::npos : next - at), out, limit);
+        if (next == std::string::npos || out.size() >= limit) {
             break;
         }
         out.push_back(next == s ? p_->bos : p_->eos);

@@ -23,21 +23,16 @@ class indirect_method final : public method {
     std::vector<setting> settings(const setting & base) const override {
         std::vector<setting> out;
         for (const auto & a : aspects_) {
-            std::string all;
-            for (const auto & t : a.texts) {
-                all += t + "\n";
-            }
             setting s     = base;
             s.source      = "indirect";
             s.prompt_type = "";
             s.positions   = "";
             s.condition   = a.aspect;
-            // The texts decide U: their hash is part of the setting's identity.
-            s.prompt     = a.source + " sha256:" + sha256_hex(all.data(), all.size()).substr(0, 16);
-            s.layer      = -1;
-            s.token      = -1;
-            s.components = params_.components;
-            s.n_embd     = params_.components;
+            s.prompt      = indirect_setting_prompt(a);
+            s.layer       = -1;
+            s.token       = -1;
+            s.components  = params_.components;
+            s.n_embd      = params_.components;
             s.engine_options =
                 base.engine_options + (base.engine_options.empty() ? "" : " ") + "seed=" + std::to_string(params_.seed);
             out.push_back(std::move(s));
@@ -62,6 +57,14 @@ class indirect_method final : public method {
 };
 
 }  // namespace
+
+std::string indirect_setting_prompt(const indirect_texts & t) {
+    std::string all;
+    for (const auto & x : t.texts) {
+        all += x + "\n";
+    }
+    return t.source + " sha256:" + sha256_hex(all.data(), all.size()).substr(0, 16);
+}
 
 matrix indirect_text_matrix(clip_model & m, const std::vector<std::string> & texts) {
     matrix x;

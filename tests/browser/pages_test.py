@@ -154,7 +154,7 @@ def main():
             page.fill("#text", text)
             page.click("#search")
             page.wait_for_function("(() => { const n = [...document.querySelectorAll('.column .note')];"
-                                   " return n.length == 1 && n[0].textContent.includes('CLIP text features'); })()",
+                                   " return n.length == 1 && n[0].textContent.includes('text features'); })()",
                                    timeout=60000)
             page.wait_for_function(
                 "(() => { const i = [...document.querySelectorAll('img.neighbor')];"

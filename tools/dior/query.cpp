@@ -210,14 +210,15 @@ bool query_embedder::can_embed(const setting & s) {
 }
 
 bool query_embedder::can_embed_text(const setting & s) {
-    return s.source == "clip";
+    return s.source == "clip" || s.source == "indirect";
 }
 
 struct query_embedder::impl {
     files                                              f;
     std::map<std::string, std::unique_ptr<model>>      models;  // by files and engine options
     std::map<std::string, std::unique_ptr<clip_model>> clips;
-    std::map<std::string, std::string>                 checked;  // path -> its SHA-256
+    std::map<std::string, matrix>                      projections;  // InDiReCT's U, by setting
+    std::map<std::string, std::string>                 checked;      // path -> its SHA-256
 
     // The CLIP model of a CLIP setting, loaded once.
     clip_model & clip_for(const stored_setting & st) {
@@ -228,6 +229,38 @@ struct query_embedder::impl {
             cm = clip_model::load({ path, f.n_threads, f.n_gpu_layers != 0 });
         }
         return *cm;
+    }
+
+    // An InDiReCT setting's U, fitted again from the texts whose hash the setting recorded, with
+    // its components and seed: DimRedRecon is deterministic, so it is the U of the run.
+    const matrix & projection_for(const stored_setting & st) {
+        const setting &   s   = st.s;
+        const std::string key = s.model_path + '\n' + s.model_sha256 + '\n' + s.dataset + '\n' + s.prompt + '\n' +
+                                std::to_string(s.components) + '\n' + s.engine_options;
+        auto it = projections.find(key);
+        if (it != projections.end()) {
+            return it->second;
+        }
+        const std::string file =
+            f.indirect_texts.empty() ? DIOR_DATA_DIR "/reference/indirect_texts.json" : f.indirect_texts;
+        const indirect_texts * found = nullptr;
+        const auto             all   = load_indirect_texts(file);
+        for (const auto & t : all) {
+            if (t.dataset == s.dataset && s.condition == t.aspect && indirect_setting_prompt(t) == s.prompt) {
+                found = &t;
+            }
+        }
+        if (!found) {
+            throw error("setting " + describe(st) + ": " + printable(file) +
+                        " has not the texts its projection was fitted on; pass --indirect-texts with the file "
+                        "the run used");
+        }
+        dimredrecon_params dp;
+        dp.components      = s.components;
+        const auto seed_at = s.engine_options.rfind("seed=");
+        dp.seed            = seed_at == std::string::npos ? 0 : std::stoull(s.engine_options.substr(seed_at + 5));
+        clip_model & cm    = clip_for(st);
+        return projections.emplace(key, fit_dimredrecon(indirect_text_matrix(cm, found->texts), dp).u).first->second;
     }
 
     // The file a setting names (or the override), checked against the hash it recorded.
@@ -269,10 +302,11 @@ std::vector<std::vector<float>> query_embedder::embed_text(const std::string &  
     for (const setting & s : settings) {
         const stored_setting st{ 0, s, 0 };
         if (!can_embed_text(s)) {
-            throw error("setting " + describe(st) + ": a text query needs a CLIP setting (its text tower shares the " +
-                        "image vectors' space); choose one with --method clip");
+            throw error("setting " + describe(st) + ": a text query needs a CLIP or InDiReCT setting (a text " +
+                        "tower in the image vectors' space); choose one with --method clip or --method indirect");
         }
-        out.push_back(p_->clip_for(st).text_features(text));
+        const std::vector<float> t = p_->clip_for(st).text_features(text);
+        out.push_back(s.source == "indirect" ? indirect_embed(p_->projection_for(st), t) : t);
     }
     return out;
 }

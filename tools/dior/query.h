@@ -79,6 +79,7 @@ class query_embedder {
   public:
     struct files {  // override the paths recorded in the settings (files moved); "" keeps them
         std::string model, mmproj, clip_model;
+        std::string indirect_texts;  // InDiReCT settings' texts (default: the reference's)
         int         n_threads    = 0;
         int         n_gpu_layers = -1;
         int         image_batch  = 0;  // --image-batch (0: auto)
@@ -90,7 +91,8 @@ class query_embedder {
     // Whether new images can be embedded for this setting (its method, not its files).
     static bool can_embed(const setting & s);
     // Whether a text query can be embedded into this setting's space: CLIP settings (the text
-    // tower's features live beside the image tower's).
+    // tower's features live beside the image tower's) and InDiReCT settings (the text's features
+    // through the setting's projection, fitted again from its texts).
     static bool can_embed_text(const setting & s);
 
     // The vector of the image (encoded bytes, named `source` in messages) under each setting, in
@@ -106,8 +108,9 @@ class query_embedder {
     std::vector<std::vector<std::vector<float>>> embed_many(const std::vector<input> &   images,
                                                             const std::vector<setting> & settings,
                                                             const image_limits &         limits);
-    // The CLIP text features of `text` under each setting (all CLIP settings; dior::error naming the
-    // setting otherwise), in order.
+    // The vector of `text` under each setting, in order: CLIP settings' text features; InDiReCT
+    // settings' normalize(U normalize(text features)), U fitted again as the run fitted it (its
+    // texts found by the hash the setting recorded). dior::error naming the setting otherwise.
     std::vector<std::vector<float>> embed_text(const std::string & text, const std::vector<setting> & settings);
     // How many images embed_many evaluates together (the loaded model's; 1 before one is loaded).
     int image_batch() const;

@@ -1,7 +1,8 @@
 // dior search: the nearest stored images of a query image under stored settings. A query that is
 // in the store (by path or by content) uses its stored vector and is left out of its own results;
 // a new image is embedded with the setting's own model and options. A text query (--text) is
-// answered under CLIP settings: its CLIP text features against the stored image features.
+// answered under CLIP settings (its CLIP text features against the stored image features) and
+// InDiReCT settings (the text features through the setting's projection).
 #include "commands.h"
 #include "query.h"
 
@@ -39,11 +40,11 @@ int run_search(search_options o) {
     }
     auto st   = open_existing_store(o.db);
     auto sets = select_settings(*st, o.filter);
-    if (o.text && o.filter.ids.empty() && o.filter.method.empty()) {  // a text: the CLIP settings of the choice
+    if (o.text && o.filter.ids.empty() && o.filter.method.empty()) {  // a text: the settings that take one
         std::erase_if(sets, [](const stored_setting & s) { return !query_embedder::can_embed_text(s.s); });
         if (sets.empty()) {
             throw error(
-                "a text query needs a CLIP setting, and none of the chosen settings is one "
+                "a text query needs a CLIP or InDiReCT setting, and none of the chosen settings is one "
                 "(dior embed --method clip makes one; dior status lists them)");
         }
     }
@@ -84,7 +85,7 @@ int run_search(search_options o) {
             continue;
         }
         std::printf("%s\n  query %s (%s), %s distance\n", describe(h.ix->s).c_str(), printable(query_name).c_str(),
-                    o.text     ? "CLIP text features"
+                    o.text     ? "text features"
                     : h.stored ? "stored"
                                : "embedded now",
                     metric_name(*m));
@@ -106,7 +107,9 @@ void register_search(CLI::App & app, int & exit_code) {
     auto   o   = std::make_shared<search_options>();
     auto * cmd = app.add_subcommand("search", "nearest stored images of a query image, under stored settings");
     cmd->add_option("query", o->query, "the query image (stored, or embedded now)");
-    cmd->add_option("--text", o->text, "a text query instead: its CLIP text features, under CLIP settings");
+    cmd->add_option("--text", o->text, "a text query instead, under CLIP and InDiReCT settings");
+    cmd->add_option("--indirect-texts", o->files.indirect_texts,
+                    "for a text under InDiReCT settings: the texts file of the run (default: the reference's)");
     cmd->add_option("--db", o->db, "the store")->default_str("embeddings.db");
     cmd->add_option("--setting", o->filter.ids, "setting ids (dior status lists them; repeatable)");
     cmd->add_option("-c,--condition", o->filter.conditions,

@@ -300,7 +300,7 @@ class service {
     }
 
     // Waits for the embedding worker (bounded queue): 503 when full, 504 past the time limit.
-    // A text (CLIP settings) instead of an image when `text` is given.
+    // A text (CLIP and InDiReCT settings) instead of an image when `text` is given.
     std::vector<std::vector<float>> embed_now(std::vector<uint8_t> bytes, const std::string & source,
                                               std::vector<setting> sets, std::optional<std::string> text = {}) {
         auto job      = std::make_shared<embed_job>();
@@ -331,7 +331,7 @@ class service {
 
     struct embed_job {
         std::vector<uint8_t>                          bytes;
-        std::optional<std::string>                    text;  // a text query (CLIP settings) instead
+        std::optional<std::string>                    text;  // a text query (CLIP, InDiReCT) instead
         std::string                                   source;
         std::string                                   key;  // jobs with the same key share settings
         std::vector<setting>                          settings;
@@ -471,7 +471,7 @@ class service {
         reply(res, out);
     }
 
-    // A text query: its CLIP text features under each chosen setting, all of which must be CLIP's.
+    // A text query: its vector under each chosen setting, all of which must take one (CLIP, InDiReCT).
     void search_text(const json & j, const std::vector<stored_setting> & sets, size_t k, metric m,
                      httplib::Response & res) {
         if (j.contains("image") || j.contains("path")) {
@@ -484,7 +484,7 @@ class service {
         for (const auto & s : sets) {
             if (!query_embedder::can_embed_text(s.s)) {
                 throw http_error(400, "setting " + describe(s) +
-                                          " is not a CLIP setting; a text query is answered under CLIP settings");
+                                          " takes no text query; a text is answered under CLIP and InDiReCT settings");
             }
         }
         std::vector<std::shared_ptr<const setting_index>> indexes;

@@ -444,7 +444,7 @@ TEST(ServeText, TextQueriesAreAnsweredUnderClipSettings) {
             EXPECT_EQ(b->status, 400) << b->body;
             EXPECT_NE(b->body.find(says), std::string::npos) << b->body;
         };
-        bad({ { "text", text }, { "settings", { dior_id } } }, "not a CLIP setting");
+        bad({ { "text", text }, { "settings", { dior_id } } }, "takes no text query");
         bad({ { "text", 5 }, { "settings", { clip_id } } }, "non-empty string");
         bad({ { "text", "" }, { "settings", { clip_id } } }, "non-empty string");
         bad({ { "text", text }, { "path", s.paths[0] }, { "settings", { clip_id } } }, "one of them");

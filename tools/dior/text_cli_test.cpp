@@ -166,13 +166,73 @@ TEST_F(TextCli, SearchByTextRanksStoredImagesByTheirDistanceToTheTextFeatures) {
     // the plain output names the text; mistakes are clear
     r = run("search --db " + db + " -k 2 --text '" + text + "'");
     ASSERT_EQ(r.status, 0) << r.output;
-    EXPECT_NE(r.output.find("query text 'a photo of a red car' (CLIP text features)"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("query text 'a photo of a red car' (text features)"), std::string::npos) << r.output;
     r = run("search --db " + db + " " + (dir_ / "images" / "im0.bmp").string() + " --text x");
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.output.find("a query image or --text TEXT (one of them)"), std::string::npos) << r.output;
     r = run("search --db " + db);
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.output.find("one of them"), std::string::npos) << r.output;
+}
+
+// dior search --text under InDiReCT settings: the text's CLIP features through each setting's
+// projection U, fitted again from the reference's texts; that U is the run's (the stored image
+// vectors are normalize(U normalize(image features)) with it, bit for bit).
+TEST_F(TextCli, SearchByTextUnderInDiReCTSettingsProjectsTheTextAsTheRunProjectedImages) {
+    std::vector<std::string> names;
+    for (int i = 0; i < 5; ++i) {
+        const int w = 44 + 7 * i, h = 40 + 3 * i;
+        names.push_back("im" + std::to_string(i) + ".bmp");
+        dior::test::write_bmp((dir_ / "images" / names.back()).string(), w, h, dior::test::pattern_rgb(w, h, i + 3));
+    }
+    const std::string db = (dir_ / "e.db").string();
+    auto r = run("embed --method indirect --components 4 --name deepfashion --clip-model " + k_clip + " -t 2 " +
+                 (dir_ / "images").string() + " -o " + db);
+    ASSERT_EQ(r.status, 0) << r.output;
+    const std::string text = "a photo of a floral dress";
+    r                      = run("search --db " + db + " --json -k 2 --text '" + text + "'");
+    ASSERT_EQ(r.status, 0) << r.output;
+    const json j = json::parse(r.output.substr(r.output.find('{')));
+
+    auto       m     = dior::clip_model::load({ k_clip, 2 });
+    const auto feats = m->text_features(text);
+    auto       st    = dior::store::open(db, true);
+    const auto texts =
+        dior::load_indirect_texts(std::string(DIOR_TEST_SOURCE_DIR) + "/data/reference/indirect_texts.json");
+    ASSERT_EQ(j["results"].size(), st->settings().size());
+    ASSERT_GE(j["results"].size(), 2u);
+    for (const auto & res : j["results"]) {
+        EXPECT_EQ(res["setting"]["method"], "indirect");
+        const auto &                 aspect = res["setting"]["condition"];
+        const dior::indirect_texts * t      = nullptr;
+        for (const auto & x : texts) {
+            if (x.dataset == "deepfashion" && aspect == x.aspect) {
+                t = &x;
+            }
+        }
+        ASSERT_NE(t, nullptr) << aspect;
+        dior::dimredrecon_params dp;
+        dp.components = 4;
+        const auto u  = dior::fit_dimredrecon(dior::indirect_text_matrix(*m, t->texts), dp).u;
+        expect_bit_equal(res["query_vector"].get<std::vector<float>>(), dior::indirect_embed(u, feats), aspect);
+        std::vector<std::string> paths;
+        const dior::matrix       x = st->vectors(res["setting"]["id"].get<int64_t>(), &paths);
+        for (size_t i = 0; i < x.rows; ++i) {
+            const auto img = dior::load_image(paths[i]);
+            expect_bit_equal(
+                std::vector<float>(x.data.begin() + (long)(i * x.cols), x.data.begin() + (long)((i + 1) * x.cols)),
+                dior::indirect_embed(u, m->image_features(img)), paths[i]);
+        }
+    }
+    // texts the run did not use: the setting's hash does not match, and the error says what to pass
+    {
+        std::ofstream f(dir_ / "other.json");
+        f << R"({"configs": [{"dataset": "deepfashion", "aspect": "texture", "template": "a {item} cloth",)"
+          << R"( "items": ["plain", "striped"]}]})";
+    }
+    r = run("search --db " + db + " --text x --indirect-texts " + (dir_ / "other.json").string());
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.output.find("--indirect-texts with the file the run used"), std::string::npos) << r.output;
 }
 
 // A store whose settings are DIOR's only: a text query has no space to land in.
@@ -183,7 +243,7 @@ TEST_F(TextCli, SearchByTextWithoutAClipSettingSaysWhatToDo) {
     ASSERT_EQ(r.status, 0) << r.output;
     r = run("search --db " + db + " --text 'red'");
     EXPECT_EQ(r.status, 1);
-    EXPECT_NE(r.output.find("a text query needs a CLIP setting"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("a text query needs a CLIP or InDiReCT setting"), std::string::npos) << r.output;
     r = run("search --db " + db + " --method dior --text 'red'");
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.output.find("--method clip"), std::string::npos) << r.output;
