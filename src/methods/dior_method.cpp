@@ -129,6 +129,13 @@ class generative_method final : public method {
             s.n_embd       = enc_.n_embd();
             s.text_encoder = base.text_encoder.empty() ? enc_.name() : base.text_encoder;
             s.text_mode    = mode_;
+            // The sentence encoder as sentence-transformers runs it (special-token literals, erf
+            // GELU, no flash attention, Hugging Face's normalizers; issue 25): vectors of older
+            // builds are a setting of their own, never mixed with these.
+            if (!s.engine_options.empty()) {
+                s.engine_options.push_back(' ');
+            }
+            s.engine_options.append("sentence=st");
             out.push_back(std::move(s));
         }
         return out;

@@ -663,6 +663,12 @@ TEST_F(Cli, GenerativeBaselineRunsStoresTextsExportsImportsAndEvaluates) {
         << r.output;
     r = run(args);  // resumes: nothing to do
     EXPECT_NE(r.output.find("6 images: 0 embedded, 6 skipped"), std::string::npos) << r.output;
+    {  // the sentence encoder as sentence-transformers runs it: a setting apart from older builds'
+        auto st = dior::store::open(db(), true);
+        for (const auto & s : st->settings()) {
+            EXPECT_EQ(s.s.engine_options.substr(s.s.engine_options.rfind(' ') + 1), "sentence=st");
+        }
+    }
 
     r = run("status --texts --db " + db());
     ASSERT_EQ(r.status, 0) << r.output;
