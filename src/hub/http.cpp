@@ -83,7 +83,9 @@ struct transfer_state {
     CURL *                             handle  = nullptr;
     FILE *                             out     = nullptr;
     uint64_t                           offset  = 0;  // bytes in the file before this request
-    bool                               started = false, to_file = false;
+    uint64_t                           written = 0;  // bytes written by this request
+    uint64_t                           limit   = 0;  // the file's whole size, when known
+    bool                               started = false, to_file = false, overflow = false;
     std::string                        error_body;
     std::map<std::string, std::string> headers;
 };
@@ -106,6 +108,15 @@ size_t write_file(char * data, size_t size, size_t n, void * user) {
                 s.t->restart();
             }
         }
+        // The file's end: the listed size, else what the server announces for this answer.
+        s.limit = s.t->size;
+        if (s.limit == 0 && s.to_file) {
+            const auto cl = s.headers.find("content-length");
+            if (cl != s.headers.end() && !cl->second.empty() &&
+                cl->second.find_first_not_of("0123456789") == std::string::npos && cl->second.size() < 20) {
+                s.limit = s.offset + std::stoull(cl->second);
+            }
+        }
     }
     if (!s.to_file) {
         if (s.error_body.size() < 4096) {
@@ -113,13 +124,19 @@ size_t write_file(char * data, size_t size, size_t n, void * user) {
         }
         return bytes;
     }
-    if (fwrite(data, 1, bytes, s.out) != bytes) {
+    size_t keep = bytes;
+    if (s.limit > 0 && s.offset + s.written + bytes > s.limit) {  // more than the file holds
+        keep       = s.offset + s.written >= s.limit ? 0 : (size_t)(s.limit - s.offset - s.written);
+        s.overflow = true;
+    }
+    if (fwrite(data, 1, keep, s.out) != keep) {
         return 0;  // disk full: libcurl stops with CURLE_WRITE_ERROR
     }
-    if (s.t->on_data) {
-        s.t->on_data(data, bytes);
+    s.written += keep;
+    if (s.t->on_data && keep > 0) {
+        s.t->on_data(data, keep);
     }
-    return bytes;
+    return s.overflow ? 0 : bytes;  // 0 stops libcurl: nothing past the file's end is read
 }
 
 int on_progress(void * user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
@@ -186,7 +203,11 @@ transfer_result download(const transfer & t) {
     if (auto it = s.headers.find("x-error-code"); it != s.headers.end()) {
         result.error_code = it->second;
     }
-    if (rc == CURLE_ABORTED_BY_CALLBACK) {
+    result.overflow = s.overflow;
+    if (s.overflow && flushed) {
+        result.error    = "the server sent more than the file's " + std::to_string(s.limit) + " bytes; stopped there";
+        result.complete = result.size == s.limit;
+    } else if (rc == CURLE_ABORTED_BY_CALLBACK) {
         result.error = "interrupted";
     } else if (rc != CURLE_OK) {
         result.error = curl_easy_strerror(rc);
@@ -212,7 +233,9 @@ transfer_result download_resuming(const transfer & t, uint64_t size, int attempt
             r.complete = true, r.size = have, r.error.clear();
             return r;
         }
-        r = download(t);
+        transfer sized = t;
+        sized.size     = size;
+        r              = download(sized);
         if (r.complete && (size == 0 || r.size == size)) {
             return r;
         }

@@ -35,6 +35,9 @@ struct transfer {
     std::function<void()>                              restart;
     std::function<void(uint64_t done, uint64_t total)> progress;  // total 0: unknown
     const std::atomic<bool> *                          cancel = nullptr;
+    // The whole file's size when known (a listing's): nothing past it is written, whatever the server
+    // sends. 0: the size the server announces (Content-Length), when it announces one.
+    uint64_t size = 0;
 };
 
 struct transfer_result {
@@ -43,14 +46,16 @@ struct transfer_result {
     uint64_t    size     = 0;      // the file's size afterwards
     std::string error;             // what went wrong, if anything
     std::string error_code;        // the hub's X-Error-Code header, if any
+    bool        overflow = false;  // the server sent more than the file's size: stopped there
 };
 
 transfer_result download(const transfer & t);
 
 // download(), resumed up to `attempts` times while transfers break off, until the file holds
-// `size` bytes (0: what the server announces). A 416 answer, or a file longer than `size`, means
-// the partial file does not fit the server's: it is emptied (t.restart is called) and fetched
-// again. Stops at an HTTP error and at a cancel. `complete` tells whether the file is whole.
+// `size` bytes (0: what the server announces); never more than `size` bytes are written (a server
+// that sends more is cut off there, and the file is then whole as far as its size goes). A 416 answer, or a file longer
+// than `size`, means the partial file does not fit the server's: it is emptied (t.restart is called) and fetched again.
+// Stops at an HTTP error and at a cancel. `complete` tells whether the file is whole.
 constexpr int   k_resume_attempts = 5;
 transfer_result download_resuming(const transfer & t, uint64_t size = 0, int attempts = k_resume_attempts);
 

@@ -182,6 +182,32 @@ TEST_F(Hub, APartialFileFromAnEarlierRunIsContinued) {
     EXPECT_FALSE(fs::exists(part));
 }
 
+// A server that sends the file and then more without end (no Content-Length): dior writes the
+// listed size and stops reading; the right bytes make the right file, junk is refused by its hash
+// with a message that does not promise a resume.
+TEST_F(Hub, AnEndlessTransferStopsAtTheListedSize) {
+    auto & f                = hub.repos["ggml-org/VL-GGUF"].files["VL-Q4_K_M.gguf"];
+    f.endless               = true;
+    const dior::hub_model m = dior::hub_fetch_model("ggml-org/VL-GGUF", opts());
+    EXPECT_EQ(read_all(m.model), bytes("VL-Q4_K_M.gguf"));
+    EXPECT_LT(f.sent->load(), bytes("VL-Q4_K_M.gguf").size() + (8u << 20))  // stopped soon after
+        << "dior read " << f.sent->load() << " bytes of an endless answer";
+
+    fs::remove_all(cache);  // both files again, the projector now junk after its size
+    auto & g  = hub.repos["ggml-org/VL-GGUF"].files["mmproj-VL-Q8_0.gguf"];
+    g.endless = true;
+    g.corrupt = true;
+    try {
+        dior::hub_fetch_model("ggml-org/VL-GGUF", opts());
+        FAIL() << "junk must be refused";
+    } catch (const dior::error & e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("is not the hub's file"), std::string::npos) << msg;
+        EXPECT_EQ(msg.find("resume"), std::string::npos) << msg;
+    }
+    EXPECT_LT(g.sent->load(), bytes("mmproj-VL-Q8_0.gguf").size() + (8u << 20));
+}
+
 TEST_F(Hub, AFileThatIsNotTheHubsIsRefusedAndRemoved) {
     hub.repos["ggml-org/VL-GGUF"].files["VL-Q4_K_M.gguf"].corrupt = true;
     try {

@@ -6,8 +6,10 @@
 
 #include "io/digest.h"
 
+#include <atomic>
 #include <httplib.h>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -24,6 +26,9 @@ class fake_hub {
         int         cut_times = 0;  // the next this-many transfers stop after cut_after bytes
         size_t      cut_after = 0;
         bool        corrupt   = false;  // served with its last byte changed (the listing stays right)
+        // served without a length, the bytes then junk without end (up to 256 MiB); `sent` counts
+        bool                                   endless = false;
+        std::shared_ptr<std::atomic<uint64_t>> sent    = std::make_shared<std::atomic<uint64_t>>(0);
     };
 
     struct repo {
@@ -202,6 +207,24 @@ class fake_hub {
         std::string bytes = f.bytes;
         if (f.corrupt && !bytes.empty()) {
             bytes.back() ^= 0x5a;
+        }
+        if (f.endless) {
+            r.set_chunked_content_provider(
+                "application/octet-stream", [bytes, sent = f.sent](size_t offset, httplib::DataSink & sink) {
+                    static const std::string junk(65536, 'x');
+                    if (offset >= ((size_t)256 << 20)) {
+                        return false;
+                    }
+                    const bool   in_file = offset < bytes.size();
+                    const char * p       = in_file ? bytes.data() + offset : junk.data();
+                    const size_t n       = in_file ? std::min(bytes.size() - offset, (size_t)65536) : junk.size();
+                    if (!sink.write(p, n)) {
+                        return false;
+                    }
+                    *sent += n;
+                    return true;
+                });
+            return;
         }
         const bool   cut   = f.cut_times > 0;
         const size_t limit = f.cut_after;
