@@ -112,21 +112,40 @@ class Embedder:
         return self._impl.n_embd
 
     def embed(self, images: Union[Image, Sequence[Image]],
-              conditions: Union[Condition, Sequence[Condition]] = None) -> np.ndarray:
+              conditions: Union[Condition, Sequence[Condition]] = None, errors: str = "raise") -> Any:
         """Vectors of every image under every condition.
 
         ``images``: one image or a sequence (paths, bytes, PIL images, uint8 RGB arrays).
         ``conditions``: one condition (``None``: the prompt without one) or a sequence.
         Returns float32 of shape (images, conditions, width), dropping the dimensions given as
         single items: ``embed("a.jpg", "car color")`` has shape (width,).
+        ``errors="raise"`` (default): the first image that cannot be read or embedded raises
+        ``dior.Error``. ``errors="return"``: returns ``(vectors, failures)`` instead, the failed
+        images' rows NaN and ``failures`` a list of ``(index, message)``, as ``dior embed``
+        records a bad image and goes on.
         """
+        if errors not in ("raise", "return"):
+            raise _dior.Error(f"errors={errors!r}: use 'raise' or 'return'")
+        keep_going = errors == "return"
         single_image = isinstance(images, (str, bytes, np.ndarray)) or not isinstance(images, Sequence)
-        items = [_as_item(i) for i in ([images] if single_image else images)]
+        items, failures = [], []
+        for i, img in enumerate([images] if single_image else images):
+            try:
+                items.append(_as_item(img))
+            except _dior.Error as e:
+                if not keep_going:
+                    raise
+                items.append(b"")  # refused by the module, reported below with its own message
+                failures.append((i, str(e)))
         single_condition = conditions is None or isinstance(conditions, str)
-        out = self._impl.embed(items, conditions if single_condition else list(conditions))
+        out, failed = self._impl.embed(items, conditions if single_condition else list(conditions), keep_going)
         if single_condition:
             out = out[:, 0, :]
-        return out[0] if single_image else out
+        out = out[0] if single_image else out
+        if not keep_going:
+            return out
+        given = {i for i, _ in failures}
+        return out, sorted(failures + [(i, m) for i, m in failed if i not in given])
 
 
 def evaluate(x: np.ndarray, labels: Iterable[Hashable], clustering: bool = True) -> dict:

@@ -2,9 +2,11 @@
 // is python/dior/*.py; this file converts and releases the GIL around every computation.
 #include "dior.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <nanobind/nanobind.h>
@@ -188,14 +190,27 @@ class embedder {
 
     int n_layer() const { return model_->n_layer(); }
 
-    // (images, conditions, width) float32: every image under every condition.
-    nb::ndarray<nb::numpy, float> embed(const nb::list & images, const nb::handle & conditions) {
-        const auto               conds = to_conditions(conditions);
-        const size_t             n = nb::len(images), k = conds.size(), d = (size_t)model_->n_embd();
-        std::vector<float>       out(n * k * d);
-        std::vector<dior::image> decoded;
+    // (images, conditions, width) float32: every image under every condition. With `keep_going`,
+    // an image that cannot be read or embedded gets NaN rows and an entry (index, message) in the
+    // second result instead of failing the whole list; without it, the first failure raises.
+    std::pair<nb::ndarray<nb::numpy, float>, std::vector<std::pair<size_t, std::string>>> embed(
+        const nb::list & images, const nb::handle & conditions, bool keep_going) {
+        const auto                                  conds = to_conditions(conditions);
+        const size_t                                n = nb::len(images), k = conds.size(), d = (size_t)model_->n_embd();
+        std::vector<float>                          out(n * k * d, std::numeric_limits<float>::quiet_NaN());
+        std::vector<std::pair<size_t, std::string>> failed;
+        std::vector<dior::image>                    decoded;
+        std::vector<size_t>                         at;  // the list index of each decoded image
         for (size_t i = 0; i < n; ++i) {
-            decoded.push_back(to_image(images[i], i, max_size_, limits_));
+            try {
+                decoded.push_back(to_image(images[i], i, max_size_, limits_));
+                at.push_back(i);
+            } catch (const dior::error & e) {
+                if (!keep_going) {
+                    throw;
+                }
+                failed.emplace_back(i, e.what());
+            }
         }
         // The batch step of every run (dior::embed_batch), with one setting per condition.
         std::vector<size_t> which(k);
@@ -203,17 +218,34 @@ class embedder {
             which[c] = c;
         }
         {
-            nb::gil_scoped_release      free;      // taken back before the array is made
+            nb::gil_scoped_release      free;      // taken back before the arrays are made
             std::lock_guard<std::mutex> lock(m_);  // one model, one computation at a time
-            const auto                  meth = dior::make_dior_method(*model_, conds, ep_);
-            const auto                  r    = dior::embed_batch(*meth, decoded, which);
-            for (size_t i = 0; i < n; ++i) {
+            const auto                  meth  = dior::make_dior_method(*model_, conds, ep_);
+            const auto                  store = [&](size_t i, const std::vector<dior::method::output> & r) {
                 for (size_t c = 0; c < k; ++c) {
-                    std::memcpy(out.data() + (i * k + c) * d, r[i][c].vector.data(), d * sizeof(float));
+                    std::memcpy(out.data() + (at[i] * k + c) * d, r[c].vector.data(), d * sizeof(float));
+                }
+            };
+            try {
+                const auto r = dior::embed_batch(*meth, decoded, which);
+                for (size_t i = 0; i < decoded.size(); ++i) {
+                    store(i, r[i]);
+                }
+            } catch (const dior::error &) {
+                if (!keep_going) {
+                    throw;
+                }
+                for (size_t i = 0; i < decoded.size(); ++i) {  // one at a time: each image its own answer
+                    try {
+                        store(i, dior::embed_batch(*meth, { decoded[i] }, which).at(0));
+                    } catch (const dior::error & e) {
+                        failed.emplace_back(at[i], e.what());
+                    }
                 }
             }
         }
-        return to_numpy(std::move(out), { n, k, d });
+        std::sort(failed.begin(), failed.end());
+        return { to_numpy(std::move(out), { n, k, d }), std::move(failed) };
     }
 
   private:
@@ -419,7 +451,7 @@ NB_MODULE(_dior, m) {
              "reuse_prefix"_a = true, "verbose"_a = false, "image_batch"_a = "auto")
         .def_prop_ro("n_embd", &embedder::n_embd)
         .def_prop_ro("n_layer", &embedder::n_layer)
-        .def("embed", &embedder::embed, "images"_a, "conditions"_a.none());
+        .def("embed", &embedder::embed, "images"_a, "conditions"_a.none(), "keep_going"_a = false);
 
     nb::class_<clip_model>(m, "ClipModel")
         .def(nb::init<const std::string &, int, bool, int>(), "path"_a, "threads"_a = 0, "gpu"_a = true,

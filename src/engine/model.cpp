@@ -958,7 +958,11 @@ class model_impl final : public model {
             // capped where mtmd would downscale again.
             const int64_t max_pixels =
                 std::min<int64_t>(12845056, (int64_t)k_mtmd_max_image_tokens * hf_factor_ * hf_factor_);
-            smart_resize(original.width, original.height, hf_factor_, 3136, max_pixels, w, h);
+            try {
+                smart_resize(original.width, original.height, hf_factor_, 3136, max_pixels, w, h);
+            } catch (const error & e) {
+                throw error(original.source + ": " + e.what());  // which file, as the engine's other errors
+            }
             if (w != original.width || h != original.height) {
                 resized = params_.processor == image_processor::fast ? resize_bicubic_torch(original, w, h)
                                                                      : resize_bicubic(original, w, h);

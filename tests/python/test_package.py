@@ -219,3 +219,27 @@ def test_image_batch_gives_the_vectors_of_one_image_at_a_time(tiny, images, emb,
     with pytest.raises(dior.Error, match="--image-batch lots"):
         dior.embed(images, store=tmp_path / "c.db", model=tiny[0], mmproj=tiny[1], image_batch="lots",
                    progress=False)
+
+
+def test_errors_return_gives_per_image_failures_and_the_other_vectors(emb, images, tmp_path):
+    from PIL import Image
+    thin = tmp_path / "thin.png"  # decodes, but the model cannot take it (too thin for its patches)
+    Image.new("RGB", (402, 2), (200, 10, 10)).save(thin)
+    items = [images[0], b"not an image at all", str(tmp_path / "nothing.png"), 3.5, images[1], str(thin)]
+    out, failures = emb.embed(items, ["car color", None], errors="return")
+    assert out.shape == (6, 2, emb.n_embd) and out.dtype == np.float32
+    assert [i for i, _ in failures] == [1, 2, 3, 5], failures
+    messages = dict(failures)
+    assert "image 1 (bytes)" in messages[1] and "nothing.png" in messages[2] and "not an image" in messages[3]
+    assert "thin.png" in messages[5]
+    for i in (1, 2, 3, 5):
+        assert np.isnan(out[i]).all()
+    want = emb.embed([images[0], images[1]], ["car color", None])
+    assert np.array_equal(out[[0, 4]], want)  # the good images' vectors, bit for bit
+    # a single image and a single condition keep their shapes; nothing failed: an empty list
+    one, none_failed = emb.embed(images[0], "car color", errors="return")
+    assert one.shape == (emb.n_embd,) and none_failed == []
+    with pytest.raises(dior.Error, match="thin.png"):
+        emb.embed([images[0], str(thin)], None)  # the default still raises
+    with pytest.raises(dior.Error, match="errors='ignore'"):
+        emb.embed(images[0], None, errors="ignore")
