@@ -119,8 +119,10 @@ void fetch_archive(const std::string & url, const fs::path & file, const dataset
             throw error(name + ": cannot download " + url + ": " + r.error +
                         "; check the address, or pass --url with a mirror");
         }
+        const bool kept = fs::file_size(part, ec) > 0 && !ec;  // else nothing to resume
         throw error(name + ": cannot download " + url + " (" + r.error + " after " +
-                    std::to_string(http::k_resume_attempts) + " attempts); run again to resume it");
+                    std::to_string(http::k_resume_attempts) + " attempts); " +
+                    (kept ? "run again to resume it" : "nothing was kept; run again to start it again"));
     }
     fs::rename(part, file, ec);
     if (ec) {

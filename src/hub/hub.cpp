@@ -471,9 +471,12 @@ std::string fetch_blob(const repo_ref & r, const std::string & commit, const hub
             throw error("cannot download " + f.path + " from " + r.id() + ": " +
                         hub_problem(r, res.status, res.error_code));
         }
-        throw error("cannot download " + f.path + " from " + r.id() + " (" + std::to_string(res.size) + " of " +
-                    std::to_string(f.size) + " bytes after " + std::to_string(http::k_resume_attempts) +
-                    " attempts; last: " + res.error + "); run again to resume it");
+        // a resume continues what is kept; a transfer that was thrown away starts again
+        const bool kept = fs::file_size(part, ec) > 0 && !ec;
+        throw error("cannot download " + f.path + " from " + r.id() + " (" + std::to_string(kept ? res.size : 0) +
+                    " of " + std::to_string(f.size) + " bytes after " + std::to_string(http::k_resume_attempts) +
+                    " attempts; last: " + res.error + "); " +
+                    (kept ? "run again to resume it" : "nothing was kept; run again to start it again"));
     }
     const std::string got = d.hex();
     if (got != f.etag) {

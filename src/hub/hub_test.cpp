@@ -182,6 +182,22 @@ TEST_F(Hub, APartialFileFromAnEarlierRunIsContinued) {
     EXPECT_FALSE(fs::exists(part));
 }
 
+// Transfers that break off before their first byte keep nothing: the message does not promise a
+// resume.
+TEST_F(Hub, ATransferThatKeptNothingDoesNotPromiseAResume) {
+    auto & f    = hub.repos["ggml-org/VL-GGUF"].files["VL-Q4_K_M.gguf"];
+    f.cut_times = 100;
+    f.cut_after = 0;
+    try {
+        dior::hub_fetch_model("ggml-org/VL-GGUF", opts());
+        FAIL() << "a transfer that never sends a byte must fail";
+    } catch (const dior::error & e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("nothing was kept; run again to start it again"), std::string::npos) << msg;
+        EXPECT_EQ(msg.find("resume"), std::string::npos) << msg;
+    }
+}
+
 // A server that sends the file and then more without end (no Content-Length): dior writes the
 // listed size and stops reading; the right bytes make the right file, junk is refused by its hash
 // with a message that does not promise a resume.
