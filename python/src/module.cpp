@@ -256,6 +256,22 @@ class embedder {
     std::mutex                   m_;
 };
 
+// n rows of width d, row i from row(i), computed without the GIL and under `mu` (one computation
+// of a model at a time).
+template <class Row>
+nb::ndarray<nb::numpy, float> rows_of(size_t n, size_t d, std::mutex & mu, Row && row) {
+    std::vector<float> out(n * d);
+    {
+        nb::gil_scoped_release      free;
+        std::lock_guard<std::mutex> lock(mu);
+        for (size_t i = 0; i < n; ++i) {
+            const std::vector<float> v = row(i);
+            std::memcpy(out.data() + i * d, v.data(), d * sizeof(float));
+        }
+    }
+    return to_numpy(std::move(out), { n, d });
+}
+
 // CLIP: image features (images loaded as dior embed --method clip loads them) and text features,
 // clip_model's calls, (N, projection_dim) float32.
 class clip_model {
@@ -273,31 +289,13 @@ class clip_model {
         for (size_t i = 0; i < nb::len(images); ++i) {
             decoded.push_back(to_image(images[i], i, max_size_, limits_));
         }
-        const size_t       d = (size_t)m_->projection_dim();
-        std::vector<float> out(decoded.size() * d);
-        {
-            nb::gil_scoped_release      free;
-            std::lock_guard<std::mutex> lock(mu_);
-            for (size_t i = 0; i < decoded.size(); ++i) {
-                const auto v = m_->image_features(decoded[i]);
-                std::memcpy(out.data() + i * d, v.data(), d * sizeof(float));
-            }
-        }
-        return to_numpy(std::move(out), { decoded.size(), d });
+        return rows_of(decoded.size(), (size_t)m_->projection_dim(), mu_,
+                       [&](size_t i) { return m_->image_features(decoded[i]); });
     }
 
     nb::ndarray<nb::numpy, float> embed_texts(const std::vector<std::string> & texts) {
-        const size_t       d = (size_t)m_->projection_dim();
-        std::vector<float> out(texts.size() * d);
-        {
-            nb::gil_scoped_release      free;
-            std::lock_guard<std::mutex> lock(mu_);
-            for (size_t i = 0; i < texts.size(); ++i) {
-                const auto v = m_->text_features(texts[i]);
-                std::memcpy(out.data() + i * d, v.data(), d * sizeof(float));
-            }
-        }
-        return to_numpy(std::move(out), { texts.size(), d });
+        return rows_of(texts.size(), (size_t)m_->projection_dim(), mu_,
+                       [&](size_t i) { return m_->text_features(texts[i]); });
     }
 
     std::vector<int32_t> tokenize(const std::string & text) const { return m_->tokenizer().encode(text); }
@@ -322,17 +320,7 @@ class sentence_model {
     std::string name() const { return m_->name(); }
 
     nb::ndarray<nb::numpy, float> encode(const std::vector<std::string> & texts) {
-        const size_t       d = (size_t)m_->n_embd();
-        std::vector<float> out(texts.size() * d);
-        {
-            nb::gil_scoped_release      free;
-            std::lock_guard<std::mutex> lock(mu_);
-            for (size_t i = 0; i < texts.size(); ++i) {
-                const auto v = m_->encode(texts[i]);
-                std::memcpy(out.data() + i * d, v.data(), d * sizeof(float));
-            }
-        }
-        return to_numpy(std::move(out), { texts.size(), d });
+        return rows_of(texts.size(), (size_t)m_->n_embd(), mu_, [&](size_t i) { return m_->encode(texts[i]); });
     }
 
     std::vector<int32_t> tokenize(const std::string & text) const { return m_->tokenize(text); }

@@ -20,6 +20,7 @@ struct embed_text_options {
 };
 
 // One text a line (a final newline ends the last line, it does not start an empty one; "\r\n" too).
+// Not the image and condition lists' reader: a text keeps its spaces, a leading "#" and its emptiness.
 std::vector<std::string> read_lines(const std::string & path) {
     const auto               bytes = read_file(path, (int64_t)256 << 20);
     std::vector<std::string> out;

@@ -44,6 +44,10 @@ std::string quoted(const std::vector<std::string> & texts) {
     return out;
 }
 
+std::vector<float> row(const dior::matrix & x, size_t i) {
+    return std::vector<float>(x.data.begin() + (long)(i * x.cols), x.data.begin() + (long)((i + 1) * x.cols));
+}
+
 void expect_bit_equal(const std::vector<float> & a, const std::vector<float> & b, const std::string & what) {
     ASSERT_EQ(a.size(), b.size()) << what;
     EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << what;
@@ -88,9 +92,7 @@ TEST_F(TextCli, EmbedTextGivesTheLibrarysClipTextFeatures) {
     const dior::matrix x = dior::read_npy((dir_ / "t.npy").string());
     ASSERT_EQ(x.rows, 3u);
     for (size_t i = 0; i < 3; ++i) {
-        expect_bit_equal(
-            std::vector<float>(x.data.begin() + (long)(i * x.cols), x.data.begin() + (long)((i + 1) * x.cols)),
-            m->text_features(k_texts[i]), k_texts[i]);
+        expect_bit_equal(row(x, i), m->text_features(k_texts[i]), k_texts[i]);
     }
 }
 
@@ -219,9 +221,7 @@ TEST_F(TextCli, SearchByTextUnderInDiReCTSettingsProjectsTheTextAsTheRunProjecte
         const dior::matrix       x = st->vectors(res["setting"]["id"].get<int64_t>(), &paths);
         for (size_t i = 0; i < x.rows; ++i) {
             const auto img = dior::load_image(paths[i]);
-            expect_bit_equal(
-                std::vector<float>(x.data.begin() + (long)(i * x.cols), x.data.begin() + (long)((i + 1) * x.cols)),
-                dior::indirect_embed(u, m->image_features(img)), paths[i]);
+            expect_bit_equal(row(x, i), dior::indirect_embed(u, m->image_features(img)), paths[i]);
         }
     }
     // texts the run did not use: the setting's hash does not match, and the error says what to pass
