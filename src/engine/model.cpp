@@ -461,8 +461,9 @@ class model_impl final : public model {
             if (total + n_new > params_.n_ctx) {
                 throw error(source + ": the prompt has " + std::to_string(total) + " tokens" +
                             (n_new ? " (+ " + std::to_string(n_new) + " to generate)" : std::string()) +
-                            ", more than the context (" + std::to_string(params_.n_ctx) +
-                            "); lower --image-max-size or raise --ctx-size");
+                            ", more than the context (--ctx-size " + std::to_string(params_.n_ctx) +
+                            "); use --ctx-size " + std::to_string(total + n_new) +
+                            " or more, or a smaller --image-max-size");
             }
             // Generating reads the last prompt token's logits; input_last reads its chosen token.
             j.token = ep.source != embed_source::input_last ? total - 1

@@ -125,37 +125,6 @@ void check_options(const run_options & o) {
     }
 }
 
-// The longest prompt, for an image as large as image_max_size allows (a square: the most pixels
-// for that longer side), must fit the context; say which size would.
-void check_context(model & m, const embed_params & ep, const std::vector<std::optional<std::string>> & conditions,
-                   const run_options & o) {
-    if (o.image_max_size <= 0) {
-        return;  // no size limit: checked per image
-    }
-    image probe;
-    probe.source = "(probe)";
-    probe.width = probe.height = o.image_max_size;
-    probe.rgb.assign((size_t)o.image_max_size * o.image_max_size * 3, 128);
-    size_t longest = 0;
-    for (const auto & c : conditions) {
-        longest = std::max(longest, m.prompt_tokens(probe, instruction(ep.prompt, c), ep.parse_special).size());
-    }
-    const bool   gen   = ep.generate || ep.source != embed_source::input_last;
-    const size_t n_new = gen ? (size_t)ep.generation.max_new_tokens : 0;
-    if ((int64_t)(longest + n_new) > o.model.n_ctx) {
-        throw error("--ctx-size " + std::to_string(o.model.n_ctx) + " is too small: an image of " +
-                    std::to_string(o.image_max_size) + " x " + std::to_string(o.image_max_size) +
-                    " px with the longest prompt takes " + std::to_string(longest) + " tokens" +
-                    (gen ? " + " + std::to_string(n_new) + " generated" : std::string()) + "; use --ctx-size " +
-                    std::to_string(longest + n_new) + " or more, or a smaller --image-max-size");
-    }
-    if (ep.source == embed_source::input_last && o.token >= (int)longest) {
-        // the shortest prompt may be shorter still; this at least catches a token no prompt reaches
-        throw error("--token " + std::to_string(o.token) + " is beyond the longest prompt (" + std::to_string(longest) +
-                    " tokens for the largest image)");
-    }
-}
-
 // The model files' SHA-256, computed while the models load (the per-user cache answers at once
 // after the first run); a file that cannot be read fails the load first. Leaving the scope (a
 // failed load) cancels what still runs: the flag is set before the futures wait for their tasks.
@@ -292,7 +261,6 @@ loaded_method load_method(run_options o, const std::vector<std::optional<std::st
         ep.generation.seed           = o.seed;
         ep.generation.repeat_penalty = o.repeat_penalty;
         lm.lvlm->resolve_layers(ep.layers);  // validates
-        check_context(*lm.lvlm, ep, conditions, o);
         if (o.method == "dior") {
             lm.meth = make_dior_method(*lm.lvlm, conditions, ep);
         } else {

@@ -6,6 +6,7 @@
 #include "../../tests/support/test_paths.h"
 #include "dior.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <jpeglib.h>
+#include <map>
 #include <set>
 #include <sqlite3.h>
 #include <sstream>
@@ -402,8 +404,6 @@ TEST_F(Hostile, BadArgumentsWriteNothing) {
     const std::string                         imgs    = (dir_ / "images").string();
     const std::pair<std::string, std::string> cases[] = {
         { "--token 5000", "--token 5000 is outside any prompt" },
-        { "--token 900", "--token 900 is beyond the longest prompt" },
-        { "--ctx-size 64", "--ctx-size 64 is too small: an image of 700 x 700 px with the longest prompt takes" },
         { "--layer ''", "--layer '': give layer indices" },
         { "--layer 99", "layer 99 is out of range" },
         { "--image-max-size -5", "--image-max-size -5" },
@@ -421,6 +421,69 @@ TEST_F(Hostile, BadArgumentsWriteNothing) {
         EXPECT_NE(lines[0].find(want), std::string::npos) << args << "\n" << lines[0];
         EXPECT_FALSE(fs::exists(db())) << args;
     }
+}
+
+// 8b: --image-max-size and the context follow one rule: each image's own prompt is checked against
+// --ctx-size. Any limit embeds an image whose prompt fits (no probe of a worst-case square, no
+// "out of memory" for an argument); one that does not fit is that image's failure, recorded, with
+// the --ctx-size it needs, and that size is enough.
+TEST_F(Hostile, ContextIsCheckedPerImageWhateverTheSizeLimit) {
+    const fs::path d = dir_ / "images";
+    dior::test::write_bmp((d / "wide.bmp").string(), 2600, 60, dior::test::pattern_rgb(2600, 60, 7));
+    std::map<std::string, std::vector<float>> first;  // path -> vector, from the first limit that keeps size
+    for (const char * limit : { "2000", "5000", "100000", "0" }) {
+        const std::string out = (dir_ / (std::string("m") + limit + ".db")).string();
+        const auto        r   = run(embed(d.string(), std::string("--image-max-size ") + limit + " -o " + out));
+        ASSERT_EQ(r.status, 0) << limit << "\n" << r.output;
+        EXPECT_EQ(error_lines(r.output).size(), 0u) << limit << "\n" << r.output;
+        auto st = dior::store::open(out, true);
+        ASSERT_EQ(st->settings().size(), 1u);
+        std::vector<std::string> paths;
+        const dior::matrix       m = st->vectors(st->settings()[0].id, &paths);
+        EXPECT_EQ(m.rows, 3u) << limit;
+        for (size_t i = 0; i < m.rows; ++i) {
+            const std::vector<float> v(m.data.begin() + i * m.cols, m.data.begin() + (i + 1) * m.cols);
+            for (float x : v) {
+                ASSERT_TRUE(std::isfinite(x)) << limit;
+            }
+            // 40 x 30 images are below every limit: the same vector under each; the wide one is
+            // shrunk by 2000 only.
+            const bool kept = paths[i].find("wide") == std::string::npos || std::string(limit) != "2000";
+            if (kept) {
+                auto [it, added] = first.emplace(paths[i], v);
+                if (!added) {
+                    EXPECT_EQ(it->second, v) << limit << " " << paths[i];
+                }
+            }
+        }
+    }
+    // A context too small for any prompt: every image fails on its own, with the size it needs.
+    const auto r = run(embed(d.string(), "--ctx-size 16"));
+    EXPECT_EQ(r.status, 1) << r.output;  // none embedded
+    const auto lines = error_lines(r.output);
+    ASSERT_EQ(lines.size(), 4u) << r.output;  // three images and the summary
+    EXPECT_NE(r.output.find("none of the 3 images could be embedded"), std::string::npos) << r.output;
+    int needed = 0;
+    for (size_t i = 0; i < 3; ++i) {
+        const auto at = lines[i].find("use --ctx-size ");
+        ASSERT_NE(at, std::string::npos) << lines[i];
+        EXPECT_NE(lines[i].find("more than the context (--ctx-size 16)"), std::string::npos) << lines[i];
+        needed = std::max(needed, std::stoi(lines[i].substr(at + 15)));
+    }
+    EXPECT_EQ(summarize(db()).failures.size(), 3u);
+    EXPECT_EQ(summarize(db()).images, 0u);
+    // The size named is enough: the same command with it embeds every image (one less is not).
+    const auto less = run(embed(d.string(), "--ctx-size " + std::to_string(needed - 1)));
+    EXPECT_EQ(less.status, 2) << less.output;
+    EXPECT_NE(less.output.find("use --ctx-size " + std::to_string(needed)), std::string::npos) << less.output;
+    const auto ok = run(embed(d.string(), "--ctx-size " + std::to_string(needed)));
+    EXPECT_EQ(ok.status, 0) << ok.output;
+    EXPECT_EQ(summarize(db()).images, 3u);
+    EXPECT_TRUE(summarize(db()).failures.empty());
+    // A token no prompt reaches is each image's error too, not a guess from a probe.
+    const auto far = run(embed(d.string(), "--token 3000 -o " + (dir_ / "far.db").string()));
+    EXPECT_EQ(far.status, 1) << far.output;
+    EXPECT_NE(far.output.find("token 3000 is outside the prompt"), std::string::npos) << far.output;
 }
 
 // 9: import of bad vectors: each bad setting reported and left out whole; nothing half-imported;
