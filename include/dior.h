@@ -78,9 +78,14 @@ std::vector<uint8_t> encode_jpeg(const image & img, int quality = 85);
 // dior::error naming the file when it cannot be read or decoded.
 std::vector<uint8_t> thumbnail_jpeg(const std::string & path, int max_side = 160, const image_limits & limits = {});
 
-// A path or message made printable on one line: control characters and newlines as C escapes
-// (\n, \x1b), an empty name as ''.
+// A path or message made printable on one line: control characters, newlines and bytes that are
+// not UTF-8 as C escapes (\n, \x1b, \xe9), an empty name as ''.
 std::string printable(const std::string & text);
+
+// The length of the well-formed UTF-8 sequence that starts at text[i] (1 to 4), or 0 when the
+// byte there does not start one (Unicode's table: no overlongs, surrogates or code points past
+// U+10FFFF). File names on Linux are bytes, not always UTF-8: writers of JSON and HTML use this.
+size_t utf8_length_at(const std::string & text, size_t i);
 
 // PIL-compatible Lanczos (a = 3) resampling of an 8-bit RGB image, bit-exact with Pillow's
 // Image.resize(..., Image.LANCZOS).

@@ -24,11 +24,43 @@ namespace {
 
 using rgb_array = nb::ndarray<const uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu>;
 
+// File names are bytes: a str path goes in as os.fsencode() gives it, and a path comes out as
+// os.fsdecode() would (a byte that is not UTF-8 as a lone surrogate, U+DC80 to U+DCFF).
+std::string fs_bytes(nb::handle path) {
+    if (nb::isinstance<nb::bytes>(path)) {
+        nb::bytes b = nb::borrow<nb::bytes>(path);
+        return std::string(b.c_str(), b.size());
+    }
+    PyObject * b = PyUnicode_EncodeFSDefault(path.ptr());
+    if (!b) {
+        throw nb::python_error();
+    }
+    std::string out(PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
+    Py_DECREF(b);
+    return out;
+}
+
+nb::object fs_str(const std::string & path) {
+    PyObject * s = PyUnicode_DecodeFSDefaultAndSize(path.data(), (Py_ssize_t)path.size());
+    if (!s) {
+        throw nb::python_error();
+    }
+    return nb::steal(s);
+}
+
+nb::list fs_strs(const std::vector<std::string> & paths) {
+    nb::list out;
+    for (const auto & p : paths) {
+        out.append(fs_str(p));
+    }
+    return out;
+}
+
 // One image of a batch: a path, encoded bytes, or an RGB array (height x width x 3), decoded and
 // downscaled exactly as dior embed does (Lanczos to image_max_size on the longer side).
 dior::image to_image(const nb::handle & item, size_t index, int max_size, const dior::image_limits & limits) {
     if (nb::isinstance<nb::str>(item)) {
-        const std::string      path = nb::cast<std::string>(item);
+        const std::string      path = fs_bytes(item);
         nb::gil_scoped_release free;
         return dior::load_image(path, max_size, limits);
     }
@@ -353,7 +385,12 @@ dior::run_options to_run_options(const nb::dict & kw) {
     using O                                                 = dior::run_options;
     using M                                                 = dior::model_params;
     static const std::map<std::string, option_setter> table = {
-        { "inputs", run_field(&O::inputs) },
+        { "inputs",
+          [](O & o, nb::handle v) {
+              for (nb::handle p : v) {
+                  o.inputs.push_back(fs_bytes(p));
+              }
+          } },
         { "list_file", run_field(&O::list_file) },
         { "dataset", run_field(&O::dataset) },
         { "datasets_dir", run_field(&O::datasets_dir) },
@@ -514,7 +551,7 @@ NB_MODULE(_dior, m) {
                     nb::gil_scoped_release free;
                     x = st.vectors(setting_id, &paths);
                 }
-                return std::make_pair(to_numpy(std::move(x.data), { x.rows, x.cols }), paths);
+                return nb::make_tuple(to_numpy(std::move(x.data), { x.rows, x.cols }), fs_strs(paths));
             },
             "setting_id"_a)
         .def(
@@ -565,7 +602,7 @@ NB_MODULE(_dior, m) {
             ev.progress = [&](size_t done, size_t total, size_t, const std::string & path) {
                 py.call([&] {
                     if (!progress.is_none()) {
-                        progress(done, total, path);
+                        progress(done, total, fs_str(path));
                     }
                 });
             };
@@ -593,7 +630,7 @@ NB_MODULE(_dior, m) {
             d["failed"]   = r.failed;
             nb::list failures;
             for (const auto & f : r.failures) {
-                failures.append(nb::make_tuple(f.image, f.reason));
+                failures.append(nb::make_tuple(fs_str(f.image), f.reason));
             }
             d["failures"] = failures;
             nb::list settings;

@@ -147,14 +147,19 @@ std::string printable(const std::string & text) {
         return "''";
     }
     std::string out;
-    for (unsigned char c : text) {
-        if (c == '\n') {
+    for (size_t i = 0; i < text.size(); ++i) {
+        const unsigned char c = (unsigned char)text[i];
+        const size_t        n = c >= 0x80 ? utf8_length_at(text, i) : 0;
+        if (n > 0) {  // a UTF-8 sequence as it is (a byte that starts none is escaped below)
+            out.append(text, i, n);
+            i += n - 1;
+        } else if (c == '\n') {
             out += "\\n";
         } else if (c == '\r') {
             out += "\\r";
         } else if (c == '\t') {
             out += "\\t";
-        } else if (c < 0x20 || c == 0x7f) {
+        } else if (c < 0x20 || c >= 0x7f) {
             char buf[8];
             std::snprintf(buf, sizeof(buf), "\\x%02x", c);
             out += buf;

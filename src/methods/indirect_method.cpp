@@ -1,6 +1,7 @@
 // InDiReCT as a method (SPEC 2): per aspect, U fitted on the normalised CLIP text features of the
 // aspect's condition texts; an image's vector = normalize(U . normalize(CLIP image feature)).
 #include "dior.h"
+#include "dior_json.h"
 
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -88,7 +89,7 @@ std::vector<indirect_texts> load_indirect_texts(const std::string & path) {
     const auto                  bytes = read_file(path, (int64_t)64 << 20);
     std::vector<indirect_texts> out;
     try {
-        const auto j = nlohmann::json::parse(bytes.begin(), bytes.end());
+        const auto j = json_parse(std::string(bytes.begin(), bytes.end()));
         for (const auto & c : j.at("configs")) {
             indirect_texts t;
             t.dataset             = c.at("dataset").get<std::string>();

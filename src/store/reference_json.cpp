@@ -1,5 +1,6 @@
 // Vector files of the reference's output layout: {"embedding": [...], "prompt": ..., "source": ...}.
 #include "dior.h"
+#include "dior_json.h"
 
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -12,7 +13,7 @@ std::vector<float> parse_reference_json(const std::string & text, const std::str
     const std::string name = printable(source);
     json              j;
     try {
-        j = json::parse(text);
+        j = json_parse(text);
     } catch (const std::exception & e) {
         throw error(name + ": not valid JSON (" + e.what() + ")");
     }

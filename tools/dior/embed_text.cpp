@@ -3,6 +3,7 @@
 // stdout or as an (N, D) float32 .npy file. The library calls behind it: clip_model::text_features
 // and sentence_encoder::encode.
 #include "commands.h"
+#include "dior_json.h"
 
 #include <cstdio>
 #include <fstream>
@@ -91,7 +92,7 @@ int run_embed_text(const embed_text_options & o) {
                                                                 out.data.begin() + (long)((i + 1) * out.cols)) } });
     }
     // Texts are not always valid UTF-8 (a file's bytes): replaced in the JSON, not refused.
-    std::printf("%s\n", j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::printf("%s\n", json_text(j, 1).c_str());
     return exit_ok;
 }
 

@@ -1,6 +1,7 @@
 // dior eval: conditional retrieval scores of stored settings, as the reference's evaluation
 // (pytorch-metric-learning) computes them, for every labelled aspect of the setting's dataset.
 #include "commands.h"
+#include "dior_json.h"
 
 #include <algorithm>
 #include <cmath>
@@ -218,7 +219,7 @@ int run_eval(const eval_options & o) {
                               { "num_token", s.s.token },
                               { "embedsrc", s.s.source },
                               { "results", jr } };
-        std::ofstream(fs::path(o.out_dir) / (name + ".json")) << result.dump(2) << "\n";
+        std::ofstream(fs::path(o.out_dir) / (name + ".json")) << json_text(result, 2) << "\n";
         ++n_done;
     }
     std::ofstream(fs::path(o.out_dir) / "summary.csv") << csv;

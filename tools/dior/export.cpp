@@ -1,5 +1,6 @@
 // dior export: a store's settings as .npy matrices or in the reference's JSON layout.
 #include "commands.h"
+#include "dior_json.h"
 
 #include <filesystem>
 #include <fstream>
@@ -7,6 +8,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using json   = nlohmann::json;
@@ -70,13 +72,61 @@ void write_text(const fs::path & path, const std::string & text) {
     fs::rename(tmp, path);
 }
 
-void make_dir(const std::string & dir) {
+void make_dir(const fs::path & dir) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) {
-        throw error("cannot create folder " + dir + ": " + ec.message());
+        throw error("cannot create folder " + printable(dir.string()) + ": " + ec.message());
     }
 }
+
+// An export folder written whole or not at all: everything goes to a hidden folder beside it
+// first, and commit() moves it into place (one rename when the folder is new; else each file or
+// setting folder replaced by its new version). An export that stops before commit() leaves the
+// folder as it was and removes its staging folder.
+class staged_folder {
+  public:
+    explicit staged_folder(const std::string & target) : target_(fs::absolute(target).lexically_normal()) {
+        if (target_.filename().empty()) {  // "out/" or ".": the folder itself
+            target_ = target_.parent_path();
+        }
+        stage_ = target_.parent_path() / ("." + target_.filename().string() + ".partial-" + std::to_string(getpid()));
+        std::error_code ec;
+        fs::remove_all(stage_, ec);
+        make_dir(stage_);
+    }
+
+    ~staged_folder() {
+        std::error_code ec;
+        fs::remove_all(stage_, ec);
+    }
+
+    staged_folder(const staged_folder &)             = delete;
+    staged_folder & operator=(const staged_folder &) = delete;
+
+    const fs::path & path() const { return stage_; }
+
+    void commit() {
+        std::error_code ec;
+        if (!fs::exists(target_, ec)) {
+            fs::rename(stage_, target_);
+            return;
+        }
+        if (!fs::is_directory(target_, ec)) {
+            throw error(printable(target_.string()) + " exists and is not a folder");
+        }
+        for (const auto & e : fs::directory_iterator(stage_)) {
+            const fs::path to = target_ / e.path().filename();
+            if (fs::is_directory(to, ec) && !fs::is_symlink(to, ec)) {
+                fs::remove_all(to);
+            }
+            fs::rename(e.path(), to);
+        }
+    }
+
+  private:
+    fs::path target_, stage_;
+};
 
 // Unique file names: the reference's name, with "-s<id>" added when two settings share it.
 std::map<int64_t, std::string> names_of(const std::vector<stored_setting> & all, const std::vector<int64_t> & ids) {
@@ -94,8 +144,9 @@ std::map<int64_t, std::string> names_of(const std::vector<stored_setting> & all,
 
 }  // namespace
 
-void export_npy(const store & st, const std::vector<int64_t> & ids, const std::string & dir) {
-    make_dir(dir);
+void export_npy(const store & st, const std::vector<int64_t> & ids, const std::string & out_dir) {
+    staged_folder         stage(out_dir);
+    const fs::path &      dir      = stage.path();
     const auto            all      = st.settings();
     const auto            names    = names_of(all, ids);
     json                  settings = json::array();
@@ -105,15 +156,15 @@ void export_npy(const store & st, const std::vector<int64_t> & ids, const std::s
         const matrix             m    = st.vectors(id, &paths, &texts);
         const std::string        name = names.at(id);
         exported.insert(paths.begin(), paths.end());
-        write_npy((fs::path(dir) / (name + ".npy")).string(), m);
+        write_npy((dir / (name + ".npy")).string(), m);
         std::string rows;
         for (const auto & p : paths) {
             rows += p + "\n";
         }
-        write_text(fs::path(dir) / (name + ".rows.txt"), rows);
+        write_text(dir / (name + ".rows.txt"), rows);
         json j = setting_json(find_setting(all, id));
         if (find_setting(all, id).s.max_new_tokens) {  // the generated texts, one per row
-            write_text(fs::path(dir) / (name + ".texts.json"), json(texts).dump(1) + "\n");
+            write_text(dir / (name + ".texts.json"), json_text(json(texts), 1) + "\n");
             j["texts"] = name + ".texts.json";
         }
         j["file"]  = name + ".npy";
@@ -135,24 +186,26 @@ void export_npy(const store & st, const std::vector<int64_t> & ids, const std::s
                             { "settings", settings },
                             { "images", images },
                             { "failed", failed } };
-    write_text(fs::path(dir) / "manifest.json", manifest.dump(2) + "\n");
+    write_text(dir / "manifest.json", json_text(manifest, 2) + "\n");
+    stage.commit();
 }
 
-void export_json(const store & st, const std::vector<int64_t> & ids, const std::string & dir) {
-    make_dir(dir);
-    const auto all   = st.settings();
-    const auto names = names_of(all, ids);
+void export_json(const store & st, const std::vector<int64_t> & ids, const std::string & out_dir) {
+    staged_folder    stage(out_dir);
+    const fs::path & dir   = stage.path();
+    const auto       all   = st.settings();
+    const auto       names = names_of(all, ids);
     for (int64_t id : ids) {
         const setting &          s = find_setting(all, id).s;
         std::vector<std::string> paths, texts;
         const matrix             m   = st.vectors(id, &paths, &texts);
-        const fs::path           sub = fs::path(dir) / names.at(id);
-        make_dir(sub.string());
+        const fs::path           sub = dir / names.at(id);
+        make_dir(sub);
         std::set<std::string> files;
         for (size_t r = 0; r < m.rows; ++r) {
             const std::string file = reference_json_name(paths[r]);
             if (!files.insert(file).second) {
-                throw error("two images named " + file + " in setting " + names.at(id) +
+                throw error("two images named " + printable(file) + " in setting " + printable(names.at(id)) +
                             ": the reference layout keys files by name; export them separately");
             }
             json emb = json::array();
@@ -173,9 +226,10 @@ void export_json(const store & st, const std::vector<int64_t> & ids, const std::
             if (s.source == "generative") {
                 j["text_encoder"] = s.text_encoder;
             }
-            write_text(sub / file, j.dump());
+            write_text(sub / file, json_text(j));
         }
     }
+    stage.commit();
 }
 
 void register_export(CLI::App & app, int & exit_code) {

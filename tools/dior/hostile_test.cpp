@@ -5,6 +5,7 @@
 #include "../../tests/support/test_images.h"
 #include "../../tests/support/test_paths.h"
 #include "dior.h"
+#include "dior_json.h"
 
 #include <algorithm>
 #include <cmath>
@@ -31,6 +32,22 @@ namespace {
 std::string model_args(bool threads = true) {
     const std::string dir = dior::test::tiny_dir();
     return "-m " + dir + "/text.gguf --mmproj " + dir + "/mmproj.gguf" + (threads ? " -t 2" : "");
+}
+
+bool is_utf8(const std::string & s) {
+    for (size_t i = 0; i < s.size();) {
+        const size_t n = dior::utf8_length_at(s, i);
+        if (n == 0) {
+            return false;
+        }
+        i += n;
+    }
+    return true;
+}
+
+std::string slurp(const std::string & path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
 std::string quote(const std::string & s) {  // for sh -c
@@ -484,6 +501,118 @@ TEST_F(Hostile, ContextIsCheckedPerImageWhateverTheSizeLimit) {
     const auto far = run(embed(d.string(), "--token 3000 -o " + (dir_ / "far.db").string()));
     EXPECT_EQ(far.status, 1) << far.output;
     EXPECT_NE(far.output.find("token 3000 is outside the prompt"), std::string::npos) << far.output;
+}
+
+// 8c: file names that are not UTF-8 (a Latin-1 "café", and bytes that start no sequence) go
+// through every command: error-free JSON that gives the bytes back, HTML that stays UTF-8, and an
+// export / import round trip that keeps them.
+TEST_F(Hostile, NamesThatAreNotUtf8GoThroughEveryCommand) {
+    const fs::path    d      = dir_ / "images";
+    const std::string latin1 = (d / "caf\xe9.bmp").string();
+    const std::string broken = (d / "x\xed\xa0\x80\xff\xc3.bmp").string();  // a surrogate, 0xff, a cut sequence
+    dior::test::write_bmp(latin1, 36, 28, dior::test::pattern_rgb(36, 28, 3));
+    dior::test::write_bmp(broken, 44, 28, dior::test::pattern_rgb(44, 28, 4));
+    auto r = run(embed(d.string(), "-c 'colour'"));
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(summarize(db()).images, 4u);
+    r = run("status --db " + db());
+    EXPECT_EQ(r.status, 0) << r.output;
+
+    // search --json: valid JSON whose paths are the stored bytes
+    r = run("search --db " + db() + " " + quote(latin1) + " -k 4 --json");
+    ASSERT_EQ(r.status, 0) << r.output;
+    const auto            start = r.output.find('{');
+    const nlohmann::json  j     = dior::json_parse(r.output.substr(start));
+    std::set<std::string> found;
+    for (const auto & g : j.at("results")) {
+        for (const auto & n : g.at("neighbors")) {
+            found.insert(n.at("path").get<std::string>());
+        }
+    }
+    EXPECT_EQ(j.at("query").get<std::string>(), latin1);
+    EXPECT_TRUE(found.count(broken)) << r.output;  // the query itself is not its own neighbour
+    EXPECT_NE(r.output.find("caf\\udce9.bmp"), std::string::npos) << r.output;  // as Python writes it
+    EXPECT_EQ(is_utf8(r.output), true);                                         // nothing but UTF-8
+
+    // export: .npy rows and manifest keep the bytes; the JSON layout's files are named by them
+    const fs::path npy = dir_ / "npy", jl = dir_ / "json";
+    r = run("export --db " + db() + " --npy " + npy.string() + " --json " + jl.string());
+    ASSERT_EQ(r.status, 0) << r.output;
+    const std::string manifest = slurp((npy / "manifest.json").string());
+    EXPECT_EQ(is_utf8(manifest), true);
+    std::set<std::string> listed;
+    const nlohmann::json  m = dior::json_parse(manifest);
+    for (const auto & i : m.at("images")) {
+        listed.insert(i.at("path").get<std::string>());
+    }
+    EXPECT_TRUE(listed.count(latin1) && listed.count(broken)) << manifest;
+    std::string rows;
+    for (const auto & e : fs::directory_iterator(npy)) {
+        if (e.path().string().size() > 9 && e.path().string().rfind(".rows.txt") == e.path().string().size() - 9) {
+            rows = slurp(e.path().string());
+        }
+    }
+    EXPECT_NE(rows.find(latin1 + "\n"), std::string::npos);
+    EXPECT_NE(rows.find(broken + "\n"), std::string::npos);
+    const std::string db2 = (dir_ / "back.db").string();
+    r                     = run("import " + jl.string() + " --db " + db2);
+    ASSERT_EQ(r.status, 0) << r.output;
+    auto                     back = dior::store::open(db2, true);
+    std::vector<std::string> names;
+    back->vectors(back->settings().at(0).id, &names);
+    bool has_latin1 = false, has_broken = false;
+    for (const auto & n : names) {
+        has_latin1 |= n.find("caf\xe9") != std::string::npos;
+        has_broken |= n.find("x\xed\xa0\x80\xff\xc3") != std::string::npos;
+    }
+    std::string all_names;
+    for (const auto & n : names) {
+        all_names += dior::printable(n) + " ";
+    }
+    EXPECT_TRUE(has_latin1 && has_broken) << all_names;
+
+    // report: a page that stays UTF-8, the names shown with \xNN
+    const fs::path html = dir_ / "report.html";
+    r = run("report --db " + db() + " -o " + html.string() + " --query " + quote(latin1) + " --query " + quote(broken));
+    ASSERT_EQ(r.status, 0) << r.output;
+    const std::string page = slurp(html.string());
+    EXPECT_EQ(is_utf8(page), true);
+    EXPECT_NE(page.find("caf\\xe9.bmp"), std::string::npos);
+}
+
+// 8d: an export is all or nothing: one that fails midway (two images of one name in the
+// reference's layout) leaves no file of its own and no staging folder, and a folder that held an
+// earlier export keeps it unchanged.
+TEST_F(Hostile, AnExportThatFailsLeavesNothingHalfWritten) {
+    fs::create_directories(dir_ / "images" / "sub");
+    dior::test::write_bmp((dir_ / "images" / "sub" / "good0.bmp").string(), 40, 30, dior::test::pattern_rgb(40, 30, 5));
+    ASSERT_EQ(run(embed((dir_ / "images").string() + " " + (dir_ / "images" / "sub" / "good0.bmp").string())).status,
+              0);
+    const fs::path jl = dir_ / "out" / "json";
+    auto           r  = run("export --db " + db() + " --json " + jl.string());
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_NE(r.output.find("two images named good0.json"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(jl));
+    EXPECT_TRUE(fs::is_empty(dir_ / "out")) << "a staging folder was left behind";
+    // an earlier export in the folder stays as it was
+    fs::create_directories(jl);
+    dior::test::write_file((jl / "earlier.txt").string(), "kept");
+    r = run("export --db " + db() + " --json " + jl.string());
+    EXPECT_EQ(r.status, 1) << r.output;
+    std::vector<std::string> left;
+    for (const auto & e : fs::directory_iterator(jl)) {
+        left.push_back(e.path().filename().string());
+    }
+    EXPECT_EQ(left, std::vector<std::string>{ "earlier.txt" });
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir_ / "out"), fs::directory_iterator()), 1);
+    // a good export replaces what it writes and keeps the rest
+    fs::remove(dir_ / "images" / "sub" / "good0.bmp");
+    const std::string db2 = (dir_ / "one.db").string();
+    ASSERT_EQ(run(embed((dir_ / "images" / "good1.bmp").string(), "-o " + db2)).status, 0);
+    r = run("export --db " + db2 + " --json " + jl.string() + " --npy " + jl.string());
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_TRUE(fs::exists(jl / "earlier.txt"));
+    EXPECT_TRUE(fs::exists(jl / "manifest.json"));
 }
 
 // 9: import of bad vectors: each bad setting reported and left out whole; nothing half-imported;

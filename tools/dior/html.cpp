@@ -1,10 +1,13 @@
 #include "html.h"
 
+#include "dior_json.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <set>
@@ -17,7 +20,20 @@ namespace dior::cli {
 std::string html_escape(const std::string & text) {
     std::string out;
     out.reserve(text.size());
-    for (char c : text) {
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char   c = text[i];
+        const size_t n = (unsigned char)c >= 0x80 ? utf8_length_at(text, i) : 1;
+        if (n == 0) {  // a byte of a name that is not UTF-8, shown as \xNN (the page stays UTF-8)
+            char buf[8];
+            std::snprintf(buf, sizeof(buf), "\\x%02x", (unsigned char)c);
+            out += buf;
+            continue;
+        }
+        if (n > 1) {
+            out.append(text, i, n);
+            i += n - 1;
+            continue;
+        }
         switch (c) {
             case '&':
                 out += "&amp;";
@@ -103,9 +119,10 @@ std::vector<eval_result> load_eval_dir(const std::string & dir) {
     std::vector<eval_result> out;
     for (const auto & f : files) {
         try {
-            std::ifstream in(f);
-            const json    j = json::parse(in);
-            eval_result   r;
+            std::ifstream     in(f);
+            const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            const json        j = json_parse(text);
+            eval_result       r;
             r.setting     = j.at("setting").get<std::string>();
             r.dataset     = j.at("dataset").get<std::string>();
             r.model_id    = j.value("model_id", std::string());

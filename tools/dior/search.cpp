@@ -4,6 +4,7 @@
 // answered under CLIP settings (its CLIP text features against the stored image features) and
 // InDiReCT settings (the text features through the setting's projection).
 #include "commands.h"
+#include "dior_json.h"
 #include "query.h"
 
 #include <cstdio>
@@ -96,7 +97,7 @@ int run_search(search_options o) {
         std::printf("\n");
     }
     if (o.as_json) {
-        std::printf("%s\n", out.dump(2, ' ', false, json::error_handler_t::replace).c_str());
+        std::printf("%s\n", json_text(out, 2).c_str());
     }
     return exit_ok;
 }

@@ -8,6 +8,9 @@
 // reads (settings, stored searches, thumbnails) go on; SIGTERM / SIGINT stop it gracefully.
 #include "chart.h"
 #include "commands.h"
+#include "connection_threads.h"
+#include "connection_watch.h"
+#include "dior_json.h"
 #include "html.h"
 #include "query.h"
 #include "web_page.h"
@@ -20,6 +23,7 @@
 #include <filesystem>
 #include <future>
 #include <httplib.h>
+#include <malloc.h>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -49,10 +53,17 @@ struct serve_options {
     int                   timeout_s       = 30;   // socket reads and writes
     int                   embed_timeout_s = 600;  // how long a request waits for its embedding
     size_t                queue           = 4;    // embedding jobs waiting (the running one aside)
-    int                   http_threads    = 8;
-    std::string           image_batch     = "auto";
-    bool                  verbose         = false;
+    int                   http_threads    = 8;    // threads kept; more start for more connections
+    int                   max_connections = 128;  // connections served at once (more wait, then 503)
+    connection_limits     slow;                   // deadlines for slow clients
+    std::string           image_batch = "auto";
+    bool                  verbose     = false;
 };
+
+// Buffers from this size on are mapped on their own (and so given back when freed); requests with
+// a body this large trim the heaps after them. Without both, glibc kept ~700 MB after a run of
+// 30 MB uploads (its mmap threshold grows to 32 MB, and each thread has its own heap).
+constexpr size_t k_large_body = 1 << 20;
 
 // An answer with a status: what handlers throw to reply with an error.
 struct http_error : error {
@@ -119,8 +130,28 @@ class service {
         }
     }
 
-    void routes(httplib::Server & svr) {
-        svr.set_pre_routing_handler([this](const httplib::Request & req, httplib::Response & res) {
+    // Every route's handler starts by telling the watch that the request is in: our work has no
+    // deadline, the client's reading and writing do.
+    template <class F>
+    static auto ours(connection_watch & w, F f) {
+        return [&w, f](const httplib::Request & req, httplib::Response & res) {
+            w.handling();
+            f(req, res);
+        };
+    }
+
+    void routes(httplib::Server & svr, connection_watch & watch) {
+        svr.set_post_routing_handler([&watch](const httplib::Request & req, httplib::Response & res) {
+            watch.answering((int64_t)res.body.size());
+            if (req.body.size() > k_large_body) {
+                malloc_trim(0);  // what a large request's decoding left in the heaps goes back to the system
+            }
+        });
+        svr.set_pre_routing_handler([this, &watch](const httplib::Request & req, httplib::Response & res) {
+            const std::string length = req.get_header_value("Content-Length");
+            watch.reading_body(!length.empty() ? (int64_t)std::strtoull(length.c_str(), nullptr, 10)
+                               : req.has_header("Transfer-Encoding") ? -1
+                                                                     : 0);
             if (o_.api_key.empty() || req.path == "/" || req.path == "/api/health") {
                 return httplib::Server::HandlerResponse::Unhandled;
             }
@@ -170,50 +201,54 @@ class service {
             }
         });
 
-        svr.Get("/", [](const httplib::Request &, httplib::Response & res) {
-            res.set_content(k_web_page, "text/html; charset=utf-8");
-        });
-        svr.Get("/eval", [this](const httplib::Request &, httplib::Response & res) { eval_page(res); });
-        svr.Get("/api/health", [this](const httplib::Request &, httplib::Response & res) {
-            reply(res, { { "ok", true }, { "auth", !o_.api_key.empty() }, { "version", DIOR_VERSION } });
-        });
-        svr.Get("/api/settings", [this](const httplib::Request &, httplib::Response & res) {
-            json arr = json::array();
-            for (const auto & s : settings()) {
-                arr.push_back(setting_json(s));
-            }
-            reply(res, { { "settings", arr } });
-        });
-        svr.Get("/api/images", [this](const httplib::Request & req, httplib::Response & res) { images(req, res); });
+        svr.Get("/", ours(watch, [](const httplib::Request &, httplib::Response & res) {
+                    res.set_content(k_web_page, "text/html; charset=utf-8");
+                }));
+        svr.Get("/eval", ours(watch, [this](const httplib::Request &, httplib::Response & res) { eval_page(res); }));
+        svr.Get("/api/health", ours(watch, [this](const httplib::Request &, httplib::Response & res) {
+                    reply(res, { { "ok", true }, { "auth", !o_.api_key.empty() }, { "version", DIOR_VERSION } });
+                }));
+        svr.Get("/api/settings", ours(watch, [this](const httplib::Request &, httplib::Response & res) {
+                    json arr = json::array();
+                    for (const auto & s : settings()) {
+                        arr.push_back(setting_json(s));
+                    }
+                    reply(res, { { "settings", arr } });
+                }));
+        svr.Get("/api/images",
+                ours(watch, [this](const httplib::Request & req, httplib::Response & res) { images(req, res); }));
         svr.Get("/api/thumbnail",
-                [this](const httplib::Request & req, httplib::Response & res) { thumbnail(req, res); });
-        svr.Get("/api/eval", [this](const httplib::Request &, httplib::Response & res) {
-            if (o_.eval_dir.empty()) {
-                throw http_error(404, "no evaluation loaded (start with --eval DIR, the folder dior eval -o wrote)");
-            }
-            json arr = json::array();
-            for (const auto & r : eval_) {
-                json a = json::object();
-                for (const auto & [aspect, sc] : r.by_aspect) {
-                    a[aspect] = { { "map_r", sc.map_r }, { "prec_1", sc.prec_1 }, { "images", sc.images } };
-                }
-                arr.push_back({ { "setting", r.setting },
-                                { "dataset", r.dataset },
-                                { "method", r.source == "input_last" ? "dior" : r.source },
-                                { "condition", r.condition ? json(*r.condition) : json(nullptr) },
-                                { "layer", r.layer },
-                                { "results", a } });
-            }
-            reply(res, { { "results", arr } });
-        });
-        svr.Post("/api/search", [this](const httplib::Request & req, httplib::Response & res) { search(req, res); });
-        svr.Post("/api/embed", [this](const httplib::Request & req, httplib::Response & res) { embed(req, res); });
+                ours(watch, [this](const httplib::Request & req, httplib::Response & res) { thumbnail(req, res); }));
+        svr.Get("/api/eval", ours(watch, [this](const httplib::Request &, httplib::Response & res) {
+                    if (o_.eval_dir.empty()) {
+                        throw http_error(404,
+                                         "no evaluation loaded (start with --eval DIR, the folder dior eval -o wrote)");
+                    }
+                    json arr = json::array();
+                    for (const auto & r : eval_) {
+                        json a = json::object();
+                        for (const auto & [aspect, sc] : r.by_aspect) {
+                            a[aspect] = { { "map_r", sc.map_r }, { "prec_1", sc.prec_1 }, { "images", sc.images } };
+                        }
+                        arr.push_back({ { "setting", r.setting },
+                                        { "dataset", r.dataset },
+                                        { "method", r.source == "input_last" ? "dior" : r.source },
+                                        { "condition", r.condition ? json(*r.condition) : json(nullptr) },
+                                        { "layer", r.layer },
+                                        { "results", a } });
+                    }
+                    reply(res, { { "results", arr } });
+                }));
+        svr.Post("/api/search",
+                 ours(watch, [this](const httplib::Request & req, httplib::Response & res) { search(req, res); }));
+        svr.Post("/api/embed",
+                 ours(watch, [this](const httplib::Request & req, httplib::Response & res) { embed(req, res); }));
     }
 
   private:
     static void reply(httplib::Response & res, const json & j, int status = 200) {
         res.status = status;
-        res.set_content(j.dump(), "application/json");
+        res.set_content(json_text(j), "application/json");
     }
 
     static void reply_error(httplib::Response & res, int status, const std::string & msg) {
@@ -270,7 +305,7 @@ class service {
     }
 
     static json parse_body(const httplib::Request & req) {
-        json j = json::parse(req.body);  // json::exception -> 400 "malformed JSON"
+        json j = json_parse(req.body);  // json::exception -> 400 "malformed JSON"
         if (!j.is_object()) {
             throw http_error(400, "the body must be a JSON object");
         }
@@ -630,28 +665,49 @@ class service {
     std::thread                                                                worker_;
 };
 
+// The HTTP server with every connection tracked by the watch while a thread serves it.
+class guarded_server final : public httplib::Server {
+  public:
+    explicit guarded_server(connection_watch & w) : watch_(w) {}
+
+  private:
+    bool process_and_close_socket(socket_t sock) override {
+        const connection_watch::tracked t(watch_, sock);
+        return httplib::Server::process_and_close_socket(sock);
+    }
+
+    connection_watch & watch_;
+};
+
 int run_serve(serve_options o) {
     if (o.api_key.empty()) {
         if (const char * k = std::getenv("DIOR_API_KEY")) {
             o.api_key = k;
         }
     }
-    if (o.queue < 1 || o.http_threads < 1 || o.max_body_mb <= 0) {
-        throw error("--queue, --http-threads and --max-body-mb must be positive");
+    if (o.queue < 1 || o.http_threads < 1 || o.max_connections < 1 || o.max_body_mb <= 0 || o.slow.header_s < 1 ||
+        o.slow.min_rate < 1) {
+        throw error(
+            "--queue, --http-threads, --max-connections, --max-body-mb, --header-timeout and --min-rate must be "
+            "positive");
     }
-    service         svc(o);
-    httplib::Server svr;
-    svr.new_task_queue = [&o] { return new httplib::ThreadPool((size_t)o.http_threads, (size_t)o.http_threads, 64); };
+    mallopt(M_MMAP_THRESHOLD, (int)k_large_body);  // see k_large_body
+    service          svc(o);
+    connection_watch watch(o.slow);
+    guarded_server   svr(watch);
+    // http_threads stay; more start (up to max_connections) while connections hold them, so that
+    // slow clients, cut at their deadlines, never keep the others waiting.
+    svr.new_task_queue = [&o] { return new connection_threads((size_t)o.http_threads, (size_t)o.max_connections, 64); };
     svr.set_payload_max_length((size_t)(o.max_body_mb * 1024 * 1024));
     svr.set_read_timeout(o.timeout_s, 0);
     svr.set_write_timeout(o.timeout_s, 0);
-    svr.set_keep_alive_timeout(5);
+    svr.set_keep_alive_timeout(o.slow.idle_s);
     if (o.verbose) {
         svr.set_logger([](const httplib::Request & req, const httplib::Response & res) {
             std::fprintf(stderr, "%s %s -> %d\n", req.method.c_str(), req.path.c_str(), res.status);
         });
     }
-    svc.routes(svr);
+    svc.routes(svr, watch);
 
     int port = o.port;
     if (port == 0) {
@@ -713,7 +769,16 @@ void register_serve(CLI::App & app, int & exit_code) {
     cmd->add_option("--embed-timeout", o->embed_timeout_s, "longest wait for an embedding, seconds")
         ->default_str("600");
     cmd->add_option("--queue", o->queue, "embedding jobs that may wait (more: 503)")->default_str("4");
-    cmd->add_option("--http-threads", o->http_threads, "threads answering requests")->default_str("8");
+    cmd->add_option("--http-threads", o->http_threads, "threads kept for answering requests")->default_str("8");
+    cmd->add_option("--max-connections", o->max_connections, "connections served at once (a thread each)")
+        ->default_str("128");
+    cmd->add_option("--header-timeout", o->slow.header_s,
+                    "seconds a client has to send a request's headers (after up to 5 s idle on a kept-alive "
+                    "connection); also the grace before --min-rate applies to a body")
+        ->default_str("10");
+    cmd->add_option("--min-rate", o->slow.min_rate,
+                    "slowest a client may send a body or take an answer, bytes per second (slower: cut)")
+        ->default_str("16384");
     cmd->add_flag("-v,--verbose", o->verbose, "log every request; show llama.cpp's logs");
     cmd->callback([o, &exit_code] {
         o->files.verbose     = o->verbose;

@@ -2,7 +2,9 @@
 // bounded embedding queue and a graceful stop. The page in a real browser: tests/browser/pages_test.py.
 #include "../../tests/support/sample_store.h"
 #include "dior.h"
+#include "dior_json.h"
 
+#include <arpa/inet.h>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -11,9 +13,14 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
+#include <poll.h>
+#include <random>
 #include <regex>
+#include <set>
+#include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
 
@@ -450,4 +457,207 @@ TEST(ServeText, TextQueriesAreAnsweredUnderClipSettings) {
         bad({ { "text", text }, { "path", s.paths[0] }, { "settings", { clip_id } } }, "one of them");
     }
     fs::remove_all(dir);
+}
+
+namespace {
+
+// A client that sends its request a few bytes at a time: `head` first, then one `drip` every
+// `every`, until the server closes the connection or `give_up` passes. closed_after: seconds from
+// the start to the server's close (-1: never closed).
+struct slow_client {
+    double closed_after = -1;
+
+    void run(int port, const std::string & head, const std::string & drip, std::chrono::milliseconds every,
+             std::chrono::seconds give_up) {
+        const int   fd = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family      = AF_INET;
+        a.sin_port        = htons((uint16_t)port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(fd, (sockaddr *)&a, sizeof(a)) != 0) {
+            close(fd);
+            return;
+        }
+        const auto start = std::chrono::steady_clock::now();
+        bool       ok    = send(fd, head.data(), head.size(), MSG_NOSIGNAL) == (ssize_t)head.size();
+        while (ok && std::chrono::steady_clock::now() - start < give_up) {
+            pollfd p{ fd, POLLIN, 0 };
+            if (poll(&p, 1, (int)every.count()) > 0) {
+                char buf[512];
+                if (recv(fd, buf, sizeof(buf), 0) <= 0) {  // the server closed it (any answer first is fine)
+                    break;
+                }
+                continue;
+            }
+            ok = send(fd, drip.data(), drip.size(), MSG_NOSIGNAL) == (ssize_t)drip.size();
+        }
+        if (std::chrono::steady_clock::now() - start < give_up) {
+            closed_after = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        }
+        close(fd);
+    }
+};
+
+}  // namespace
+
+// Slow clients (slowloris): 16 connections that send a header line every half second, more than
+// --http-threads, do not keep /api/health waiting, and each is cut at its deadline while it still
+// sends (idle 5 s + --header-timeout); a body that trickles is cut once past the grace at
+// --min-rate. Without deadlines they would hold their threads for as long as they go on (25 s here).
+TEST_F(Serve, SlowClientsDelayNobodyAndAreCutAtTheirDeadline) {
+    server srv(s_, { "--http-threads", "4", "--header-timeout", "2", "--min-rate", "4096" }, "slow");
+    ASSERT_GT(srv.port, 0) << read(srv.log);
+    std::vector<slow_client> slow(17);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < 16; ++i) {
+        threads.emplace_back([&, i] {
+            slow[i].run(srv.port, "GET /api/settings HTTP/1.1\r\nHost: x\r\n", "X-Slow: 1\r\n",
+                        std::chrono::milliseconds(500), std::chrono::seconds(25));
+        });
+    }
+    threads.emplace_back([&] {  // headers complete, then a 100000-byte body at 2 bytes a second
+        slow[16].run(srv.port,
+                     "POST /api/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 100000\r\n\r\n{",
+                     " ", std::chrono::milliseconds(500), std::chrono::seconds(25));
+    });
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    double worst = 0;
+    for (int i = 0; i < 5; ++i) {
+        httplib::Client c("127.0.0.1", srv.port);
+        c.set_connection_timeout(1, 0);
+        c.set_read_timeout(1, 0);
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto r  = c.Get("/api/health");
+        worst         = std::max(worst, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        EXPECT_TRUE(r) << "no answer within a second while slow clients hold connections: "
+                       << httplib::to_string(r.error());
+        EXPECT_TRUE(r && r->status == 200);
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    std::fprintf(stderr, "[ serve ] /api/health answered in %.3f s at worst beside 17 slow clients\n", worst);
+    for (auto & t : threads) {
+        t.join();
+    }
+    for (size_t i = 0; i < slow.size(); ++i) {
+        EXPECT_GE(slow[i].closed_after, 0) << "slow client " << i << " was never cut";
+        std::fprintf(stderr, "[ serve ] slow client %zu cut after %.1f s\n", i, slow[i].closed_after);
+    }
+    auto c = srv.client();
+    EXPECT_EQ(c.Get("/api/settings")->status, 200);  // and the server goes on
+    EXPECT_EQ(srv.stop(), 0);
+}
+
+// Memory comes back after large requests: 30 garbage uploads of 30 MB from 6 clients leave the
+// server's RSS within 100 MB of what it was before them.
+TEST_F(Serve, MemoryComesBackAfterLargeGarbageUploads) {
+    server srv(s_, {}, "garbage");
+    ASSERT_GT(srv.port, 0) << read(srv.log);
+    std::string  junk(30u << 20, '\0');
+    std::mt19937 rng(3);
+    for (char & ch : junk) {
+        ch = (char)('A' + rng() % 26);
+    }
+    const std::string as_json = "{\"settings\": [1], \"image\": \"" + junk.substr(0, 29u << 20) + "\"}";
+    // warm: the model that /api/embed loads (letters are base64: the upload reaches the model's
+    // worker before it fails to decode), the indexes, a thread's first allocations
+    auto c = srv.client();
+    for (int i = 0; i < 2; ++i) {
+        const auto r = c.Post("/api/embed", "{\"settings\": [1], \"image\": \"" + junk.substr(0, 1 << 20) + "\"}",
+                              "application/json");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 400) << r->body;
+    }
+    ASSERT_EQ(c.Get("/api/settings")->status, 200);
+    const long               before = rss_kb(srv.pid);
+    std::atomic<int>         bad{ 0 };
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 6; ++t) {
+        clients.emplace_back([&, t] {
+            httplib::Client cl("127.0.0.1", srv.port);
+            cl.set_read_timeout(120, 0);
+            for (int i = 0; i < 5; ++i) {
+                const auto r = (t + i) % 2 ? cl.Post("/api/search", junk, "application/json")
+                                           : cl.Post("/api/embed", as_json, "application/json");
+                bad += !r || (r->status != 400 && r->status != 503);  // refused, or busy
+            }
+        });
+    }
+    for (auto & t : clients) {
+        t.join();
+    }
+    EXPECT_EQ(bad.load(), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const long after = rss_kb(srv.pid);
+    std::fprintf(stderr, "[ serve ] RSS %ld kB before, %ld kB after 30 garbage uploads of 30 MB\n", before, after);
+    EXPECT_LT(after - before, 100L * 1024);
+    EXPECT_EQ(srv.stop(), 0);
+}
+
+// File names that are not UTF-8 (Latin-1, and bytes that start no sequence) through every route:
+// JSON that carries them as \udcXX and takes them back, thumbnails by their bytes, errors that
+// are JSON, never an empty reply.
+TEST(ServeNames, NamesThatAreNotUtf8GoThroughEveryRoute) {
+    dior::test::sample_store s;
+    s.dir    = fs::temp_directory_path() / ("dior_serve_names_" + std::to_string(getpid()));
+    s.images = s.dir / "images";
+    s.db     = s.dir / "e.db";
+    s.eval   = s.dir / "eval";
+    fs::remove_all(s.dir);
+    fs::create_directories(s.images);
+    fs::create_directories(s.eval);
+    const std::string latin1 = (s.images / "caf\xe9.bmp").string();
+    const std::string broken = (s.images / "x\xed\xa0\x80\xff.bmp").string();
+    const std::string plain  = (s.images / "plain.bmp").string();
+    int               i      = 0;
+    for (const auto & p : { latin1, broken, plain }) {
+        dior::test::write_bmp(p, 40 + 4 * i, 32, dior::test::pattern_rgb(40 + 4 * i, 32, i));
+        ++i;
+    }
+    const auto r = dior::test::run_shell(dior::test::dior_bin() + " embed " + dior::test::tiny_model_args() + " " +
+                                         s.images.string() + " -c colour -o " + s.db.string());
+    ASSERT_EQ(r.status, 0) << r.output;
+    server srv(s, {}, "names");
+    ASSERT_GT(srv.port, 0) << read(srv.log);
+    auto c = srv.client();
+
+    auto images = c.Get("/api/images?setting=1");
+    ASSERT_TRUE(images);
+    ASSERT_EQ(images->status, 200) << images->body;
+    EXPECT_NE(images->body.find("caf\\udce9.bmp"), std::string::npos) << images->body;
+    const json listed = dior::json_parse(images->body);
+    EXPECT_EQ(listed.at("paths"), json({ latin1, plain, broken }));
+
+    for (const auto & p : { latin1, broken }) {
+        auto found = c.Post("/api/search", dior::json_text({ { "settings", { 1 } }, { "path", p }, { "k", 3 } }),
+                            "application/json");
+        ASSERT_TRUE(found);
+        ASSERT_EQ(found->status, 200) << found->body;
+        const json            out = dior::json_parse(found->body);
+        std::set<std::string> paths;
+        for (const auto & n : out.at("results").at(0).at("neighbors")) {
+            paths.insert(n.at("path").get<std::string>());
+        }
+        std::set<std::string> others = { latin1, broken, plain };
+        others.erase(p);  // the query is not its own neighbour
+        EXPECT_EQ(paths, others);
+        auto thumb = c.Get("/api/thumbnail?size=32&path=" + httplib::encode_uri_component(p));
+        ASSERT_TRUE(thumb);
+        EXPECT_EQ(thumb->status, 200);
+        EXPECT_EQ(thumb->get_header_value("Content-Type"), "image/jpeg");
+    }
+    // unknown names, raw bytes: a JSON 404 naming them with \xNN, never an empty reply
+    for (const std::string q : { "%ff", "%E9%00x", "caf%E9.bmp" }) {
+        auto miss = c.Get("/api/thumbnail?path=" + q);
+        ASSERT_TRUE(miss) << q;
+        EXPECT_EQ(miss->status, 404) << q;
+        EXPECT_NO_THROW(json::parse(miss->body)) << miss->body;
+    }
+    auto miss =
+        c.Post("/api/search", dior::json_text({ { "settings", { 1 } }, { "path", "no\xe9" } }), "application/json");
+    ASSERT_TRUE(miss);
+    EXPECT_EQ(miss->status, 404);
+    EXPECT_NE(json::parse(miss->body).at("error").get<std::string>().find("no\\xe9"), std::string::npos) << miss->body;
+    EXPECT_EQ(srv.stop(), 0);
+    fs::remove_all(s.dir);
 }
