@@ -75,11 +75,6 @@ void connection_watch::answering(int64_t answer_bytes) {
     set_phase(phase::waiting, answer_bytes);
 }
 
-size_t connection_watch::cut() const {
-    std::lock_guard<std::mutex> lk(mu_);
-    return cut_;
-}
-
 void connection_watch::set_phase(phase p, int64_t bytes) {
     std::lock_guard<std::mutex> lk(mu_);
     const auto                  it = conns_.find(t_current);
@@ -119,7 +114,6 @@ void connection_watch::watch() {
             if (late) {
                 shutdown(c.fd, SHUT_RDWR);
                 c.is_cut = true;
-                ++cut_;
             }
         }
     }

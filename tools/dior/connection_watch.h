@@ -53,8 +53,6 @@ class connection_watch {
     void handling();                            // the body is in: our work, no deadline
     void answering(int64_t answer_bytes);       // the answer is being written; then the next request
 
-    size_t cut() const;  // connections shut down so far
-
   private:
     using clock = std::chrono::steady_clock;
     enum class phase { waiting, reading, handling };
@@ -75,7 +73,6 @@ class connection_watch {
     std::condition_variable cv_;
     std::map<int64_t, conn> conns_;
     int64_t                 next_id_ = 0;
-    size_t                  cut_     = 0;
     bool                    stop_    = false;
     std::thread             thread_;
 };
