@@ -34,17 +34,15 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torchvision_cpu  # noqa: E402,F401  (before transformers)
+from qwen2_vocab import qwen2_tokenizer  # noqa: E402
 
 SRC = sys.argv[1]
 OUT = sys.argv[2]
-sys.path.insert(0, os.path.join(SRC, "gguf-py"))
-from gguf import GGUFReader  # noqa: E402
 from transformers import (  # noqa: E402
     AutoProcessor,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
     Qwen2_5_VLProcessor,
-    Qwen2TokenizerFast,
     Qwen2VLImageProcessor,
     Qwen2VLVideoProcessor,
 )
@@ -79,21 +77,8 @@ PROMPTS = {
 
 
 def build_tokenizer(model_dir):
-    r = GGUFReader(os.path.join(SRC, "models", "ggml-vocab-qwen2.gguf"))
-    toks = r.fields["tokenizer.ggml.tokens"]
-    merges = r.fields["tokenizer.ggml.merges"]
-    vocab = {}
-    for i in range(151643):
-        vocab[bytes(toks.parts[toks.data[i]]).decode("utf-8")] = i
-    with open(os.path.join(model_dir, "vocab.json"), "w", encoding="utf-8") as f:
-        json.dump(vocab, f, ensure_ascii=False)
-    with open(os.path.join(model_dir, "merges.txt"), "w", encoding="utf-8") as f:
-        f.write("#version: 0.2\n")
-        for i in range(len(merges.data)):
-            f.write(bytes(merges.parts[merges.data[i]]).decode("utf-8") + "\n")
-    tok = Qwen2TokenizerFast(vocab_file=os.path.join(model_dir, "vocab.json"),
-                             merges_file=os.path.join(model_dir, "merges.txt"),
-                             unk_token=None, bos_token=None, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tok = qwen2_tokenizer(SRC, model_dir, unk_token=None, bos_token=None, eos_token="<|endoftext|>",
+                          pad_token="<|endoftext|>")
     tok.add_special_tokens({"additional_special_tokens": SPECIAL})
     for t, special in AFTER:
         if special:

@@ -1,0 +1,120 @@
+// Parity with transformers for every LVLM family dior supports: tiny random models of each family,
+// converted by llama.cpp's converter (tests/oracle/hf_families.py writes the models, the images, the
+// cases with the processor's input ids, and transformers' vectors). Per family: the prompt's tokens
+// equal the processor's, and every vector is within the bound at every layer and token.
+#include "../../tests/support/test_paths.h"
+#include "dior.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct stats {
+    double worst_cos = 1, worst_rel = 0;
+    int    n = 0;
+
+    void add(double cos, double rel) {
+        worst_cos = std::min(worst_cos, cos);
+        worst_rel = std::max(worst_rel, rel);
+        ++n;
+    }
+};
+
+void compare(const std::vector<float> & ours, const float * ref, size_t n, double & cos, double & rel) {
+    double dot = 0, na = 0, nb = 0, diff = 0;
+    for (size_t i = 0; i < n; ++i) {
+        dot += (double)ours[i] * ref[i];
+        na += (double)ours[i] * ours[i];
+        nb += (double)ref[i] * ref[i];
+        diff += ((double)ours[i] - ref[i]) * ((double)ours[i] - ref[i]);
+    }
+    cos = dot / std::sqrt(na * nb);
+    rel = std::sqrt(diff / nb);
+}
+
+std::string group_of(const nlohmann::json & c) {
+    const int layer = c["layer"].get<int>();
+    if (c["token"].get<int>() >= 0) {
+        return "token " + std::to_string(c["token"].get<int>());
+    }
+    if (c["prompt_type"] != "describe") {
+        return "prompt types";
+    }
+    return "layer " + std::to_string(layer);
+}
+
+class Family : public testing::TestWithParam<const char *> {};
+
+TEST_P(Family, TokensAndVectorsMatchTransformers) {
+    const fs::path dir = fs::path(DIOR_TEST_DATA_DIR) / "hf-families" / GetParam();
+    ASSERT_TRUE(fs::exists(dir / "cases.json")) << dir << ": run tests/oracle/hf_families.py (fixture)";
+    std::ifstream        ff(dir / "family.json");
+    const nlohmann::json family = nlohmann::json::parse(ff);
+    std::ifstream        cf(dir / "cases.json");
+    const nlohmann::json cases = nlohmann::json::parse(cf);
+    const dior::matrix   want  = dior::read_npy((dir / "vectors.npy").string());
+    ASSERT_EQ(want.rows, cases.size());
+
+    dior::model_params mp;  // the strict F32 path: no flash attention, F32 KV cache
+    mp.vision_flash_attn = false;
+    mp.model_path        = (dir / "text.gguf").string();
+    mp.mmproj_path       = (dir / "mmproj.gguf").string();
+    mp.n_threads         = 2;
+    const auto m         = dior::model::load(mp);
+    ASSERT_EQ((size_t)m->n_embd(), want.cols);
+
+    std::map<std::string, stats> groups;
+    int                          token_mismatches = 0;
+    for (size_t i = 0; i < cases.size(); ++i) {
+        const auto &                     c = cases[i];
+        const std::optional<std::string> cond =
+            c["condition"].is_null() ? std::nullopt : std::optional<std::string>(c["condition"].get<std::string>());
+        const auto        type = *dior::parse_prompt_type(c["prompt_type"].get<std::string>());
+        const dior::image img  = dior::load_image((dir / "images" / c["image"].get<std::string>()).string());
+
+        const auto ids = c["ids"].get<std::vector<int32_t>>();
+        const auto got = m->prompt_tokens(img, dior::instruction(type, cond), false);
+        if (got != ids && token_mismatches++ == 0) {
+            ADD_FAILURE() << GetParam() << " case " << i << ": dior's tokens differ from the processor's\n  dior "
+                          << nlohmann::json(got).dump() << "\n  hf   " << nlohmann::json(ids).dump();
+        }
+
+        dior::embed_params ep;
+        ep.prompt   = type;
+        ep.layers   = { c["layer"].get<int>() };
+        ep.token    = c["token"].get<int>();
+        ep.position = c["positions"] == "native" ? dior::positions::native : dior::positions::sequential;
+        // Two conditions per call, so that prefix reuse is exercised; the case's own is the second.
+        const auto res = m->embed(img, { std::string("a different condition"), cond }, ep);
+        double     cos = 0, rel = 0;
+        compare(res[1].vectors[0], &want.data[i * want.cols], want.cols, cos, rel);
+        const std::string pos = c["positions"].get<std::string>();
+        groups[group_of(c) + " / " + pos].add(cos, rel);
+        groups["all / " + pos].add(cos, rel);
+    }
+    EXPECT_EQ(token_mismatches, 0) << "cases whose tokens differ";
+
+    std::printf("%s (%s, %s): %zu cases\n  %-28s %5s %12s %12s\n", GetParam(),
+                family["model_class"].get<std::string>().c_str(),
+                family["image_processor_class"].get<std::string>().c_str(), cases.size(), "group / positions", "cases",
+                "worst cos", "worst rel L2");
+    for (const auto & [k, v] : groups) {
+        std::printf("  %-28s %5d %12.8f %12.3e\n", k.c_str(), v.n, v.worst_cos, v.worst_rel);
+        EXPECT_GE(v.worst_cos, 0.99999) << GetParam() << " " << k;
+        EXPECT_LE(v.worst_rel, 1e-3) << GetParam() << " " << k;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, Family, testing::Values("qwen2_vl"),
+                         [](const testing::TestParamInfo<const char *> & p) { return std::string(p.param); });
+
+}  // namespace
