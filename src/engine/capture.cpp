@@ -39,10 +39,19 @@ int hidden_capture::layer_of(const char * name) const {
     if (std::strcmp(name, "embd") == 0) {
         layer = 0;
     } else if (std::strcmp(name, "result_norm") == 0) {
-        layer = n_layer_;
+        layer = naming_.final_before_norm ? -1 : n_layer_;
     } else if (std::strncmp(name, "l_out-", 6) == 0) {
         const int il = std::atoi(name + 6);
-        layer        = il + 1 < n_layer_ ? il + 1 : -1;  // the last l_out is pre-norm: not an HF state
+        if (il < naming_.n_deepstack) {
+            layer = -1;  // read after the DeepStack features are added
+        } else if (il + 1 < n_layer_) {
+            layer = il + 1;
+        } else {  // the last l_out is the output before the final norm
+            layer = naming_.final_before_norm ? n_layer_ : -1;
+        }
+    } else if (std::strncmp(name, "deepstack_out-", 14) == 0) {
+        const int il = std::atoi(name + 14);
+        layer        = il < naming_.n_deepstack ? il + 1 : -1;
     }
     return (layer >= 0 && layer <= n_layer_ && want_layer_[layer]) ? layer : -1;
 }

@@ -23,8 +23,21 @@ struct ggml_tensor;
 
 namespace dior {
 
+// How a family's Hugging Face implementation defines its hidden states, where it differs from the
+// rule above (see hidden_naming_of in model.cpp).
+struct hidden_naming {
+    // hidden_states[n_layer] is the last layer's output before the final norm ("l_out-{n_layer-1}"):
+    // transformers 4.57's Qwen3-VL records it so (no last_hidden_state to tie at its outer level).
+    bool final_before_norm = false;
+    // Layers 0..n_deepstack-1 add DeepStack image features to their output, in place, after
+    // transformers recorded it: its hidden_states[i + 1] include them ("deepstack_out-{i}").
+    int n_deepstack = 0;
+};
+
 class hidden_capture {
   public:
+    void set_naming(const hidden_naming & naming) { naming_ = naming; }
+
     // layers: resolved HF indices (0..n_layer).
     void set_layers(int n_layer, int n_embd, const std::vector<int> & layers);
 
@@ -55,6 +68,7 @@ class hidden_capture {
     int  layer_of(const char * name) const;  // HF index, or -1 for tensors we do not want
     void copy_rows(const ggml_tensor * t, int layer);
 
+    hidden_naming                        naming_;
     int                                  n_layer_ = 0;
     int                                  n_embd_  = 0;
     std::vector<bool>                    want_layer_;

@@ -6,6 +6,7 @@
 #include "dior.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -99,6 +100,10 @@ TEST_P(Family, TokensAndVectorsMatchTransformers) {
         compare(res[1].vectors[0], &want.data[i * want.cols], want.cols, cos, rel);
         const std::string pos = c["positions"].get<std::string>();
         groups[group_of(c) + " / " + pos].add(cos, rel);
+        if (cos < 0.99999 && std::getenv("DIOR_TEST_VERBOSE")) {
+            std::printf("  case %zu: layer %d token %d %s: cos %.6f rel %.2e\n", i, c["layer"].get<int>(),
+                        c["token"].get<int>(), pos.c_str(), cos, rel);
+        }
         groups["all / " + pos].add(cos, rel);
     }
     EXPECT_EQ(token_mismatches, 0) << "cases whose tokens differ";
@@ -114,7 +119,7 @@ TEST_P(Family, TokensAndVectorsMatchTransformers) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, Family, testing::Values("qwen2_vl"),
+INSTANTIATE_TEST_SUITE_P(Families, Family, testing::Values("qwen2_vl", "qwen3_vl"),
                          [](const testing::TestParamInfo<const char *> & p) { return std::string(p.param); });
 
 }  // namespace

@@ -90,6 +90,42 @@ void read_projector(const std::string & path, std::string & type, int & patch_si
     gguf_free(g);
 }
 
+// Hugging Face's Qwen-VL image resize (smart_resize): sides multiples of `factor` (patch size x
+// merge size), pixels within [min_pixels, max_pixels] as the published preprocessor_config.json
+// files give them. factor 0: not a Qwen-VL projector.
+struct hf_resize {
+    int     factor     = 0;
+    int64_t min_pixels = 0;
+    int64_t max_pixels = 0;
+};
+
+hf_resize hf_resize_of(const std::string & projector, int patch_size) {
+    if (projector == "qwen2vl_merger" || projector == "qwen2.5vl_merger") {
+        return { patch_size * 2, 56 * 56, 14 * 14 * 4 * 16384 };  // min_pixels 3136, max_pixels 12845056
+    }
+    if (projector == "qwen3vl_merger") {  // size: shortest_edge 65536, longest_edge 16777216
+        return { patch_size * 2, 65536, 16777216 };
+    }
+    return {};
+}
+
+std::string model_meta(const llama_model * m, const std::string & key) {
+    char buf[256];
+    return llama_model_meta_val_str(m, key.c_str(), buf, sizeof(buf)) > 0 ? std::string(buf) : std::string();
+}
+
+// Where a family's transformers implementation (the version the family table names) defines its
+// hidden states differently from the others (see hidden_naming in capture.h).
+hidden_naming hidden_naming_of(const llama_model * m) {
+    hidden_naming     n;
+    const std::string arch = model_meta(m, "general.architecture");
+    if (arch == "qwen3vl" || arch == "qwen3vlmoe") {
+        n.final_before_norm = true;
+        n.n_deepstack       = std::atoi(model_meta(m, arch + ".n_deepstack_layers").c_str());
+    }
+    return n;
+}
+
 struct llama_model_deleter {
     void operator()(llama_model * m) const { llama_model_free(m); }
 };
@@ -132,6 +168,7 @@ class model_impl final : public model {
         vocab_   = llama_model_get_vocab(model_.get());
         n_embd_  = llama_model_n_embd(model_.get());
         n_layer_ = llama_model_n_layer(model_.get());
+        capture_.set_naming(hidden_naming_of(model_.get()));
 
         // embed_many: image_batch images share the context, each condition of each image a
         // sequence. The context holds the longest prompt (n_ctx) or a budget per image, whichever
@@ -171,19 +208,18 @@ class model_impl final : public model {
                         "); try a smaller --ctx-size");
         }
 
-        // Qwen2-VL / Qwen2.5-VL: resize images as Hugging Face's image processor does (smart_resize,
-        // then torch's or Pillow's bicubic) before mtmd sees them; mtmd then keeps them as they are.
-        // Its lower token limit is lowered to Hugging Face's (min_pixels 56 x 56 = 4 tokens).
+        // Qwen-VL: resize images as Hugging Face's image processor does (smart_resize, then torch's
+        // or Pillow's bicubic) before mtmd sees them; mtmd then keeps them as they are. Its lower
+        // token limit is lowered below Hugging Face's (4 tokens).
         std::string proj;
         int         patch = 0;
         read_projector(p.mmproj_path, proj, patch);
-        hf_factor_ = (p.processor != image_processor::mtmd && patch > 0 &&
-                      (proj == "qwen2vl_merger" || proj == "qwen2.5vl_merger"))
-                         ? patch * 2
-                         : 0;
+        if (p.processor != image_processor::mtmd && patch > 0) {
+            hf_resize_ = hf_resize_of(proj, patch);
+        }
 
         mtmd_context_params mcp = mtmd_context_params_default();
-        if (hf_factor_ > 0) {
+        if (hf_resize_.factor > 0) {
             mcp.image_min_tokens = 4;
             mcp.image_max_tokens = k_mtmd_max_image_tokens;
         }
@@ -953,14 +989,14 @@ class model_impl final : public model {
 
     prepared_image prepare(const image & original) {
         image resized;
-        if (hf_factor_ > 0) {
-            int w = 0, h = 0;
-            // Hugging Face's pixel limits (Qwen2.5-VL's preprocessor_config.json), the upper one
-            // capped where mtmd would downscale again.
+        if (hf_resize_.factor > 0) {
+            const int f = hf_resize_.factor;
+            int       w = 0, h = 0;
+            // The upper pixel limit capped where mtmd would downscale again.
             const int64_t max_pixels =
-                std::min<int64_t>(12845056, (int64_t)k_mtmd_max_image_tokens * hf_factor_ * hf_factor_);
+                std::min<int64_t>(hf_resize_.max_pixels, (int64_t)k_mtmd_max_image_tokens * f * f);
             try {
-                smart_resize(original.width, original.height, hf_factor_, 3136, max_pixels, w, h);
+                smart_resize(original.width, original.height, f, hf_resize_.min_pixels, max_pixels, w, h);
             } catch (const error & e) {
                 throw error(original.source + ": " + e.what());  // which file, as the engine's other errors
             }
@@ -1363,7 +1399,7 @@ class model_impl final : public model {
     chat_layout                                           layout_;
     std::string                                           tail_plain_;
     std::string                                           tail_special_;
-    int            hf_factor_   = 0;    // > 0: Hugging Face's Qwen2-VL resize with this factor
+    hf_resize      hf_resize_;          // factor > 0: Hugging Face's Qwen-VL resize
     llama_token    image_pad_   = -1;   // see image_pad_id()
     int            max_images_  = 1;    // images per embed_many group
     int            decode_rows_ = 512;  // rows per decode of embed_many

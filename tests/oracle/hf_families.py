@@ -41,6 +41,12 @@ PROMPTS = {
 }
 
 
+def require_transformers(major_minor, family):
+    if tuple(int(x) for x in transformers.__version__.split(".")[:2]) < major_minor:
+        sys.exit(f"{family} needs transformers >= {'.'.join(map(str, major_minor))} (this is {transformers.__version__}):"
+                 " put tests/requirements-transformers-4.57.txt's first on PYTHONPATH (scripts/test.sh does)")
+
+
 def randomize(model, seed=0):
     """Weights larger than the default init, so that layers differ visibly."""
     torch.manual_seed(seed)
@@ -111,8 +117,57 @@ def build_qwen2_vl(model_dir):
                        "large_900x610": (900, 610)})
 
 
+# Qwen3-VL-2B-Instruct's chat template, less the tool-call and reasoning branches: no default system turn.
+QWEN3_TEMPLATE = (
+    "{%- if messages[0].role == 'system' %}{{- '<|im_start|>system\\n' }}{%- if messages[0].content is string %}"
+    "{{- messages[0].content }}{%- else %}{%- for content in messages[0].content %}{%- if 'text' in content %}"
+    "{{- content.text }}{%- endif %}{%- endfor %}{%- endif %}{{- '<|im_end|>\\n' }}{%- endif %}"
+    "{%- set image_count = namespace(value=0) %}{%- for message in messages %}{%- if message.role == 'user' %}"
+    "{{- '<|im_start|>' + message.role + '\\n' }}{%- if message.content is string %}{{- message.content }}{%- else %}"
+    "{%- for content in message.content %}{%- if content.type == 'image' or 'image' in content %}"
+    "{%- set image_count.value = image_count.value + 1 %}{%- if add_vision_id %}Picture {{ image_count.value }}: "
+    "{% endif -%}<|vision_start|><|image_pad|><|vision_end|>{%- elif 'text' in content %}{{- content.text }}"
+    "{%- endif %}{%- endfor %}{%- endif %}{{- '<|im_end|>\\n' }}{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def build_qwen3_vl(model_dir):
+    """Qwen3-VL-2B-Instruct's structure: patch 16, learned position embeddings interpolated to the
+    grid, DeepStack features added to the first text layers, interleaved M-RoPE, q/k norms."""
+    require_transformers((4, 57), "Qwen3-VL")
+    from transformers import (Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration,
+                              Qwen3VLProcessor, Qwen3VLVideoProcessor)
+    tok = qwen_tokenizer(model_dir)
+    tok.chat_template = QWEN3_TEMPLATE
+    cfg = Qwen3VLConfig(
+        text_config=dict(vocab_size=151936, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=32768,
+                         rms_norm_eps=1e-6, rope_theta=5000000.0, tie_word_embeddings=False,
+                         rope_scaling={"rope_type": "default", "mrope_section": [6, 5, 5], "mrope_interleaved": True}),
+        vision_config=dict(depth=3, hidden_size=32, intermediate_size=48, num_heads=2, in_channels=3, patch_size=16,
+                           spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=64,
+                           num_position_embeddings=2304, deepstack_visual_indexes=[0, 1]),
+        image_token_id=151655, video_token_id=151656, vision_start_token_id=151652, vision_end_token_id=151653,
+        tie_word_embeddings=False, torch_dtype="float32",
+    )
+    model = randomize(Qwen3VLForConditionalGeneration(cfg))
+    model.save_pretrained(model_dir, safe_serialization=True)
+    Qwen3VLProcessor(image_processor=Qwen2VLImageProcessor(), tokenizer=tok, video_processor=Qwen3VLVideoProcessor(),
+                     chat_template=QWEN3_TEMPLATE).save_pretrained(model_dir)
+    with open(os.path.join(model_dir, "preprocessor_config.json"), "w") as f:  # Qwen3-VL-2B-Instruct's, as published
+        json.dump({"size": {"longest_edge": 16777216, "shortest_edge": 65536}, "patch_size": 16,
+                   "temporal_patch_size": 2, "merge_size": 2, "image_mean": [0.5, 0.5, 0.5],
+                   "image_std": [0.5, 0.5, 0.5], "processor_class": "Qwen3VLProcessor",
+                   "image_processor_type": "Qwen2VLImageProcessorFast"}, f, indent=1)
+    return dict(model=model, image_token_id=151655, mrope=True,
+                sizes={"square_224": (224, 224), "wide_420x140": (420, 140), "odd_131x97": (131, 97),
+                       "large_900x610": (900, 610)})
+
+
 FAMILIES = {
     "qwen2_vl": build_qwen2_vl,
+    "qwen3_vl": build_qwen3_vl,
 }
 
 
