@@ -238,7 +238,7 @@ class model_impl final : public model {
         }
         image_pad_ = image_pad_id();
         marker_    = mtmd_default_marker();
-        layout_    = make_chat_layout(model_.get(), marker_);
+        layout_    = make_chat_layout(model_.get(), proj, marker_);
         split_tail();
     }
 
@@ -276,7 +276,7 @@ class model_impl final : public model {
     }
 
     std::string render_prompt(const std::string & instr) const override {
-        return layout_.head + marker_ + instr + layout_.tail;
+        return layout_.head + marker_ + layout_.text_prefix + instr + layout_.tail;
     }
 
     std::vector<int32_t> prompt_tokens(const image & img, const std::string & instr, bool parse_special) override {
@@ -308,8 +308,10 @@ class model_impl final : public model {
         prefix_wanted.erase(std::unique(prefix_wanted.begin(), prefix_wanted.end()), prefix_wanted.end());
 
         std::vector<condition_vectors> out;
-        std::vector<float>             image_embd;  // encoder output, kept across conditions with reuse
-        llama_pos                      pos_after_prefix = 0;
+        // encoder output of each image chunk (an image can be several tiles), kept across
+        // conditions with reuse
+        std::vector<std::vector<float>> image_embd;
+        llama_pos                       pos_after_prefix = 0;
         // The KV cache holds the prefix, then `shared` (the template's words of the conditions
         // evaluated last), then that condition's own tokens. Each condition evaluates, in this order
         // and as separate passes, prefix, template words and its own tokens, with reuse or without:
@@ -1044,7 +1046,7 @@ class model_impl final : public model {
     std::vector<llama_token> suffix_tokens(const prepared_image & pi, const std::string & instr,
                                            bool parse_special) const {
         std::vector<llama_token> out  = pi.image_close;
-        const auto               user = tokenize(instr + tail_plain_, parse_special);
+        const auto               user = tokenize(layout_.text_prefix + instr + tail_plain_, parse_special);
         const auto               tmpl = tokenize(tail_special_, true);
         out.insert(out.end(), user.begin(), user.end());
         out.insert(out.end(), tmpl.begin(), tmpl.end());
@@ -1227,9 +1229,10 @@ class model_impl final : public model {
 
     // Evaluates the prefix chunks from position 0; returns the position after them.
     llama_pos eval_prefix(const prepared_image & pi, positions mode, const std::vector<int64_t> & wanted,
-                          std::vector<float> & image_embd) {
-        int64_t   tok = 0;
-        llama_pos pos = 0;
+                          std::vector<std::vector<float>> & image_embd) {
+        int64_t   tok     = 0;
+        llama_pos pos     = 0;
+        size_t    n_image = 0;  // image chunks so far
         for (size_t i = 0; i < pi.n_prefix_chunks; ++i) {
             const mtmd_input_chunk * chunk = mtmd_input_chunks_get(pi.chunks.get(), i);
             const int64_t            n     = (int64_t)mtmd_input_chunk_get_n_tokens(chunk);
@@ -1246,18 +1249,18 @@ class model_impl final : public model {
                 eval_text(std::vector<llama_token>(t, t + nt), tok, pos, w);
                 timings_.prefix_ms += ms_since(t0);
             } else {
-                if (image_embd.empty()) {
+                if (image_embd.size() <= n_image) {
                     const auto t0 = std::chrono::steady_clock::now();
                     if (mtmd_encode_chunk(mtmd_.get(), chunk) != 0) {
                         throw error("the vision encoder failed on this image");
                     }
                     const size_t  n_inp = (size_t)llama_model_n_embd_inp(model_.get());
                     const float * e     = mtmd_get_output_embd(mtmd_.get());
-                    image_embd.assign(e, e + n * n_inp);
+                    image_embd.emplace_back(e, e + n * n_inp);
                     timings_.encode_ms += ms_since(t0);
                 }
                 const auto t0 = std::chrono::steady_clock::now();
-                eval_image(chunk, image_embd, tok, pos, mode, w);
+                eval_image(chunk, image_embd[n_image++], tok, pos, mode, w);
                 timings_.prefix_ms += ms_since(t0);
             }
             tok += n;
@@ -1399,12 +1402,12 @@ class model_impl final : public model {
     chat_layout                                           layout_;
     std::string                                           tail_plain_;
     std::string                                           tail_special_;
-    hf_resize      hf_resize_;          // factor > 0: Hugging Face's Qwen-VL resize
-    llama_token    image_pad_   = -1;   // see image_pad_id()
-    int            max_images_  = 1;    // images per embed_many group
-    int            decode_rows_ = 512;  // rows per decode of embed_many
-    int            n_seq_max_   = 1;
-    bool           on_gpu_      = false;  // the text model runs on a GPU backend (see k_blas_rows)
+    hf_resize                                             hf_resize_;  // factor > 0: Hugging Face's Qwen-VL resize
+    llama_token                                           image_pad_   = -1;   // see image_pad_id()
+    int                                                   max_images_  = 1;    // images per embed_many group
+    int                                                   decode_rows_ = 512;  // rows per decode of embed_many
+    int                                                   n_seq_max_   = 1;
+    bool           on_gpu_ = false;  // the text model runs on a GPU backend (see k_blas_rows)
     hidden_capture capture_;
     bool           logits_read_ = true;  // whether the current embed reads any batch's logits
     timings        timings_;

@@ -39,13 +39,37 @@ TEST(Prompt, NamesRoundTripAndUnknownIsRejected) {
     EXPECT_FALSE(dior::parse_prompt_type("").has_value());
 }
 
-TEST(ChatTemplate, QwenDefaultSystemMessageIsFound) {
+// The model's own template, run by llama.cpp's Jinja engine as Hugging Face's apply_chat_template runs
+// it: default system turns, the template's own BOS, and each family's image placeholder replaced by
+// mtmd's image chunk plus what the family's processor adds around it.
+TEST(ChatTemplate, TheModelsOwnTemplateIsRenderedWithItsImagePlaceholder) {
     const std::string qwen =
         "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n"
-        "You are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n";
-    EXPECT_EQ(dior::default_system_message(qwen), "You are a helpful assistant.");
-    const std::string no_default = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ content }}";
-    EXPECT_FALSE(dior::default_system_message(no_default).has_value());
+        "You are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n{% for content in "
+        "message['content'] %}{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% "
+        "elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}{% if "
+        "add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+    auto l = dior::render_chat_layout(qwen, "", "<|im_end|>", "qwen2.5vl_merger", "<M>");
+    EXPECT_EQ(l.head, "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n");
+    EXPECT_EQ(l.text_prefix, "");
+    EXPECT_EQ(l.tail, "<|im_end|>\n<|im_start|>assistant\n");
+
+    const std::string gemma =
+        "{{ bos_token }}{%- for message in messages -%}{{ '<start_of_turn>' + message['role'] + '\n' }}{%- for item "
+        "in message['content'] -%}{%- if item['type'] == 'image' -%}{{ '<start_of_image>' }}{%- elif item['type'] == "
+        "'text' -%}{{ item['text'] | trim }}{%- endif -%}{%- endfor -%}{{ '<end_of_turn>\n' }}{%- endfor -%}{%- if "
+        "add_generation_prompt -%}{{'<start_of_turn>model\n'}}{%- endif -%}";
+    l = dior::render_chat_layout(gemma, "<bos>", "<eos>", "gemma3", "<M>");
+    EXPECT_EQ(l.head, "<bos><start_of_turn>user\n\n\n");
+    EXPECT_EQ(l.text_prefix, "\n\n");
+    EXPECT_EQ(l.tail, "<end_of_turn>\n<start_of_turn>model\n");
+
+    // A family without a known placeholder: the marker in a text content, as llama.cpp's server does.
+    const std::string plain = "{{ bos_token }}[INST]{{ messages[0]['content'] }}[/INST]";
+    l                       = dior::render_chat_layout(plain, "<s>", "</s>", "pixtral", "<M>");
+    EXPECT_EQ(l.head, "<s>[INST]");
+    EXPECT_EQ(l.tail, "[/INST]");
+    EXPECT_THROW(dior::render_chat_layout("{% for x in %}", "", "", "gemma3", "<M>"), std::exception);
 }
 
 namespace {
