@@ -95,6 +95,10 @@ image resize_lanczos(const image & img, int width, int height);
 // processor resizes.
 image resize_bicubic(const image & img, int width, int height);
 
+// Pillow-compatible bilinear resampling (Image.BILINEAR), as Hugging Face's slow Gemma 3 image
+// processor resizes.
+image resize_bilinear(const image & img, int width, int height);
+
 // PyTorch's antialiased bicubic on uint8 images (torch.nn.functional.interpolate(mode="bicubic",
 // antialias=True), as torchvision's resize runs on CPU), bit-exact: what Hugging Face's fast
 // Qwen2-VL image processor, and so the reference, resizes with.

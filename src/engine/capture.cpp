@@ -36,8 +36,8 @@ void hidden_capture::begin_rows(int n_tokens, std::vector<std::pair<int, int64_t
 
 int hidden_capture::layer_of(const char * name) const {
     int layer = -1;
-    if (std::strcmp(name, "embd") == 0) {
-        layer = 0;
+    if (std::strcmp(name, "embd") == 0 || std::strcmp(name, "inp_scaled") == 0) {
+        layer = 0;  // inp_scaled (Gemma): the embeddings times sqrt(n_embd), computed after embd
     } else if (std::strcmp(name, "result_norm") == 0) {
         layer = naming_.final_before_norm ? -1 : n_layer_;
     } else if (std::strncmp(name, "l_out-", 6) == 0) {

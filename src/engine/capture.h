@@ -2,7 +2,8 @@
 //
 // Hugging Face hidden_states[i] maps to these graph tensors (llama.cpp's naming):
 //   i = 0            "embd"          token embeddings entering layer 0 (image tokens enter as input
-//                                    embeddings with no named node: the engine stores those rows)
+//                                    embeddings with no named node: the engine stores those rows);
+//                                    "inp_scaled" where the model scales them (Gemma), as HF does
 //   0 < i < n_layer  "l_out-{i-1}"   output of decoder layer i-1 (0-based)
 //   i = n_layer      "result_norm"   output of the last layer after the final norm
 // In the last layer llama.cpp keeps only the rows of tokens marked as outputs, so every wanted

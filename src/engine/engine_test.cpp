@@ -424,4 +424,23 @@ TEST(EngineLoad, MissingFilesFailWithTheirName) {
     }
 }
 
+// A file that is not a projector mtmd can read (here the text model itself, as a user might pass it
+// by mistake, or an mmproj of a family mtmd lacks, such as Llama 3.2 Vision) is refused, naming the
+// file and the families dior is tested with.
+TEST(EngineLoad, AProjectorMtmdCannotReadNamesTheTestedFamilies) {
+    dior::model_params p;
+    p.model_path  = dior::test::tiny_dir() + "/text.gguf";
+    p.mmproj_path = dior::test::tiny_dir() + "/text.gguf";
+    p.n_threads   = 2;
+    try {
+        dior::model::load(p);
+        FAIL() << "no error";
+    } catch (const dior::error & e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("cannot load projector " + p.mmproj_path), std::string::npos) << what;
+        EXPECT_NE(what.find("Qwen2.5-VL"), std::string::npos) << what;
+        EXPECT_NE(what.find("Gemma 3"), std::string::npos) << what;
+    }
+}
+
 }  // namespace

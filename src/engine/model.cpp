@@ -12,6 +12,7 @@
 // vectors (see engine_test.cpp beside this file).
 #include "dior.h"
 #include "engine/capture.h"
+#include "engine/families.h"
 #include "ggml-backend.h"
 #include "gguf.h"
 #include "llama.h"
@@ -69,8 +70,8 @@ void require_file(const std::string & path, const char * what) {
     }
 }
 
-// The projector type and patch size written in an mmproj file ("" / 0 if absent).
-void read_projector(const std::string & path, std::string & type, int & patch_size) {
+// The projector type, patch size and image size written in an mmproj file ("" / 0 if absent).
+void read_projector(const std::string & path, std::string & type, int & patch_size, int & image_size) {
     gguf_init_params gp{ true, nullptr };
     gguf_context *   g = gguf_init_from_file(path.c_str(), gp);
     if (!g) {
@@ -87,6 +88,10 @@ void read_projector(const std::string & path, std::string & type, int & patch_si
     if (p >= 0 && gguf_get_kv_type(g, p) == GGUF_TYPE_UINT32) {
         patch_size = (int)gguf_get_val_u32(g, p);
     }
+    const int64_t s = gguf_find_key(g, "clip.vision.image_size");
+    if (s >= 0 && gguf_get_kv_type(g, s) == GGUF_TYPE_UINT32) {
+        image_size = (int)gguf_get_val_u32(g, s);
+    }
     gguf_free(g);
 }
 
@@ -97,14 +102,19 @@ struct hf_resize {
     int     factor     = 0;
     int64_t min_pixels = 0;
     int64_t max_pixels = 0;
+    bool    pillow     = false;  // Pillow's bicubic whatever --image-processor says (the slow processor
+                                 // is the one AutoProcessor loads for the family)
 };
 
 hf_resize hf_resize_of(const std::string & projector, int patch_size) {
     if (projector == "qwen2vl_merger" || projector == "qwen2.5vl_merger") {
-        return { patch_size * 2, 56 * 56, 14 * 14 * 4 * 16384 };  // min_pixels 3136, max_pixels 12845056
+        return { patch_size * 2, 56 * 56, 14 * 14 * 4 * 16384, false };  // min_pixels 3136, max_pixels 12845056
     }
     if (projector == "qwen3vl_merger") {  // size: shortest_edge 65536, longest_edge 16777216
-        return { patch_size * 2, 65536, 16777216 };
+        return { patch_size * 2, 65536, 16777216, false };
+    }
+    if (projector == "glm4v") {  // Glm4vImageProcessor: size 12544..9633792 over two temporal frames
+        return { patch_size * 2, 12544 / 2, 9633792 / 2, true };
     }
     return {};
 }
@@ -163,7 +173,17 @@ class model_impl final : public model {
         model_.reset(llama_model_load_from_file(p.model_path.c_str(), mp));
         if (!model_) {
             throw error("cannot load model " + p.model_path +
-                        ": not a GGUF text model llama.cpp can read (-v shows why)");
+                        ": not a GGUF text model llama.cpp can read (-v shows why). dior serves the vision-language "
+                        "models of llama.cpp's mtmd; tested against transformers: " +
+                        tested_families() + " (README, \"Model families\")");
+        }
+        if (llama_model_is_recurrent(model_.get()) || llama_model_is_hybrid(model_.get())) {
+            // Their recurrent state cannot be cut back to the shared prefix (llama_memory_seq_rm fails),
+            // so every condition after the first would start from the previous one's state.
+            throw error(p.model_path +
+                        " has recurrent layers (e.g. LFM2, Mamba): dior cannot evaluate DIOR prompts "
+                        "with it faithfully yet; tested families: " +
+                        tested_families());
         }
         vocab_   = llama_model_get_vocab(model_.get());
         n_embd_  = llama_model_n_embd(model_.get());
@@ -208,14 +228,19 @@ class model_impl final : public model {
                         "); try a smaller --ctx-size");
         }
 
-        // Qwen-VL: resize images as Hugging Face's image processor does (smart_resize, then torch's
-        // or Pillow's bicubic) before mtmd sees them; mtmd then keeps them as they are. Its lower
-        // token limit is lowered below Hugging Face's (4 tokens).
+        // Resize images as Hugging Face's image processor does before mtmd sees them; mtmd then
+        // keeps them as they are. Qwen-VL: smart_resize, then torch's or Pillow's bicubic (mtmd's
+        // lower token limit is lowered below Hugging Face's, 4 tokens). Gemma 3: squashed to the
+        // encoder's square with Pillow's bilinear (Gemma3ImageProcessor, the slow one, is what
+        // AutoProcessor loads for it; mtmd would letterbox).
         std::string proj;
-        int         patch = 0;
-        read_projector(p.mmproj_path, proj, patch);
+        int         patch = 0, image_size = 0;
+        read_projector(p.mmproj_path, proj, patch, image_size);
         if (p.processor != image_processor::mtmd && patch > 0) {
             hf_resize_ = hf_resize_of(proj, patch);
+        }
+        if (p.processor != image_processor::mtmd && proj == "gemma3" && image_size > 0) {
+            square_bilinear_ = image_size;
         }
 
         mtmd_context_params mcp = mtmd_context_params_default();
@@ -231,7 +256,15 @@ class model_impl final : public model {
         mtmd_.reset(mtmd_init_from_file(p.mmproj_path.c_str(), model_.get(), mcp));
         if (!mtmd_) {
             throw error("cannot load projector " + p.mmproj_path +
-                        ": not an mmproj GGUF that matches the text model (-v shows why)");
+                        ": not an mmproj GGUF that matches the text model, or a projector llama.cpp's mtmd does not "
+                        "support (-v shows why); tested families: " +
+                        tested_families());
+        }
+        if (tested_family(proj).empty()) {
+            std::fprintf(stderr,
+                         "dior: note: %s has projector type '%s', a family outside dior's parity suite (%s): its "
+                         "vectors are not checked against transformers\n",
+                         p.mmproj_path.c_str(), proj.c_str(), tested_families().c_str());
         }
         if (!mtmd_support_vision(mtmd_.get())) {
             throw error(p.mmproj_path + " has no vision encoder; DIOR needs an image projector");
@@ -331,7 +364,7 @@ class model_impl final : public model {
             }
             const llama_pos pos_after_words = pos_after_prefix + (llama_pos)words.size();
             if (!have_shared || shared != words) {
-                llama_memory_seq_rm(llama_get_memory(ctx_.get()), 0, pos_after_prefix, -1);
+                cut_back(pos_after_prefix);
                 // Tokens among these words that a condition with the same words wants (--token k).
                 std::vector<int64_t> w;
                 for (const job & o : jobs) {
@@ -349,7 +382,7 @@ class model_impl final : public model {
                 shared      = words;
                 have_shared = true;
             } else {
-                llama_memory_seq_rm(llama_get_memory(ctx_.get()), 0, pos_after_words, -1);
+                cut_back(pos_after_words);
             }
             const auto           t0 = std::chrono::steady_clock::now();
             std::vector<int64_t> wanted;
@@ -1003,9 +1036,13 @@ class model_impl final : public model {
                 throw error(original.source + ": " + e.what());  // which file, as the engine's other errors
             }
             if (w != original.width || h != original.height) {
-                resized = params_.processor == image_processor::fast ? resize_bicubic_torch(original, w, h)
-                                                                     : resize_bicubic(original, w, h);
+                resized = params_.processor == image_processor::fast && !hf_resize_.pillow
+                              ? resize_bicubic_torch(original, w, h)
+                              : resize_bicubic(original, w, h);
             }
+        }
+        if (square_bilinear_ > 0 && (original.width != square_bilinear_ || original.height != square_bilinear_)) {
+            resized = resize_bilinear(original, square_bilinear_, square_bilinear_);
         }
         const image &    img = resized.rgb.empty() ? original : resized;
         mtmd::bitmap_ptr bmp(mtmd_bitmap_init((uint32_t)img.width, (uint32_t)img.height, img.rgb.data()));
@@ -1268,6 +1305,13 @@ class model_impl final : public model {
         return pos;
     }
 
+    // Drops the cache's tokens from `pos` on, back to a shared prefix.
+    void cut_back(llama_pos pos) {
+        if (!llama_memory_seq_rm(llama_get_memory(ctx_.get()), 0, pos, -1)) {
+            throw error("llama.cpp cannot cut this model's memory back to the shared prefix");
+        }
+    }
+
     void decode(llama_batch & batch, int64_t first, const std::vector<int64_t> & wanted) {
         capture_.begin_batch(first, batch.n_tokens, wanted, logits_read_);
         run_decode(batch, "", "raise --ctx-size");
@@ -1403,11 +1447,12 @@ class model_impl final : public model {
     std::string                                           tail_plain_;
     std::string                                           tail_special_;
     hf_resize                                             hf_resize_;  // factor > 0: Hugging Face's Qwen-VL resize
-    llama_token                                           image_pad_   = -1;   // see image_pad_id()
-    int                                                   max_images_  = 1;    // images per embed_many group
-    int                                                   decode_rows_ = 512;  // rows per decode of embed_many
-    int                                                   n_seq_max_   = 1;
-    bool           on_gpu_ = false;  // the text model runs on a GPU backend (see k_blas_rows)
+    int            square_bilinear_ = 0;    // > 0: Hugging Face's Gemma 3 resize to this square
+    llama_token    image_pad_       = -1;   // see image_pad_id()
+    int            max_images_      = 1;    // images per embed_many group
+    int            decode_rows_     = 512;  // rows per decode of embed_many
+    int            n_seq_max_       = 1;
+    bool           on_gpu_          = false;  // the text model runs on a GPU backend (see k_blas_rows)
     hidden_capture capture_;
     bool           logits_read_ = true;  // whether the current embed reads any batch's logits
     timings        timings_;

@@ -165,6 +165,25 @@ TEST(PillowOracle, LoadImageMatchesPillowBitForBit) {
     EXPECT_GE(n_cases, 30);
 }
 
+// Oracle: Pillow's Image.resize(..., BILINEAR) of a 131x97 image to squares, up and down.
+TEST(PillowOracle, BilinearMatchesPillowBitForBit) {
+    const fs::path dir = dior::test::pil_cases_dir();
+    std::ifstream  src_file(dir / "bilinear_131x97.rgb", std::ios::binary);
+    dior::image    src;
+    src.width  = 131;
+    src.height = 97;
+    src.rgb.assign(std::istreambuf_iterator<char>(src_file), std::istreambuf_iterator<char>());
+    ASSERT_EQ(src.rgb.size(), 131u * 97u * 3u);
+    std::ifstream list(dir / "bilinear.txt");
+    int           n_cases = 0;
+    for (int w = 0, h = 0; list >> w >> h; ++n_cases) {
+        std::ifstream f(dir / ("bilinear_" + std::to_string(w) + "x" + std::to_string(h) + ".out"), std::ios::binary);
+        const std::vector<uint8_t> want((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        EXPECT_EQ(dior::resize_bilinear(src, w, h).rgb, want) << w << "x" << h;
+    }
+    EXPECT_EQ(n_cases, 5);
+}
+
 // A JPEG cut short: libjpeg would pad it with grey and go on, Pillow refuses it ("image file is
 // truncated"), and so does dior, naming the file.
 TEST(PillowOracle, TruncatedJpegIsRefused) {

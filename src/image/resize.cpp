@@ -1,7 +1,7 @@
 // Resampling exactly as Pillow does it (libImaging/Resample.c): separable, horizontal pass first,
 // coefficients in double, then fixed point with 22 fractional bits for 8-bit data. Two of
-// Pillow's filters: Lanczos (the reference's downscale) and bicubic (Hugging Face's Qwen2-VL
-// image processor).
+// Pillow's filters: Lanczos (the reference's downscale), bilinear (Hugging Face's Gemma 3 processor) and bicubic
+// (Hugging Face's Qwen2-VL image processor).
 #include "dior.h"
 
 #include <algorithm>
@@ -38,6 +38,11 @@ double bicubic(double x) {  // a = -0.5
     return 0.0;
 }
 
+double bilinear(double x) {  // Pillow's triangle filter
+    x = x < 0 ? -x : x;
+    return x < 1.0 ? 1.0 - x : 0.0;
+}
+
 struct filter {
     double (*fn)(double);
     double support;
@@ -45,6 +50,7 @@ struct filter {
 
 constexpr filter k_lanczos{ lanczos, 3.0 };
 constexpr filter k_bicubic{ bicubic, 2.0 };
+constexpr filter k_bilinear{ bilinear, 1.0 };
 
 // Per output pixel: the first input pixel, how many input pixels, and their fixed-point weights.
 struct coeffs {
@@ -179,6 +185,10 @@ image resize_lanczos(const image & img, int width, int height) {
 
 image resize_bicubic(const image & img, int width, int height) {
     return resize_pil(img, width, height, k_bicubic);
+}
+
+image resize_bilinear(const image & img, int width, int height) {
+    return resize_pil(img, width, height, k_bilinear);
 }
 
 }  // namespace dior

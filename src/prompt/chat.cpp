@@ -31,6 +31,7 @@ constexpr image_placeholder k_placeholders[] = {
     { "gemma3", "<start_of_image>", "\n\n", "\n\n" },
     // Idefics3Processor / SmolVLMProcessor: tiles and the global image, all in mtmd's chunks
     { "idefics3", "<image>", "", "" },
+    { "glm4v", "<|begin_of_image|><|image|><|end_of_image|>", "", "" },
 };
 
 // The user's text stands in the template as this sentinel, so that the text itself never passes

@@ -165,9 +165,204 @@ def build_qwen3_vl(model_dir):
                        "large_900x610": (900, 610)})
 
 
+# google/gemma-3-4b-it's chat template
+GEMMA3_TEMPLATE = (
+    "{{ bos_token }}\n{%- if messages[0]['role'] == 'system' -%}\n    {%- if messages[0]['content'] is string -%}\n"
+    "        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}\n    {%- else -%}\n"
+    "        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}\n    {%- endif -%}\n"
+    "    {%- set loop_messages = messages[1:] -%}\n{%- else -%}\n    {%- set first_user_prefix = \"\" -%}\n"
+    "    {%- set loop_messages = messages -%}\n{%- endif -%}\n{%- for message in loop_messages -%}\n"
+    "    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\n"
+    "        {{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}\n"
+    "    {%- endif -%}\n    {%- if (message['role'] == 'assistant') -%}\n        {%- set role = \"model\" -%}\n"
+    "    {%- else -%}\n        {%- set role = message['role'] -%}\n    {%- endif -%}\n"
+    "    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else \"\") }}\n"
+    "    {%- if message['content'] is string -%}\n        {{ message['content'] | trim }}\n"
+    "    {%- elif message['content'] is iterable -%}\n        {%- for item in message['content'] -%}\n"
+    "            {%- if item['type'] == 'image' -%}\n                {{ '<start_of_image>' }}\n"
+    "            {%- elif item['type'] == 'text' -%}\n                {{ item['text'] | trim }}\n"
+    "            {%- endif -%}\n        {%- endfor -%}\n    {%- else -%}\n"
+    "        {{ raise_exception(\"Invalid content type\") }}\n    {%- endif -%}\n    {{ '<end_of_turn>\n' }}\n"
+    "{%- endfor -%}\n{%- if add_generation_prompt -%}\n    {{'<start_of_turn>model\n'}}\n{%- endif -%}\n"
+)
+
+
+def build_gemma3(model_dir):
+    """gemma-3-4b-it's structure at small widths: SigLIP tower, 4x4 average pooling, the soft-embedding
+    norm and projection; scaled token embeddings, 5 sliding-window layers to 1 global (two rope
+    bases), q/k norms, bidirectional attention among image tokens; the slow Gemma3ImageProcessor
+    (bilinear squash to the encoder's square) and a tokenizer that adds a BOS to the template's own."""
+    from PIL.Image import Resampling
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3ImageProcessor, Gemma3Processor
+    special = ["<bos>", "<eos>", "<pad>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>",
+               "<image_soft_token>"]
+    tok = qwen2_tokenizer(SRC, model_dir, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token=None,
+                          extra_special_tokens={"image_token": "<image_soft_token>", "boi_token": "<start_of_image>",
+                                                "eoi_token": "<end_of_image>"})
+    tok.add_special_tokens({"additional_special_tokens": special})
+    tok.chat_template = GEMMA3_TEMPLATE
+    ids = {t: tok.convert_tokens_to_ids(t) for t in special}
+    n_tokens = len(tok)  # the converter cuts token_embd to the tokenizer's size
+    cfg = Gemma3Config(
+        text_config=dict(vocab_size=n_tokens, hidden_size=64, intermediate_size=128, num_hidden_layers=6,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,
+                         sliding_window=32, rope_theta=1000000.0, rope_local_base_freq=10000.0, rms_norm_eps=1e-6,
+                         max_position_embeddings=32768, hidden_activation="gelu_pytorch_tanh",
+                         bos_token_id=ids["<bos>"], eos_token_id=ids["<eos>"], pad_token_id=ids["<pad>"]),
+        vision_config=dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=224, patch_size=14, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6,
+                           vision_use_head=False),
+        mm_tokens_per_image=16, boi_token_index=ids["<start_of_image>"], eoi_token_index=ids["<end_of_image>"],
+        image_token_index=ids["<image_soft_token>"], torch_dtype="float32",
+    )
+    model = randomize(Gemma3ForConditionalGeneration(cfg))
+    with torch.no_grad():  # the converter keeps this one in F16 whatever --outtype says
+        w = model.model.multi_modal_projector.mm_input_projection_weight
+        w.copy_(w.half().float())
+    model.save_pretrained(model_dir, safe_serialization=True)
+    ip = Gemma3ImageProcessor(size={"height": 224, "width": 224}, resample=Resampling.BILINEAR,
+                              image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    Gemma3Processor(image_processor=ip, tokenizer=tok, chat_template=GEMMA3_TEMPLATE,
+                    image_seq_length=16).save_pretrained(model_dir)
+    set_json(os.path.join(model_dir, "tokenizer_config.json"), add_bos_token=True)
+
+    def after_convert():  # Gemma's tokenizer class, which adds a BOS (the converter needs the Qwen2 one)
+        set_json(os.path.join(model_dir, "tokenizer_config.json"), tokenizer_class="GemmaTokenizerFast")
+
+    return dict(model=model, image_token_id=ids["<image_soft_token>"], mrope=False, after_convert=after_convert,
+                f16_in_f32_conversion=True,
+                sizes={"square_224": (224, 224), "wide_420x140": (420, 140), "odd_131x97": (131, 97),
+                       "large_900x610": (900, 610)})
+
+
+# HuggingFaceTB/SmolVLM-256M-Instruct's chat template
+SMOLVLM_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{% if message['content'][0]['type'] == "
+    "'image' %}{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}{% if line['type'] == 'text' %}"
+    "{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def build_smolvlm(model_dir):
+    """SmolVLM-256M-Instruct's structure (Idefics3ForConditionalGeneration): the image is resized so
+    that its longer side is 4 tiles, cut into tiles of the encoder's size plus a global image, each
+    tile a SigLIP pass with Hugging Face's (shifted) position ids, pixel-shuffled by 2 and projected;
+    a Llama text model; the slow Idefics3ImageProcessor (Lanczos), the only one AutoProcessor loads."""
+    from PIL.Image import Resampling
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessor, Idefics3Processor
+    rows = [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
+    special = ["<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>", "<global-img>"] + rows
+    tok = qwen2_tokenizer(SRC, model_dir, bos_token="<|im_start|>", eos_token="<end_of_utterance>",
+                          pad_token="<|im_start|>", unk_token=None)
+    tok.add_special_tokens({"additional_special_tokens": special})
+    tok.chat_template = SMOLVLM_TEMPLATE
+    image_id = tok.convert_tokens_to_ids("<image>")
+    cfg = Idefics3Config(
+        text_config=dict(model_type="llama", architectures=["VLlama3ForCausalLM"], vocab_size=len(tok), hidden_size=64,
+                         intermediate_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                         head_dim=16, rms_norm_eps=1e-5, rope_theta=100000.0, max_position_embeddings=8192,
+                         tie_word_embeddings=False),
+        vision_config=dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=64, patch_size=16, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6),
+        scale_factor=2, image_token_id=image_id, tie_word_embeddings=False, torch_dtype="float32",
+    )
+    model = randomize(Idefics3ForConditionalGeneration(cfg))
+    model.save_pretrained(model_dir, safe_serialization=True)
+    ip = Idefics3ImageProcessor(size={"longest_edge": 256}, max_image_size={"longest_edge": 64},
+                                resample=Resampling.LANCZOS, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    Idefics3Processor(image_processor=ip, tokenizer=tok, image_seq_len=4,
+                      chat_template=SMOLVLM_TEMPLATE).save_pretrained(model_dir)
+    return dict(model=model, image_token_id=image_id, mrope=False,
+                sizes={"square_224": (224, 224), "wide_420x140": (420, 140), "odd_131x97": (131, 97),
+                       "large_900x610": (900, 610)})
+
+
+# --- GLM-4.1V -----------------------------------------------------------------------------------
+
+# zai-org/GLM-4.1V-9B-Thinking's chat template (chat_template.json, as published). It has no reasoning
+# branch (no enable_thinking): the generation prompt is "<|assistant|>\n" and the model itself writes
+# "<think>". No default system turn. Rendered with transformers' trim_blocks/lstrip_blocks it gives
+# "[gMASK]<sop><|user|>\n<|begin_of_image|><|image|><|end_of_image|>PROMPT<|assistant|>\n".
+GLM4V_TEMPLATE = (
+    "[gMASK]<sop>\n{%- for msg in messages %}\n    {%- if msg.role == 'system' %}\n<|system|>\n{{ msg.content }}\n"
+    "    {%- elif msg.role == 'user' %}\n<|user|>{{ '\\n' }}\n\n        {%- if msg.content is string %}\n"
+    "{{ msg.content }}\n        {%- else %}\n            {%- for item in msg.content %}\n"
+    "                {%- if item.type == 'video' or 'video' in item %}\n<|begin_of_video|><|video|><|end_of_video|>\n"
+    "                {%- elif item.type == 'image' or 'image' in item %}\n<|begin_of_image|><|image|><|end_of_image|>\n"
+    "                {%- elif item.type == 'text' %}\n{{ item.text }}\n                {%- endif %}\n"
+    "            {%- endfor %}\n        {%- endif %}\n    {%- elif msg.role == 'assistant' %}\n"
+    "        {%- if msg.metadata %}\n<|assistant|>{{ msg.metadata }}\n{{ msg.content }}\n        {%- else %}\n"
+    "<|assistant|>\n{{ msg.content }}\n        {%- endif %}\n    {%- endif %}\n{%- endfor %}\n"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+# GLM-4's added tokens in the published order (real ids 151329..151344; here they follow the Qwen2 BPE)
+GLM4V_SPECIAL = ["[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>", "<|user|>", "<|assistant|>",
+                 "<|observation|>", "<|begin_of_image|>", "<|end_of_image|>", "<|begin_of_video|>", "<|end_of_video|>",
+                 "<|image|>", "<|video|>"]
+
+
+def build_glm4v(model_dir):
+    """GLM-4.1V-9B-Thinking's structure (Glm4vForConditionalGeneration) at small widths: patch-14 tower
+    with a post-conv RMSNorm, learned 24x24 position embeddings resampled to the grid (bicubic
+    grid_sample), 2D vision RoPE, SwiGLU vision MLP (width out_hidden_size), a 2x2 conv downsample and
+    the GELU + SwiGLU merger; a GLM-4 text model (four norms per layer, fused gate_up, q/k/v biases)
+    with M-RoPE on half of each head (interleaved pairs); the slow Glm4vImageProcessor (PIL bicubic,
+    smart_resize factor 28, temporal factor 2). The tokenizer adds no [gMASK]<sop>: the template writes them."""
+    from transformers import Glm4vConfig, Glm4vForConditionalGeneration, Glm4vImageProcessor, Glm4vProcessor
+    from transformers import Glm4vVideoProcessor
+    tok = qwen2_tokenizer(SRC, model_dir, unk_token=None, bos_token=None, eos_token="<|endoftext|>",
+                          pad_token="<|endoftext|>")
+    tok.add_special_tokens({"additional_special_tokens": ["<|endoftext|>"] + GLM4V_SPECIAL})
+    tok.chat_template = GLM4V_TEMPLATE
+    ids = {t: tok.convert_tokens_to_ids(t) for t in ["<|endoftext|>"] + GLM4V_SPECIAL}
+    cfg = Glm4vConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                         num_attention_heads=2, num_key_value_heads=1, partial_rotary_factor=0.5,
+                         max_position_embeddings=65536, rms_norm_eps=1e-5, rope_theta=10000.0, attention_bias=True,
+                         rope_scaling={"rope_type": "default", "mrope_section": [2, 3, 3]}, hidden_act="silu",
+                         tie_word_embeddings=False, pad_token_id=ids["<|endoftext|>"],
+                         eos_token_id=[ids["<|endoftext|>"], ids["<|user|>"], ids["<|observation|>"]],
+                         image_token_id=ids["<|image|>"], video_token_id=ids["<|video|>"]),
+        vision_config=dict(depth=3, hidden_size=32, num_heads=2, intermediate_size=96, out_hidden_size=64,
+                           image_size=336, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
+                           in_channels=3, hidden_act="silu", attention_bias=False, rms_norm_eps=1e-5),
+        image_token_id=ids["<|image|>"], video_token_id=ids["<|video|>"],
+        image_start_token_id=ids["<|begin_of_image|>"], image_end_token_id=ids["<|end_of_image|>"],
+        video_start_token_id=ids["<|begin_of_video|>"], video_end_token_id=ids["<|end_of_video|>"],
+        tie_word_embeddings=False, torch_dtype="float32",
+    )
+    model = randomize(Glm4vForConditionalGeneration(cfg))
+    model.save_pretrained(model_dir, safe_serialization=True)
+    Glm4vProcessor(image_processor=Glm4vImageProcessor(), tokenizer=tok, video_processor=Glm4vVideoProcessor(),
+                   chat_template=GLM4V_TEMPLATE).save_pretrained(model_dir)
+    with open(os.path.join(model_dir, "preprocessor_config.json"), "w") as f:  # GLM-4.1V-9B-Thinking's, as published
+        json.dump({"size": {"shortest_edge": 12544, "longest_edge": 9633792}, "do_rescale": True, "patch_size": 14,
+                   "temporal_patch_size": 2, "merge_size": 2, "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                   "image_std": [0.26862954, 0.26130258, 0.27577711], "image_processor_type": "Glm4vImageProcessor",
+                   "processor_class": "Glm4vProcessor"}, f, indent=1)
+    # the published tokenizer's class (the processor loads this class whatever the file says; the
+    # converter's AutoTokenizer reads the same tokenizer.json either way)
+    set_json(os.path.join(model_dir, "tokenizer_config.json"), tokenizer_class="PreTrainedTokenizerFast")
+    return dict(model=model, image_token_id=ids["<|image|>"], mrope=True,
+                sizes={"square_224": (224, 224), "wide_420x140": (420, 140), "odd_131x97": (131, 97),
+                       "large_900x610": (900, 610)})
+
+
+def set_json(path, **kv):
+    with open(path) as f:
+        d = json.load(f)
+    d.update(kv)
+    with open(path, "w") as f:
+        json.dump(d, f, indent=1)
+
+
 FAMILIES = {
     "qwen2_vl": build_qwen2_vl,
     "qwen3_vl": build_qwen3_vl,
+    "gemma3": build_gemma3,
+    "smolvlm": build_smolvlm,
+    "glm4v": build_glm4v,
 }
 
 
@@ -203,6 +398,36 @@ def convert(model_dir, out_dir):
             sys.exit(f"convert_hf_to_gguf.py {' '.join(extra)} failed on {model_dir}:\n{r.stdout[-4000:]}")
 
 
+def all_f32(src, dst):
+    """A copy of a GGUF file with every F16 tensor in F32 (the converter keeps some in F16 whatever
+    --outtype says, e.g. Gemma 3's mm_input_projection; ggml then rounds the activations too)."""
+    sys.path.insert(0, os.path.join(SRC, "gguf-py"))
+    from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
+    r = GGUFReader(src)
+    arch = r.fields["general.architecture"]
+    w = GGUFWriter(dst, bytes(arch.parts[arch.data[0]]).decode())
+    for name, f in r.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        if f.types[0] == GGUFValueType.ARRAY and f.types[-1] == GGUFValueType.STRING:
+            w.add_array(name, [bytes(f.parts[i]).decode() for i in f.data])
+        elif f.types[0] == GGUFValueType.ARRAY:
+            w.add_array(name, [f.parts[i].tolist()[0] for i in f.data])
+        elif f.types[0] == GGUFValueType.STRING:
+            w.add_string(name, bytes(f.parts[f.data[0]]).decode())
+        else:
+            w.add_key_value(name, f.parts[f.data[0]].tolist()[0], f.types[0])
+    for t in r.tensors:
+        data = np.asarray(t.data)
+        if t.tensor_type == GGMLQuantizationType.F16:
+            data = data.astype(np.float32)
+        w.add_tensor(t.name, data.reshape([int(x) for x in reversed(t.shape)]))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def forward(model, processor, image, prompt, positions):
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -220,8 +445,14 @@ def run_family(name, build):
     model_dir = os.path.join(out, "hf")
     fam = build(model_dir)
     model = fam["model"]
-    processor = AutoProcessor.from_pretrained(model_dir)  # as the reference loads it
     convert(model_dir, out)
+    mmproj = os.path.join(out, "mmproj.gguf")
+    if fam.get("f16_in_f32_conversion"):  # the f32 setting as the test's; the converter's own beside it
+        os.replace(mmproj, os.path.join(out, "mmproj-converter.gguf"))
+        all_f32(os.path.join(out, "mmproj-converter.gguf"), mmproj)
+    if "after_convert" in fam:
+        fam["after_convert"]()
+    processor = AutoProcessor.from_pretrained(model_dir)  # as the reference loads it
     images = make_images(os.path.join(out, "images"), fam["sizes"])
     n_layer = model.config.get_text_config().num_hidden_layers
     modes = ["sequential", "native"] if fam["mrope"] else ["sequential"]

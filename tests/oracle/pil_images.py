@@ -108,6 +108,21 @@ def main(out):
         f.write(np.asarray(ref, dtype=np.uint8).tobytes())
     cases.append(f"anim_800x300.gif 700 anim_800x300.rgb {ref.size[0]} {ref.size[1]}")
 
+    # Pillow's BILINEAR (Hugging Face's Gemma 3 processor squashes images to a square with it):
+    # raw RGB in, raw RGB out, up and down.
+    bilinear = []
+    src = rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    src[40:70] = smooth[:30, :131]
+    with open(os.path.join(out, "bilinear_131x97.rgb"), "wb") as f:
+        f.write(src.tobytes())
+    for w, h in [(224, 224), (64, 64), (131, 50), (300, 97), (17, 211)]:
+        ref = Image.fromarray(src).resize((w, h), Image.BILINEAR)
+        with open(os.path.join(out, f"bilinear_{w}x{h}.out"), "wb") as f:
+            f.write(np.asarray(ref, dtype=np.uint8).tobytes())
+        bilinear.append(f"{w} {h}")
+    with open(os.path.join(out, "bilinear.txt"), "w") as f:
+        f.write("\n".join(bilinear) + "\n")
+
     with open(os.path.join(out, "cases.txt"), "w") as f:
         f.write("\n".join(cases) + "\n")
     print(f"wrote {len(cases)} Pillow cases to {out}")
