@@ -11,6 +11,7 @@ struct family {
 constexpr family k_tested[] = {
     { "qwen2vl_merger", "Qwen2-VL" }, { "qwen2.5vl_merger", "Qwen2.5-VL" }, { "qwen3vl_merger", "Qwen3-VL" },
     { "gemma3", "Gemma 3" },          { "idefics3", "SmolVLM / Idefics3" }, { "glm4v", "GLM-4.1V" },
+    { "pixtral", "Mistral 3" },
 };
 
 }  // namespace

@@ -143,7 +143,8 @@ TEST_P(Family, TokensAndVectorsMatchTransformers) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, Family, testing::Values("qwen2_vl", "qwen3_vl", "gemma3", "smolvlm", "glm4v"),
+INSTANTIATE_TEST_SUITE_P(Families, Family,
+                         testing::Values("qwen2_vl", "qwen3_vl", "gemma3", "smolvlm", "glm4v", "mistral3"),
                          [](const testing::TestParamInfo<const char *> & p) { return std::string(p.param); });
 
 }  // namespace

@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
@@ -70,8 +71,9 @@ void require_file(const std::string & path, const char * what) {
     }
 }
 
-// The projector type, patch size and image size written in an mmproj file ("" / 0 if absent).
-void read_projector(const std::string & path, std::string & type, int & patch_size, int & image_size) {
+// The projector type, patch size, image size and spatial merge size written in an mmproj file
+// ("" / 0 if absent).
+void read_projector(const std::string & path, std::string & type, int & patch_size, int & image_size, int & merge) {
     gguf_init_params gp{ true, nullptr };
     gguf_context *   g = gguf_init_from_file(path.c_str(), gp);
     if (!g) {
@@ -92,6 +94,10 @@ void read_projector(const std::string & path, std::string & type, int & patch_si
     if (s >= 0 && gguf_get_kv_type(g, s) == GGUF_TYPE_UINT32) {
         image_size = (int)gguf_get_val_u32(g, s);
     }
+    const int64_t m = gguf_find_key(g, "clip.vision.spatial_merge_size");
+    if (m >= 0 && gguf_get_kv_type(g, m) == GGUF_TYPE_UINT32) {
+        merge = (int)gguf_get_val_u32(g, m);
+    }
     gguf_free(g);
 }
 
@@ -104,9 +110,23 @@ struct hf_resize {
     int64_t max_pixels = 0;
     bool    pillow     = false;  // Pillow's bicubic whatever --image-processor says (the slow processor
                                  // is the one AutoProcessor loads for the family)
+    int longest_edge = 0;        // > 0: Pixtral's rule instead of smart_resize (see pixtral_size)
 };
 
-hf_resize hf_resize_of(const std::string & projector, int patch_size) {
+// PixtralImageProcessor.get_resize_output_image_size: both sides divided by the larger of
+// side / longest_edge where that exceeds 1 (floored), then rounded up to multiples of factor.
+void pixtral_size(int width, int height, int longest_edge, int factor, int & out_width, int & out_height) {
+    const double ratio = std::max((double)height / longest_edge, (double)width / longest_edge);
+    double       h = height, w = width;
+    if (ratio > 1) {
+        h = std::floor(h / ratio);
+        w = std::floor(w / ratio);
+    }
+    out_height = (((int)h - 1) / factor + 1) * factor;
+    out_width  = (((int)w - 1) / factor + 1) * factor;
+}
+
+hf_resize hf_resize_of(const std::string & projector, int patch_size, int image_size, int merge) {
     if (projector == "qwen2vl_merger" || projector == "qwen2.5vl_merger") {
         return { patch_size * 2, 56 * 56, 14 * 14 * 4 * 16384, false };  // min_pixels 3136, max_pixels 12845056
     }
@@ -115,6 +135,9 @@ hf_resize hf_resize_of(const std::string & projector, int patch_size) {
     }
     if (projector == "glm4v") {  // Glm4vImageProcessor: size 12544..9633792 over two temporal frames
         return { patch_size * 2, 12544 / 2, 9633792 / 2, true };
+    }
+    if (projector == "pixtral" && image_size > 0) {  // PixtralImageProcessor: longest_edge = the encoder's size
+        return { patch_size * std::max(merge, 1), 0, 0, true, image_size };
     }
     return {};
 }
@@ -229,23 +252,24 @@ class model_impl final : public model {
         }
 
         // Resize images as Hugging Face's image processor does before mtmd sees them; mtmd then
-        // keeps them as they are. Qwen-VL: smart_resize, then torch's or Pillow's bicubic (mtmd's
-        // lower token limit is lowered below Hugging Face's, 4 tokens). Gemma 3: squashed to the
-        // encoder's square with Pillow's bilinear (Gemma3ImageProcessor, the slow one, is what
-        // AutoProcessor loads for it; mtmd would letterbox).
+        // keeps them as they are (its token limits opened to 1..4096). Qwen-VL, GLM-4.1V:
+        // smart_resize, then torch's or Pillow's bicubic; Pixtral / Mistral 3: the longest-edge
+        // rule, Pillow's bicubic. Gemma 3: squashed to the encoder's square with Pillow's bilinear
+        // (Gemma3ImageProcessor, the slow one, is what AutoProcessor loads for it; mtmd would
+        // letterbox).
         std::string proj;
-        int         patch = 0, image_size = 0;
-        read_projector(p.mmproj_path, proj, patch, image_size);
+        int         patch = 0, image_size = 0, merge = 0;
+        read_projector(p.mmproj_path, proj, patch, image_size, merge);
         if (p.processor != image_processor::mtmd && patch > 0) {
-            hf_resize_ = hf_resize_of(proj, patch);
+            hf_resize_ = hf_resize_of(proj, patch, image_size, merge);
         }
         if (p.processor != image_processor::mtmd && proj == "gemma3" && image_size > 0) {
             square_bilinear_ = image_size;
         }
 
         mtmd_context_params mcp = mtmd_context_params_default();
-        if (hf_resize_.factor > 0) {
-            mcp.image_min_tokens = 4;
+        if (hf_resize_.factor > 0) {  // images come at Hugging Face's size: mtmd keeps them
+            mcp.image_min_tokens = 1;
             mcp.image_max_tokens = k_mtmd_max_image_tokens;
         }
         mcp.use_gpu         = p.n_gpu_layers != 0;
@@ -1031,7 +1055,11 @@ class model_impl final : public model {
             const int64_t max_pixels =
                 std::min<int64_t>(hf_resize_.max_pixels, (int64_t)k_mtmd_max_image_tokens * f * f);
             try {
-                smart_resize(original.width, original.height, f, hf_resize_.min_pixels, max_pixels, w, h);
+                if (hf_resize_.longest_edge > 0) {
+                    pixtral_size(original.width, original.height, hf_resize_.longest_edge, f, w, h);
+                } else {
+                    smart_resize(original.width, original.height, f, hf_resize_.min_pixels, max_pixels, w, h);
+                }
             } catch (const error & e) {
                 throw error(original.source + ": " + e.what());  // which file, as the engine's other errors
             }

@@ -11,6 +11,7 @@
 // GET api/models/REPO/tree/COMMIT?recursive=true (files, sizes, LFS SHA-256; later pages named by
 // the Link header), GET REPO/resolve/COMMIT/PATH (the bytes, ranges allowed).
 #include "dior.h"
+#include "engine/families.h"
 #include "hub/http.h"
 #include "io/digest.h"
 
@@ -541,7 +542,10 @@ hub_model hub_fetch_model(const std::string & spec, const hub_options & o) {
     const hub_file * model = choose_model(files, tag);
     if (!model) {
         throw error("-hf " + spec + ": no GGUF model" + (tag.empty() ? std::string() : " of quantization " + tag) +
-                    " in " + r.id() + (online ? "" : " (cached)") + "; its GGUF files:" + gguf_list(files));
+                    " in " + r.id() + (online ? "" : " (cached)") + "; its GGUF files:" + gguf_list(files) +
+                    ". dior needs a GGUF text model and its mmproj, as the ggml-org/...-GGUF repositories hold them, "
+                    "of a model llama.cpp's mtmd supports; tested against transformers: " +
+                    tested_families());
     }
     std::vector<const hub_file *> wanted;
     const split_info              ms = split_of(model->path);

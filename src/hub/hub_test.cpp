@@ -336,6 +336,23 @@ TEST_F(Hub, BadNamesAndUnknownRepositoriesAreReported) {
     EXPECT_FALSE(fs::exists(cache / "models--nobody--nothing" / "snapshots"));
 }
 
+// A repository of safetensors only (the original checkpoint of a model, or one mtmd cannot serve,
+// such as Llama 3.2 Vision): refused, naming what dior needs and the families it is tested with.
+TEST_F(Hub, ARepositoryWithoutGgufNamesWhatDiorNeeds) {
+    auto & r                     = hub.repos["meta-llama/Llama-3.2-11B-Vision-Instruct"];
+    r.files["model.safetensors"] = { random_bytes(1000, 21) };
+    r.files["config.json"]       = { "{}", false };
+    try {
+        dior::hub_fetch_model("meta-llama/Llama-3.2-11B-Vision-Instruct", opts());
+        FAIL() << "no error";
+    } catch (const dior::error & e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("no GGUF model in meta-llama/Llama-3.2-11B-Vision-Instruct"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("mmproj"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("Gemma 3"), std::string::npos) << msg;
+    }
+}
+
 TEST_F(Hub, HostileListingsCannotWriteOutsideTheCache) {
     auto & r                               = hub.repos["evil/repo"];
     r.files["../../../escape-Q4_K_M.gguf"] = { "x" };

@@ -349,6 +349,109 @@ def build_glm4v(model_dir):
                        "large_900x610": (900, 610)})
 
 
+# --- Mistral 3 ----------------------------------------------------------------------------------
+
+# mistralai/Mistral-Small-3.1-24B-Instruct-2503's chat template, as transformers' own test copies it
+# from hf-internal-testing/Mistral-Small-3.1-24B-Instruct-2503-only-processor
+# (tests/models/mistral3/test_processing_mistral3.py::prepare_processor_dict), verbatim (its quirks
+# kept: `messages[0] is string`, the trailing space after one `{%- else %}`). It always writes a
+# default system prompt with today's date (strftime_now) when there is no system message, begins
+# with bos_token, and ignores add_generation_prompt: the prompt ends with "[/INST]".
+MISTRAL3_TEMPLATE = (
+    "{%- set today = strftime_now(\"%Y-%m-%d\") %}\n{%- set default_system_message = \"You are Mistral Small 3, a "
+    "Large Language Model (LLM) created by Mistral AI, a French startup headquartered in Paris.\\nYour knowledge base "
+    "was last updated on 2023-10-01. The current date is \" + today + \".\\n\\nWhen you're not sure about some "
+    "information, you say that you don't have the information and don't make up anything.\\nIf the user's question "
+    "is not clear, ambiguous, or does not provide enough context for you to accurately answer the question, you do "
+    "not try to answer it right away and you rather ask the user to clarify their request (e.g. \\\"What are some "
+    "good restaurants around me?\\\" => \\\"Where are you?\\\" or \\\"When is the next flight to Tokyo\\\" => "
+    "\\\"Where do you travel from?\\\")\" %}\n\n{{- bos_token }}\n\n{%- if messages[0]['role'] == 'system' %}\n"
+    "    {%- if messages[0] is string %}\n        {%- set system_message = messages[0]['content'] %}\n"
+    "        {%- set loop_messages = messages[1:] %}\n    {%- else %} \n"
+    "        {%- set system_message = messages[0]['content'][0]['text'] %}\n"
+    "        {%- set loop_messages = messages[1:] %}\n    {%- endif %}\n{%- else %}\n"
+    "    {%- set system_message = default_system_message %}\n    {%- set loop_messages = messages %}\n{%- endif %}\n"
+    "{{- '[SYSTEM_PROMPT]' + system_message + '[/SYSTEM_PROMPT]' }}\n\n{%- for message in loop_messages %}\n"
+    "    {%- if message['role'] == 'user' %}\n            {%- if message['content'] is string %}\n"
+    "            {{- '[INST]' + message['content'] + '[/INST]' }}\n            {%- else %}\n"
+    "                    {{- '[INST]' }}\n                    {%- for block in message['content'] %}\n"
+    "                            {%- if block['type'] == 'text' %}\n"
+    "                                    {{- block['text'] }}\n"
+    "                            {%- elif block['type'] == 'image' or block['type'] == 'image_url' %}\n"
+    "                                    {{- '[IMG]' }}\n                                {%- else %}\n"
+    "                                    {{- raise_exception('Only text and image blocks are supported in message "
+    "content!') }}\n                                {%- endif %}\n                        {%- endfor %}\n"
+    "                    {{- '[/INST]' }}\n                {%- endif %}\n    {%- elif message['role'] == 'system' %}\n"
+    "        {{- '[SYSTEM_PROMPT]' + message['content'] + '[/SYSTEM_PROMPT]' }}\n"
+    "    {%- elif message['role'] == 'assistant' %}\n        {%- if message['content'] is string %}\n"
+    "            {{- message['content'] + eos_token }}\n        {%- else %}\n"
+    "            {{- message['content'][0]['text'] + eos_token }}\n        {%- endif %}\n    {%- else %}\n"
+    "        {{- raise_exception('Only user, system and assistant roles are supported!') }}\n    {%- endif %}\n"
+    "{%- endfor %}"
+)
+# Mistral's control tokens in tekken's order (real ids 0..19; here they follow the Qwen2 BPE)
+MISTRAL3_SPECIAL = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]",
+                    "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "[TOOL_CALLS]", "[IMG]", "<pad>", "[IMG_BREAK]", "[IMG_END]",
+                    "[PREFIX]", "[MIDDLE]", "[SUFFIX]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CONTENT]"]
+
+
+def build_mistral3(model_dir):
+    """Mistral-Small-3.1-24B-Instruct-2503's structure (Mistral3ForConditionalGeneration) at small widths:
+    a Pixtral tower (patch 14, no bias, RMSNorm ln_pre, 2D RoPE theta 10000, SiLU-gated MLP), the
+    Mistral3 projector (RMSNorm with the text eps, 2x2 unfold + merging_layer, linear-GELU(erf)-linear);
+    a Mistral text model (1-D RoPE theta 1e9, no sliding window); the slow PixtralImageProcessor
+    (longest_edge cap by floor, sides rounded UP to patch*merge, PIL bicubic), [IMG_BREAK] after each
+    row of image tokens and [IMG_END] for the last. The tokenizer adds a BOS to the template's own <s>
+    (two BOS, as the real LlamaTokenizerFast over tekken does)."""
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration, PixtralImageProcessor, PixtralProcessor
+    tok = qwen2_tokenizer(SRC, model_dir, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
+    tok.add_special_tokens({"additional_special_tokens": MISTRAL3_SPECIAL})
+    tok.chat_template = MISTRAL3_TEMPLATE
+    ids = {t: tok.convert_tokens_to_ids(t) for t in MISTRAL3_SPECIAL}
+    patch, merge, longest = 14, 2, 448  # published: 14, 2, 1540 (= vision image_size)
+    cfg = Mistral3Config(
+        text_config=dict(model_type="mistral", vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                         max_position_embeddings=131072, rms_norm_eps=1e-5, rope_theta=1000000000.0,
+                         sliding_window=None, hidden_act="silu", tie_word_embeddings=False,
+                         bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"]),
+        # 3 layers, not 2: the mmproj converter maps multi_modal_projector.linear_{bid} only for bid < the
+        # vision block count, so linear_2 needs >= 3 vision layers
+        vision_config=dict(model_type="pixtral", hidden_size=32, intermediate_size=48, num_hidden_layers=3,
+                           num_attention_heads=2, head_dim=16, num_channels=3, image_size=longest, patch_size=patch,
+                           hidden_act="silu", rope_theta=10000.0),
+        image_token_index=ids["[IMG]"], projector_hidden_act="gelu", vision_feature_layer=-1,
+        multimodal_projector_bias=False, spatial_merge_size=merge, tie_word_embeddings=False, torch_dtype="float32",
+    )
+    model = randomize(Mistral3ForConditionalGeneration(cfg))
+    model.save_pretrained(model_dir, safe_serialization=True)
+    ip = PixtralImageProcessor(size={"longest_edge": longest}, patch_size={"height": patch, "width": patch})
+    PixtralProcessor(image_processor=ip, tokenizer=tok, patch_size=patch, spatial_merge_size=merge,
+                     chat_template=MISTRAL3_TEMPLATE, image_token="[IMG]", image_break_token="[IMG_BREAK]",
+                     image_end_token="[IMG_END]").save_pretrained(model_dir)
+    with open(os.path.join(model_dir, "preprocessor_config.json"), "w") as f:  # the published one, smaller sizes
+        json.dump({"crop_size": None, "data_format": "channels_first", "default_to_square": True, "device": None,
+                   "do_center_crop": None, "do_convert_rgb": True, "do_normalize": True, "do_rescale": True,
+                   "do_resize": True, "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                   "image_processor_type": "PixtralImageProcessor",
+                   "image_std": [0.26862954, 0.26130258, 0.27577711], "input_data_format": None,
+                   "patch_size": {"height": patch, "width": patch}, "processor_class": "PixtralProcessor",
+                   "resample": 3, "rescale_factor": 0.00392156862745098, "return_tensors": None,
+                   "size": {"longest_edge": longest}}, f, indent=1)
+    # the GGUF gets tokenizer.ggml.add_bos_token = true from here; the converter reads the Qwen2 class,
+    # which ignores it, so its pre-tokenizer hash is qwen2's
+    set_json(os.path.join(model_dir, "tokenizer_config.json"), add_bos_token=True, add_eos_token=False)
+
+    def after_convert():  # the published tokenizer's class, which adds the BOS on encode
+        set_json(os.path.join(model_dir, "tokenizer_config.json"), tokenizer_class="LlamaTokenizerFast")
+
+    # mtmd's image chunk holds the [IMG_BREAK] rows too (their embedding row is in the mmproj)
+    return dict(model=model, image_token_id=ids["[IMG]"], more_image_token_ids=[ids["[IMG_BREAK]"]], mrope=False,
+                after_convert=after_convert,
+                sizes={"square_224": (224, 224), "wide_420x140": (420, 140), "odd_131x97": (131, 97),
+                       "large_900x610": (900, 610)})
+
+
 def set_json(path, **kv):
     with open(path) as f:
         d = json.load(f)
@@ -363,6 +466,7 @@ FAMILIES = {
     "gemma3": build_gemma3,
     "smolvlm": build_smolvlm,
     "glm4v": build_glm4v,
+    "mistral3": build_mistral3,
 }
 
 
@@ -455,6 +559,8 @@ def run_family(name, build):
     processor = AutoProcessor.from_pretrained(model_dir)  # as the reference loads it
     images = make_images(os.path.join(out, "images"), fam["sizes"])
     n_layer = model.config.get_text_config().num_hidden_layers
+    # ids that mtmd's image chunk holds as embeddings (written -1, as dior lists them)
+    in_image = {fam["image_token_id"]} | set(fam.get("more_image_token_ids", []))
     modes = ["sequential", "native"] if fam["mrope"] else ["sequential"]
 
     def case(image, cond, layer=-1, token=-1, pos="sequential", prompt_type="describe"):
@@ -480,7 +586,7 @@ def run_family(name, build):
             img = load_like_reference(os.path.join(out, "images", c["image"]))
             cache[key] = forward(model, processor, img, prompt, c["positions"])
         ids, hs = cache[key]
-        c["ids"] = [-1 if t == fam["image_token_id"] else t for t in ids]
+        c["ids"] = [-1 if t in in_image else t for t in ids]
         vectors.append(hs[c["layer"]][c["token"]])
     # tokens inside the image (first, middle, last image token) and the one after it, every layer
     image = images[1]
@@ -491,7 +597,7 @@ def run_family(name, build):
         for token in [at[0], at[len(at) // 2], at[-1], at[-1] + 1]:
             for layer in range(n_layer + 1):
                 c = case(image, "car color", layer, token, pos)
-                c["ids"] = [-1 if t == fam["image_token_id"] else t for t in ids]
+                c["ids"] = [-1 if t in in_image else t for t in ids]
                 cases.append(c)
                 vectors.append(hs[layer][token])
     np.save(os.path.join(out, "vectors.npy"), np.stack(vectors).astype(np.float32))
