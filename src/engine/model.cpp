@@ -101,9 +101,10 @@ void read_projector(const std::string & path, std::string & type, int & patch_si
     gguf_free(g);
 }
 
-// Hugging Face's Qwen-VL image resize (smart_resize): sides multiples of `factor` (patch size x
-// merge size), pixels within [min_pixels, max_pixels] as the published preprocessor_config.json
-// files give them. factor 0: not a Qwen-VL projector.
+// A family's Hugging Face image resize, done by dior before mtmd sees the image: smart_resize
+// (Qwen-VL, GLM-4.1V: sides multiples of `factor` = patch size x merge size, pixels within
+// [min_pixels, max_pixels] as the published preprocessor_config.json files give them) or Pixtral's
+// longest-edge rule. factor 0: mtmd's own preprocessing.
 struct hf_resize {
     int     factor     = 0;
     int64_t min_pixels = 0;
