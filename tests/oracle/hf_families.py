@@ -10,7 +10,10 @@ where the family has M-RoPE.
 
 Usage: python hf_families.py LLAMA_CPP_SOURCE OUT_DIR [FAMILY ...]   (default: every family)
 Writes OUT_DIR/FAMILY/{text,mmproj}.gguf, images/*, cases.json (with the processor's input ids,
-image tokens as -1), vectors.npy (one row per case) and family.json (model class, processor class).
+image tokens as -1), vectors.npy (one row per case) and family.json (model class, processor class);
+where the converter keeps tensors in F16 whatever --outtype says (Gemma 3), mmproj.gguf is an all-F32
+copy and mmproj-converter.gguf the converter's own file. Qwen3-VL needs transformers 4.57.3 first on
+PYTHONPATH (tests/requirements-transformers-4.57.txt; scripts/test.sh installs it).
 """
 import json
 import os
