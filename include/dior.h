@@ -257,6 +257,10 @@ class model {
     // `<__media__>` where the image goes.
     virtual std::string render_prompt(const std::string & instruction) const = 0;
 
+    // The image as dior hands it to mtmd: resized as the family's Hugging Face image processor
+    // resizes it (Qwen-VL, GLM-4.1V, Mistral 3, Gemma 3), or as it is where mtmd preprocesses.
+    virtual image processor_input(const image & img) const = 0;
+
     // Token ids of the whole prompt for an image; image tokens appear as -1. For tests and tools.
     virtual std::vector<int32_t> prompt_tokens(const image & img, const std::string & instruction,
                                                bool parse_special = false) = 0;

@@ -143,6 +143,47 @@ TEST_P(Family, TokensAndVectorsMatchTransformers) {
     }
 }
 
+// The pixels the vision tower sees: dior resizes as the family's processor does (model::
+// processor_input) and mtmd normalizes ((x / 255 - mean) / std in float32), against the processor's
+// own pixel_values. Stated bound: a few float32 ulps (max |diff| <= 1e-6). SmolVLM's tiles are
+// mtmd's own (its Lanczos port of the slow Idefics3 processor): checked through the image-token
+// vectors above, not pixel by pixel.
+TEST_P(Family, ImagesReachTheEncoderAsTheProcessorMakesThem) {
+    const fs::path       dir = fs::path(DIOR_TEST_DATA_DIR) / "hf-families" / GetParam();
+    std::ifstream        pf(dir / "pixels.json");
+    const nlohmann::json px = nlohmann::json::parse(pf);
+    EXPECT_EQ(px["images"].empty(), std::string(GetParam()) == "smolvlm");
+    float mean[3], sd[3];
+    for (int k = 0; k < 3; ++k) {
+        mean[k] = px["image_mean"][k].get<float>();
+        sd[k]   = px["image_std"][k].get<float>();
+    }
+    dior::model_params mp;
+    mp.model_path  = (dir / "text.gguf").string();
+    mp.mmproj_path = (dir / "mmproj.gguf").string();
+    mp.n_threads   = 2;
+    const auto m   = dior::model::load(mp);
+    for (const auto & e : px["images"]) {
+        const std::string  name = e["image"].get<std::string>();
+        const dior::image  r    = m->processor_input(dior::load_image((dir / "images" / name).string()));
+        const dior::matrix want = dior::read_npy((dir / "pixels" / (name + ".npy")).string());
+        ASSERT_EQ(r.width, e["width"].get<int>()) << GetParam() << " " << name;
+        ASSERT_EQ(r.height, e["height"].get<int>()) << GetParam() << " " << name;
+        ASSERT_EQ(want.data.size(), (size_t)3 * r.width * r.height);
+        double worst = 0;
+        for (int y = 0; y < r.height; ++y) {
+            for (int x = 0; x < r.width; ++x) {
+                for (int k = 0; k < 3; ++k) {
+                    const float v = ((float)r.rgb[((size_t)y * r.width + x) * 3 + k] / 255.0f - mean[k]) / sd[k];
+                    worst = std::max(worst, (double)std::fabs(v - want.data[((size_t)k * r.height + y) * r.width + x]));
+                }
+            }
+        }
+        std::printf("  %s %-18s %4dx%-4d max |pixel diff| %.2e\n", GetParam(), name.c_str(), r.width, r.height, worst);
+        EXPECT_LE(worst, 1e-6) << GetParam() << " " << name;
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, Family,
                          testing::Values("qwen2_vl", "qwen3_vl", "gemma3", "smolvlm", "glm4v", "mistral3"),
                          [](const testing::TestParamInfo<const char *> & p) { return std::string(p.param); });

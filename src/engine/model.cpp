@@ -1047,8 +1047,14 @@ class model_impl final : public model {
         tail_special_ = "";
     }
 
-    prepared_image prepare(const image & original) {
+    image processor_input(const image & img) const override {
         image resized;
+        return hf_resize_image(img, resized) ? resized : img;
+    }
+
+    // The family's Hugging Face resize of an image into `resized`; false where there is none (the
+    // image goes to mtmd as it is).
+    bool hf_resize_image(const image & original, image & resized) const {
         if (hf_resize_.factor > 0) {
             const int f = hf_resize_.factor;
             int       w = 0, h = 0;
@@ -1064,15 +1070,24 @@ class model_impl final : public model {
             } catch (const error & e) {
                 throw error(original.source + ": " + e.what());  // which file, as the engine's other errors
             }
-            if (w != original.width || h != original.height) {
-                resized = params_.processor == image_processor::fast && !hf_resize_.pillow
-                              ? resize_bicubic_torch(original, w, h)
-                              : resize_bicubic(original, w, h);
+            if (w == original.width && h == original.height) {
+                return false;
             }
+            resized = params_.processor == image_processor::fast && !hf_resize_.pillow
+                          ? resize_bicubic_torch(original, w, h)
+                          : resize_bicubic(original, w, h);
+            return true;
         }
         if (square_bilinear_ > 0 && (original.width != square_bilinear_ || original.height != square_bilinear_)) {
             resized = resize_bilinear(original, square_bilinear_, square_bilinear_);
+            return true;
         }
+        return false;
+    }
+
+    prepared_image prepare(const image & original) {
+        image resized;
+        hf_resize_image(original, resized);
         const image &    img = resized.rgb.empty() ? original : resized;
         mtmd::bitmap_ptr bmp(mtmd_bitmap_init((uint32_t)img.width, (uint32_t)img.height, img.rgb.data()));
         if (!bmp) {

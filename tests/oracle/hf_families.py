@@ -544,7 +544,26 @@ def forward(model, processor, image, prompt, positions):
         kwargs["position_ids"] = torch.arange(inputs["input_ids"].shape[1])[None]
     with torch.no_grad():
         out = model(**inputs, **kwargs, output_hidden_states=True)
-    return inputs["input_ids"][0].tolist(), [h[0].double().numpy() for h in out.hidden_states]
+    return inputs["input_ids"][0].tolist(), [h[0].double().numpy() for h in out.hidden_states], inputs
+
+
+def unpatchify(pixel_values, grid_thw, patch, merge=2, temporal=2):
+    """Qwen-VL / GLM-4.1V pixel_values (gt*gh*gw, C*T*P*P) back to the (3, H, W) image of the first frame."""
+    gt, gh, gw = (int(v) for v in grid_thw)
+    x = pixel_values.reshape(gt, gh // merge, gw // merge, merge, merge, 3, temporal, patch, patch)
+    x = x.transpose(0, 6, 5, 1, 3, 7, 2, 4, 8)
+    return x.reshape(gt, temporal, 3, gh * patch, gw * patch)[0, 0]
+
+
+def processor_pixels(inputs, patch):
+    """The processor's pixel_values of the one image as (3, H, W): patchified (Qwen-VL, GLM-4.1V) or plain
+    (Gemma 3, Pixtral); None for tiled layouts (Idefics3)."""
+    pv = inputs["pixel_values"].numpy()
+    if "image_grid_thw" in inputs:
+        return unpatchify(pv, inputs["image_grid_thw"][0], patch)
+    if pv.ndim == 4 and pv.shape[0] == 1:
+        return pv[0]
+    return None
 
 
 def run_family(name, build):
@@ -580,14 +599,21 @@ def run_family(name, build):
             for pos in modes:
                 cases.append(case(images[0], cond, pos=pos, prompt_type=pt))
 
-    cache, vectors = {}, []
+    cache, vectors, pixels = {}, [], {}
     for c in cases:
         with_c, without_c = PROMPTS[c["prompt_type"]]
         prompt = with_c.replace("{aspect}", c["condition"]) if c["condition"] is not None else without_c
         key = (c["image"], prompt, c["positions"])
         if key not in cache:
             img = load_like_reference(os.path.join(out, "images", c["image"]))
-            cache[key] = forward(model, processor, img, prompt, c["positions"])
+            ids, hs, inputs = forward(model, processor, img, prompt, c["positions"])
+            cache[key] = (ids, hs)
+            chw = processor_pixels(inputs, model.config.vision_config.patch_size)
+            if chw is not None and c["image"] not in pixels:
+                os.makedirs(os.path.join(out, "pixels"), exist_ok=True)
+                np.save(os.path.join(out, "pixels", c["image"] + ".npy"),
+                        np.ascontiguousarray(chw.reshape(-1, chw.shape[2]), dtype=np.float32))  # (3 H, W)
+                pixels[c["image"]] = dict(image=c["image"], height=int(chw.shape[1]), width=int(chw.shape[2]))
         ids, hs = cache[key]
         c["ids"] = [-1 if t in in_image else t for t in ids]
         vectors.append(hs[c["layer"]][c["token"]])
@@ -606,6 +632,10 @@ def run_family(name, build):
     np.save(os.path.join(out, "vectors.npy"), np.stack(vectors).astype(np.float32))
     with open(os.path.join(out, "cases.json"), "w") as f:
         json.dump(cases, f)
+    ip = processor.image_processor
+    with open(os.path.join(out, "pixels.json"), "w") as f:  # what the processor hands the vision tower
+        json.dump(dict(image_mean=list(ip.image_mean), image_std=list(ip.image_std), images=list(pixels.values())),
+                  f, indent=1)
     with open(os.path.join(out, "family.json"), "w") as f:
         json.dump(dict(family=name, model_class=type(model).__name__,
                        processor_class=type(processor).__name__,
