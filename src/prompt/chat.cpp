@@ -32,6 +32,8 @@ constexpr image_placeholder k_placeholders[] = {
     // Idefics3Processor / SmolVLMProcessor: tiles and the global image, all in mtmd's chunks
     { "idefics3", "<image>", "", "" },
     { "glm4v", "<|begin_of_image|><|image|><|end_of_image|>", "", "" },
+    // No entry for Pixtral / Mistral 3: its templates take the media marker in a text content, and
+    // mtmd's chunk holds the [IMG] and [IMG_BREAK] rows and adds [IMG_END], as the processor does.
 };
 
 // The user's text stands in the template as this sentinel, so that the text itself never passes
