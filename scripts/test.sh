@@ -25,7 +25,7 @@ if [ ! -f "$stamp" ] || ! cmp -s "$req" "$stamp"; then
   cp "$req" "$stamp"
 fi
 
-# A second, newer transformers for the families the reference's pin lacks (Qwen3-VL, LFM2-VL).
+# A second, newer transformers for the family the reference's pin lacks (Qwen3-VL).
 req2="$here/tests/requirements-transformers-4.57.txt"
 tf2="$venv/transformers-4.57.3"
 if [ ! -f "$tf2/.dior-requirements" ] || ! cmp -s "$req2" "$tf2/.dior-requirements"; then
@@ -48,7 +48,7 @@ mkdir -p "$results"
   echo "# llama.cpp: $(grep -m1 '^DIOR_LLAMA_PREFIX:' "$build_dir/CMakeCache.txt" | cut -d= -f2-)"
   echo "# Python packages of the oracles ($("$venv/bin/python" --version))"
   "$venv/bin/python" -m pip freeze --disable-pip-version-check
-  echo "# and, for Qwen3-VL and LFM2-VL only: $(ls "$tf2" | grep -m1 '^transformers-.*dist-info')"
+  echo "# and, for Qwen3-VL only: $(ls "$tf2" | grep -m1 '^transformers-.*dist-info')"
 } >"$results/environment.txt"
 cd "$build_dir"
 ctest --output-on-failure --output-junit "$results/junit.xml" "$@"
