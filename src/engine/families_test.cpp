@@ -3,6 +3,7 @@
 // cases with the processor's input ids, and transformers' vectors). Per family: the prompt's tokens
 // equal the processor's, and every vector is within the bound at every layer and token.
 #include "../../tests/support/test_paths.h"
+#include "../../tests/support/vector_stats.h"
 #include "dior.h"
 
 #include <algorithm>
@@ -19,28 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct stats {
-    double worst_cos = 1, worst_rel = 0;
-    int    n = 0;
-
-    void add(double cos, double rel) {
-        worst_cos = std::min(worst_cos, cos);
-        worst_rel = std::max(worst_rel, rel);
-        ++n;
-    }
-};
-
-void compare(const std::vector<float> & ours, const float * ref, size_t n, double & cos, double & rel) {
-    double dot = 0, na = 0, nb = 0, diff = 0;
-    for (size_t i = 0; i < n; ++i) {
-        dot += (double)ours[i] * ref[i];
-        na += (double)ours[i] * ours[i];
-        nb += (double)ref[i] * ref[i];
-        diff += ((double)ours[i] - ref[i]) * ((double)ours[i] - ref[i]);
-    }
-    cos = dot / std::sqrt(na * nb);
-    rel = std::sqrt(diff / nb);
-}
+using dior::test::compare;
+using dior::test::stats;
 
 std::string group_of(const nlohmann::json & c) {
     const int layer = c["layer"].get<int>();

@@ -27,7 +27,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torchvision_cpu  # noqa: E402,F401  (before transformers)
 import transformers  # noqa: E402
-from qwen2_vocab import N_BASE, qwen2_tokenizer  # noqa: E402
+from qwen2_vocab import QWEN_VL_SPECIAL, QWEN_VL_TEMPLATE, qwen2_tokenizer  # noqa: E402
 from transformers import AutoProcessor  # noqa: E402
 
 SRC = sys.argv[1]
@@ -67,29 +67,12 @@ def randomize(model, seed=0):
 
 # --- Qwen2-VL ------------------------------------------------------------------------------------
 
-QWEN_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-    "{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
-    "<|im_end|>\n{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in "
-    "content or 'image_url' in content %}{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}"
-    "Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] "
-    "== 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}"
-    "Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content "
-    "%}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}"
-    "<|im_start|>assistant\n{% endif %}"
-)
-QWEN_SPECIAL = ["<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
-                "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>",
-                "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"]
-
-
 def qwen_tokenizer(model_dir):
     tok = qwen2_tokenizer(SRC, model_dir, unk_token=None, bos_token=None, eos_token="<|endoftext|>",
                           pad_token="<|endoftext|>")
-    tok.add_special_tokens({"additional_special_tokens": QWEN_SPECIAL})
+    tok.add_special_tokens({"additional_special_tokens": QWEN_VL_SPECIAL})
     tok.eos_token = "<|im_end|>"
-    tok.chat_template = QWEN_TEMPLATE
+    tok.chat_template = QWEN_VL_TEMPLATE
     assert tok.convert_tokens_to_ids("<|image_pad|>") == 151655
     return tok
 
@@ -114,7 +97,7 @@ def build_qwen2_vl(model_dir):
     model = randomize(Qwen2VLForConditionalGeneration(cfg))
     model.save_pretrained(model_dir, safe_serialization=True)
     Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(min_pixels=3136, max_pixels=12845056), tokenizer=tok,
-                     video_processor=Qwen2VLVideoProcessor(), chat_template=QWEN_TEMPLATE).save_pretrained(model_dir)
+                     video_processor=Qwen2VLVideoProcessor(), chat_template=QWEN_VL_TEMPLATE).save_pretrained(model_dir)
     return dict(model=model, image_token_id=151655, mrope=True,
                 sizes={"square_224": (224, 224), "wide_420x140": (420, 140), "odd_131x97": (131, 97),
                        "large_900x610": (900, 610)})

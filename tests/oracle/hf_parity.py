@@ -34,7 +34,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torchvision_cpu  # noqa: E402,F401  (before transformers)
-from qwen2_vocab import qwen2_tokenizer  # noqa: E402
+from qwen2_vocab import QWEN_VL_SPECIAL, QWEN_VL_TEMPLATE, qwen2_tokenizer  # noqa: E402
 
 SRC = sys.argv[1]
 OUT = sys.argv[2]
@@ -47,21 +47,6 @@ from transformers import (  # noqa: E402
     Qwen2VLVideoProcessor,
 )
 
-CHAT_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-    "{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
-    "<|im_end|>\n{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in "
-    "content or 'image_url' in content %}{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}"
-    "Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] "
-    "== 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}"
-    "Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content "
-    "%}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}"
-    "<|im_start|>assistant\n{% endif %}"
-)
-SPECIAL = ["<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>", "<|box_end|>",
-           "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>",
-           "<|video_pad|>"]
 AFTER = [("<tool_call>", False), ("</tool_call>", False), ("<|fim_prefix|>", True), ("<|fim_middle|>", True),
          ("<|fim_suffix|>", True), ("<|fim_pad|>", True), ("<|repo_name|>", True), ("<|file_sep|>", True)]
 
@@ -79,14 +64,14 @@ PROMPTS = {
 def build_tokenizer(model_dir):
     tok = qwen2_tokenizer(SRC, model_dir, unk_token=None, bos_token=None, eos_token="<|endoftext|>",
                           pad_token="<|endoftext|>")
-    tok.add_special_tokens({"additional_special_tokens": SPECIAL})
+    tok.add_special_tokens({"additional_special_tokens": QWEN_VL_SPECIAL})
     for t, special in AFTER:
         if special:
             tok.add_special_tokens({"additional_special_tokens": tok.additional_special_tokens + [t]})
         else:
             tok.add_tokens([t])
     tok.eos_token = "<|im_end|>"  # as Qwen2.5-VL's tokenizer_config.json
-    tok.chat_template = CHAT_TEMPLATE
+    tok.chat_template = QWEN_VL_TEMPLATE
     assert tok.convert_tokens_to_ids("<|endoftext|>") == 151643, tok.convert_tokens_to_ids("<|endoftext|>")
     assert tok.convert_tokens_to_ids("<|image_pad|>") == 151655
     assert tok.convert_tokens_to_ids("<|file_sep|>") == 151664
@@ -127,7 +112,7 @@ def build_model(model_dir):
     # The processor folder as published models have it, read back the way the reference reads it.
     image_processor = Qwen2VLImageProcessor(min_pixels=3136, max_pixels=12845056)
     Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tok, video_processor=Qwen2VLVideoProcessor(),
-                        chat_template=CHAT_TEMPLATE).save_pretrained(model_dir)
+                        chat_template=QWEN_VL_TEMPLATE).save_pretrained(model_dir)
     processors = {"fast": AutoProcessor.from_pretrained(model_dir),  # what the reference runs
                   "slow": AutoProcessor.from_pretrained(model_dir, use_fast=False)}
     assert type(processors["fast"].image_processor).__name__ == "Qwen2VLImageProcessorFast", processors["fast"]
