@@ -764,6 +764,11 @@ struct aspect_labels {
     // synthetic_cars: labels paired with the images by position, the i-th image in the order of
     // their reference JSON names getting by_position[i].
     std::vector<std::string> by_position;
+    // The metadata's rows in file order, (JSON name, label): the order in which the reference's
+    // evaluate.py reads them (deepfashion, movie_posters, cars196; a name listed twice is scored
+    // twice, as there). Empty where the reference lists the vector files instead (cub200).
+    std::vector<std::pair<std::string, std::string>> rows;
+    std::string                                      rows_from;  // the metadata file's name
 };
 
 // The label of every image of `images` (any order) for an aspect; nullopt where it has none.
@@ -800,15 +805,42 @@ struct accuracy {
     double NMI                         = 0;
     double AMI                         = 0;
     size_t n_queries                   = 0;  // rows with a label that occurs at least twice
+    // NMI and AMI again with k-means started from each of eval_params::spread_seeds: faiss picks
+    // the starting centres by row position, so one seed's score can be an accident of the start.
+    std::vector<double> NMI_by_seed, AMI_by_seed;
 };
 
 struct eval_params {
-    bool clustering  = true;  // NMI and AMI (k-means with k = number of labels)
-    int  kmeans_iter = 20;    // as PML's FaissKMeans
-    int  kmeans_seed = 1234;  // faiss' default
+    bool             clustering  = true;  // NMI and AMI (k-means with k = number of labels)
+    int              kmeans_iter = 20;    // as PML's FaissKMeans
+    int              kmeans_seed = 1234;  // faiss' default, the reference's value
+    std::vector<int> spread_seeds;        // further k-means seeds for NMI_by_seed / AMI_by_seed
 };
 
 accuracy evaluate(const matrix & x, const std::vector<int> & labels, const eval_params & params = {});
+
+// The order in which a setting's rows are scored. k-means takes its starting centres by row
+// position, so NMI and AMI depend on it, and so do P@1 and mAP@R where distances tie exactly.
+enum class row_order {
+    reference,  // as the reference's evaluate.py reads them: the metadata's row order (deepfashion,
+                // movie_posters, cars196), the folder's listing order (cub200: glob, unsorted),
+                // the vector files' sorted names (synthetic_cars, paired with metadata rows)
+    sorted,     // by vector file name (reference_json_name), one row per image
+};
+const char * row_order_name(row_order o);  // "reference", "sorted"
+
+// The rows of one aspect to score, in order.
+struct scored_rows {
+    std::vector<size_t>      rows;       // indices into the setting's images; one may occur twice
+    std::vector<std::string> labels;     // the label of each row
+    std::vector<std::string> unlabeled;  // images without a label for this aspect, left out
+    std::vector<std::string> missing;    // metadata rows without a vector (evaluate.py fails there)
+    std::string              order;      // the order used, in words (recorded in the results)
+};
+// images: the setting's vector files or images; `listed` says they come in their folder's listing
+// order (a tree in the reference's layout), not in name order (a store keeps no folder order).
+scored_rows rows_to_score(const aspect_labels & labels, const std::vector<std::string> & images, row_order order,
+                          bool listed);
 
 // The pieces, for tests and tools.
 void             knn(const matrix & x, size_t k, std::vector<int64_t> & indices);  // n x k, self excluded

@@ -133,10 +133,12 @@ std::vector<aspect_labels> from_table(const std::string & path, char sep, const 
     for (const auto & [aspect, column] : aspect_columns) {
         const int     c = required_column(t, { column }, path);
         aspect_labels a;
-        a.aspect = aspect;
+        a.aspect    = aspect;
+        a.rows_from = fs::path(path).filename().string();
         for (const auto & row : t.rows) {
             if ((int)row.size() > std::max(key, c)) {
-                a.by_name[key_of(row[key])] = label_cell(row[c]);
+                a.rows.emplace_back(key_of(row[key]), label_cell(row[c]));
+                a.by_name[a.rows.back().first] = a.rows.back().second;
             }
         }
         out.push_back(std::move(a));
@@ -468,11 +470,13 @@ std::vector<aspect_labels> load_labels(const std::string & dataset, const label_
             throw error("label file not found: " + src.cars196_labels);
         }
         aspect_labels a;
-        a.aspect = "car model";
+        a.aspect    = "car model";
+        a.rows_from = fs::path(src.cars196_labels).filename().string();
         for (std::string line; std::getline(f, line);) {
             const auto rec = split_record(line, ',');
             if (rec.size() >= 2 && !rec[1].empty() && std::isdigit((unsigned char)rec[1][0])) {
-                a.by_name[reference_json_name(rec[0])] = rec[1];
+                a.rows.emplace_back(reference_json_name(rec[0]), rec[1]);
+                a.by_name[a.rows.back().first] = rec[1];
             }
         }
         return { a };
@@ -491,7 +495,10 @@ std::vector<aspect_labels> load_labels(const std::string & dataset, const label_
         const int         bh    = required_column(t, { "bg_color_hue" }, path);
         const int         bs    = required_column(t, { "bg_color_sat" }, path);
         const int         bv    = required_column(t, { "bg_color_val" }, path);
-        aspect_labels     m{ "car model", {}, {} }, c{ "car color", {}, {} }, bg{ "background color", {}, {} };
+        aspect_labels     m, c, bg;
+        m.aspect  = "car model";
+        c.aspect  = "car color";
+        bg.aspect = "background color";
         for (size_t r = 0; r < t.rows.size() && r < 1000; ++r) {  // the reference uses the first 1000 rows
             const auto & row  = t.rows[r];
             const auto   cell = [&](int col) { return col < (int)row.size() ? row[col] : std::string(); };

@@ -104,6 +104,11 @@ accuracy evaluate(const matrix & x, const std::vector<int> & labels, const eval_
         const auto clusters = kmeans(x, (int)count.size(), params.kmeans_iter, params.kmeans_seed);
         acc.NMI             = normalized_mutual_info(labels, clusters);
         acc.AMI             = adjusted_mutual_info(labels, clusters);
+        for (int seed : params.spread_seeds) {
+            const auto c = kmeans(x, (int)count.size(), params.kmeans_iter, seed);
+            acc.NMI_by_seed.push_back(normalized_mutual_info(labels, c));
+            acc.AMI_by_seed.push_back(adjusted_mutual_info(labels, c));
+        }
     } else {
         acc.NMI = acc.AMI = nan;
     }

@@ -4,6 +4,7 @@
 #include "dior.h"
 
 #include <CLI/CLI.hpp>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,6 +59,9 @@ void export_json(const store & st, const std::vector<int64_t> & setting_ids, con
 // mixed widths) is reported on stderr and its setting left out.
 struct import_result {
     size_t settings = 0, vectors = 0, failed = 0;
+    // setting id -> its vector files' names in the folder's listing order (the reference's glob
+    // reads them so, unsorted: cub200's evaluation order)
+    std::map<int64_t, std::vector<std::string>> listing;
 };
 import_result import_reference_tree(store & st, const std::string & dir, const std::string & pattern);
 

@@ -25,13 +25,14 @@ struct eval_options {
     std::string          out_dir = "eval-results";
     label_sources        labels;
     bool                 no_clustering = false;
+    row_order            order         = row_order::reference;
+    int                  kmeans_seeds  = 10;
 };
 
 struct aspect_result {
-    std::string              aspect;
-    size_t                   n_images = 0;
-    accuracy                 acc;
-    std::vector<std::string> unlabeled;  // images of the setting without a label for this aspect
+    std::string aspect;
+    scored_rows rows;
+    accuracy    acc;
 };
 
 // One decimal of x100, as the reference prints.
@@ -59,31 +60,64 @@ std::string csv_field(const std::string & s) {
     return q + "\"";
 }
 
-std::vector<aspect_result> evaluate_setting(const matrix & x, const std::vector<std::string> & paths,
+struct spread {
+    double mean = NAN, min = NAN, max = NAN;
+};
+
+spread spread_of(const std::vector<double> & v) {
+    spread s;
+    if (v.empty()) {
+        return s;
+    }
+    s.mean = 0;
+    s.min = s.max = v[0];
+    for (double x : v) {
+        s.mean += x / (double)v.size();
+        s.min = std::min(s.min, x);
+        s.max = std::max(s.max, x);
+    }
+    return s;
+}
+
+json spread_json(const std::vector<int> & seeds, const std::vector<double> & values) {
+    const spread s = spread_of(values);
+    return { { "seeds", seeds }, { "values", values }, { "mean", s.mean }, { "min", s.min }, { "max", s.max } };
+}
+
+// "0.712 [0.530, 0.886]", or "" without seeds.
+std::string spread_text(const std::vector<double> & values) {
+    if (values.empty()) {
+        return "";
+    }
+    const spread s = spread_of(values);
+    char         buf[64];
+    std::snprintf(buf, sizeof(buf), "%.3f [%.3f, %.3f]", s.mean, s.min, s.max);
+    return buf;
+}
+
+std::string csv_number(double v) {
+    return std::isnan(v) ? std::string("nan") : std::to_string(v);
+}
+
+// paths: the setting's vector files or images, in their folder's listing order when `listed`.
+std::vector<aspect_result> evaluate_setting(const matrix & x, const std::vector<std::string> & paths, bool listed,
                                             const stored_setting & s, const std::vector<aspect_labels> & all_labels,
-                                            const eval_params & ep) {
+                                            const eval_params & ep, row_order order) {
     std::vector<aspect_result> out;
     for (const auto & lab : all_labels) {
-        // Rows with a label for this aspect; label texts -> integers in sorted order.
-        std::vector<size_t>        rows;
-        std::vector<std::string>   texts;
-        std::map<std::string, int> ids;
-        aspect_result              res;
-        const auto                 found = label_images(lab, paths);
+        aspect_result res;
+        res.aspect = lab.aspect;
+        res.rows   = rows_to_score(lab, paths, order, listed);
         if (!lab.by_position.empty() && lab.by_position.size() != paths.size()) {
             std::fprintf(stderr,
                          "warning: %s, %s: %zu images but %zu label rows; the reference pairs them by position "
                          "(the i-th image in name order gets row i)\n",
                          reference_dir_name(s.s).c_str(), lab.aspect.c_str(), paths.size(), lab.by_position.size());
         }
-        for (size_t r = 0; r < paths.size(); ++r) {
-            if (found[r]) {
-                rows.push_back(r);
-                texts.push_back(*found[r]);
-                ids.emplace(*found[r], 0);
-            } else {
-                res.unlabeled.push_back(paths[r]);
-            }
+        // Label texts -> integers in sorted order (only equality matters to the metrics).
+        std::map<std::string, int> ids;
+        for (const auto & t : res.rows.labels) {
+            ids.emplace(t, 0);
         }
         int next = 0;
         for (auto & [t, id] : ids) {
@@ -92,20 +126,19 @@ std::vector<aspect_result> evaluate_setting(const matrix & x, const std::vector<
         matrix           sub;
         std::vector<int> labels;
         sub.cols = x.cols;
-        sub.rows = rows.size();
-        for (size_t i = 0; i < rows.size(); ++i) {
-            sub.data.insert(sub.data.end(), x.data.begin() + (long)(rows[i] * x.cols),
-                            x.data.begin() + (long)((rows[i] + 1) * x.cols));
-            labels.push_back(ids[texts[i]]);
+        sub.rows = res.rows.rows.size();
+        for (size_t i = 0; i < res.rows.rows.size(); ++i) {
+            const size_t r = res.rows.rows[i];
+            sub.data.insert(sub.data.end(), x.data.begin() + (long)(r * x.cols),
+                            x.data.begin() + (long)((r + 1) * x.cols));
+            labels.push_back(ids[res.rows.labels[i]]);
         }
-        res.aspect   = lab.aspect;
-        res.n_images = rows.size();
-        if (rows.size() >= 2) {
+        if (sub.rows >= 2) {
             res.acc = evaluate(sub, labels, ep);
         } else {
             res.acc.mean_average_precision_at_r = res.acc.precision_at_1 = res.acc.NMI = res.acc.AMI = NAN;
         }
-        out.push_back(res);
+        out.push_back(std::move(res));
     }
     // The aspect named in the setting first.
     std::stable_sort(out.begin(), out.end(), [&](const aspect_result & a, const aspect_result & b) {
@@ -114,11 +147,39 @@ std::vector<aspect_result> evaluate_setting(const matrix & x, const std::vector<
     return out;
 }
 
+// The setting's rows in its folder's listing order (as imported), or unchanged without one.
+void to_listing_order(matrix & x, std::vector<std::string> & paths, const std::vector<std::string> & listing) {
+    std::map<std::string, size_t> row_of;
+    for (size_t i = 0; i < paths.size(); ++i) {
+        row_of.emplace(paths[i], i);
+    }
+    if (listing.size() != paths.size()) {
+        return;
+    }
+    matrix                   y;
+    std::vector<std::string> p;
+    y.cols = x.cols;
+    y.rows = x.rows;
+    for (const auto & name : listing) {
+        const auto it = row_of.find(name);
+        if (it == row_of.end()) {
+            return;
+        }
+        y.data.insert(y.data.end(), x.data.begin() + (long)(it->second * x.cols),
+                      x.data.begin() + (long)((it->second + 1) * x.cols));
+        p.push_back(name);
+    }
+    x     = std::move(y);
+    paths = std::move(p);
+}
+
 int run_eval(const eval_options & o) {
     std::unique_ptr<store> st;
+    import_result          imported;
     if (!o.embedding_dir.empty()) {
-        st = store::open(":memory:");
-        if (import_reference_tree(*st, o.embedding_dir, o.pattern).settings == 0) {
+        st       = store::open(":memory:");
+        imported = import_reference_tree(*st, o.embedding_dir, o.pattern);
+        if (imported.settings == 0) {
             throw error("no setting folder in " + o.embedding_dir + " matches '" + o.pattern + "'");
         }
     } else {
@@ -146,8 +207,13 @@ int run_eval(const eval_options & o) {
     }
     eval_params ep;
     ep.clustering = !o.no_clustering;
+    for (int i = 1; ep.clustering && i <= o.kmeans_seeds; ++i) {
+        ep.spread_seeds.push_back(i);
+    }
 
-    std::string csv = "setting,dataset,model_id,prompt_type,condition,layer,token,aspect,images,map_r,prec_1,nmi,ami\n";
+    std::string csv =
+        "setting,dataset,model_id,prompt_type,condition,layer,token,aspect,images,map_r,prec_1,nmi,ami,"
+        "nmi_seeds_mean,nmi_seeds_min,nmi_seeds_max,ami_seeds_mean,ami_seeds_min,ami_seeds_max,row_order\n";
     std::map<std::string, std::vector<aspect_labels>> label_cache;
     size_t                                            n_done = 0, n_bad = 0;
     for (const auto & s : settings) {
@@ -157,7 +223,7 @@ int run_eval(const eval_options & o) {
             continue;
         }
         std::vector<std::string> paths;
-        const matrix             x = st->vectors(s.id, &paths);
+        matrix                   x = st->vectors(s.id, &paths);
         const auto bad = std::find_if(x.data.begin(), x.data.end(), [](float v) { return !std::isfinite(v); });
         if (bad != x.data.end()) {
             const size_t row = (size_t)(bad - x.data.begin()) / x.cols;
@@ -165,6 +231,10 @@ int run_eval(const eval_options & o) {
                          printable(paths[row]).c_str(), std::isnan(*bad) ? "NaN" : "an infinite value");
             ++n_bad;
             continue;
+        }
+        const auto listing = imported.listing.find(s.id);
+        if (listing != imported.listing.end()) {
+            to_listing_order(x, paths, listing->second);
         }
         std::vector<aspect_labels> labels;
         if (s.s.dataset == "cub200") {  // labels come from the image names
@@ -178,36 +248,58 @@ int run_eval(const eval_options & o) {
             }
             labels = it->second;
         }
-        const auto results = evaluate_setting(x, paths, s, labels, ep);
+        const auto results = evaluate_setting(x, paths, listing != imported.listing.end(), s, labels, ep, o.order);
 
-        std::printf("%s\n  %-30s %7s %7s %7s %8s %8s\n", name.c_str(), "aspect", "images", "map_r", "prec_1", "nmi",
-                    "ami");
+        const bool seeds = !ep.spread_seeds.empty();
+        std::printf(
+            "%s\n  %-30s %7s %7s %7s %8s %8s%s\n", name.c_str(), "aspect", "images", "map_r", "prec_1", "nmi", "ami",
+            seeds
+                ? ("   nmi over " + std::to_string(ep.spread_seeds.size()) + " k-means seeds: mean [min, max]").c_str()
+                : "");
         json jr = json::object();
         for (const auto & r : results) {
             const bool named = s.s.condition && r.aspect == *s.s.condition;
-            std::printf("  %-30s %7zu %7s %7s %8.4f %8.4f\n", (r.aspect + (named ? " *" : "")).c_str(), r.n_images,
-                        pct(r.acc.mean_average_precision_at_r).c_str(), pct(r.acc.precision_at_1).c_str(), r.acc.NMI,
-                        r.acc.AMI);
-            if (!r.unlabeled.empty()) {
+            std::printf("  %-30s %7zu %7s %7s %8.4f %8.4f   %s\n", (r.aspect + (named ? " *" : "")).c_str(),
+                        r.rows.rows.size(), pct(r.acc.mean_average_precision_at_r).c_str(),
+                        pct(r.acc.precision_at_1).c_str(), r.acc.NMI, r.acc.AMI,
+                        spread_text(r.acc.NMI_by_seed).c_str());
+            if (!r.rows.unlabeled.empty()) {
                 std::printf("  %-30s %7zu images without a label, left out (names in %s.json)\n", "",
-                            r.unlabeled.size(), name.c_str());
+                            r.rows.unlabeled.size(), name.c_str());
             }
-            jr[r.aspect] = { { "map_r", round1(r.acc.mean_average_precision_at_r) },
-                             { "prec_1", round1(r.acc.precision_at_1) },
-                             { "nmi", r.acc.NMI },
-                             { "ami", r.acc.AMI },
-                             { "mean_average_precision_at_r", r.acc.mean_average_precision_at_r },
-                             { "precision_at_1", r.acc.precision_at_1 },
-                             { "NMI", r.acc.NMI },
-                             { "AMI", r.acc.AMI },
-                             { "images", r.n_images },
-                             { "queries", r.acc.n_queries },
-                             { "unlabeled", r.unlabeled } };
+            if (!r.rows.missing.empty()) {
+                std::printf(
+                    "  %-30s %7zu metadata rows without a vector, left out (the reference's evaluate.py "
+                    "stops on this setting)\n",
+                    "", r.rows.missing.size());
+            }
+            json v = { { "map_r", round1(r.acc.mean_average_precision_at_r) },
+                       { "prec_1", round1(r.acc.precision_at_1) },
+                       { "nmi", r.acc.NMI },
+                       { "ami", r.acc.AMI },
+                       { "mean_average_precision_at_r", r.acc.mean_average_precision_at_r },
+                       { "precision_at_1", r.acc.precision_at_1 },
+                       { "NMI", r.acc.NMI },
+                       { "AMI", r.acc.AMI },
+                       { "images", r.rows.rows.size() },
+                       { "queries", r.acc.n_queries },
+                       { "row_order", r.rows.order },
+                       { "unlabeled", r.rows.unlabeled },
+                       { "missing", r.rows.missing } };
+            if (seeds) {
+                v["NMI_over_seeds"] = spread_json(ep.spread_seeds, r.acc.NMI_by_seed);
+                v["AMI_over_seeds"] = spread_json(ep.spread_seeds, r.acc.AMI_by_seed);
+            }
+            jr[r.aspect]    = v;
+            const spread sn = spread_of(r.acc.NMI_by_seed), sa = spread_of(r.acc.AMI_by_seed);
             csv += csv_field(name) + "," + csv_field(s.s.dataset) + "," + csv_field(s.s.model_id) + "," +
                    s.s.prompt_type + "," + csv_field(s.s.condition.value_or("None")) + "," + std::to_string(s.s.layer) +
-                   "," + std::to_string(s.s.token) + "," + csv_field(r.aspect) + "," + std::to_string(r.n_images) +
-                   "," + pct(r.acc.mean_average_precision_at_r) + "," + pct(r.acc.precision_at_1) + "," +
-                   std::to_string(r.acc.NMI) + "," + std::to_string(r.acc.AMI) + "\n";
+                   "," + std::to_string(s.s.token) + "," + csv_field(r.aspect) + "," +
+                   std::to_string(r.rows.rows.size()) + "," + pct(r.acc.mean_average_precision_at_r) + "," +
+                   pct(r.acc.precision_at_1) + "," + csv_number(r.acc.NMI) + "," + csv_number(r.acc.AMI) + "," +
+                   csv_number(sn.mean) + "," + csv_number(sn.min) + "," + csv_number(sn.max) + "," +
+                   csv_number(sa.mean) + "," + csv_number(sa.min) + "," + csv_number(sa.max) + "," +
+                   row_order_name(o.order) + "\n";
         }
         std::printf("\n");
         const json result = { { "setting", name },
@@ -218,6 +310,8 @@ int run_eval(const eval_options & o) {
                               { "num_layer", s.s.layer },
                               { "num_token", s.s.token },
                               { "embedsrc", s.s.source },
+                              { "row_order", row_order_name(o.order) },
+                              { "kmeans_seed", ep.kmeans_seed },
                               { "results", jr } };
         std::ofstream(fs::path(o.out_dir) / (name + ".json")) << json_text(result, 2) << "\n";
         ++n_done;
@@ -245,6 +339,16 @@ void register_eval(CLI::App & app, int & exit_code) {
     cmd->add_option("--synthetic-cars-csv", o->labels.synthetic_cars_csv, "the synthetic cars metadata CSV");
     cmd->add_option("--cars196-labels", o->labels.cars196_labels, "CSV of file,class for the Stanford Cars test split");
     cmd->add_flag("--no-clustering", o->no_clustering, "skip NMI and AMI (k-means)");
+    cmd->add_option("--row-order", o->order,
+                    "reference: rows in the order the reference's evaluate.py reads them (metadata order; "
+                    "cub200: the folder's listing); sorted: by file name. NMI / AMI and exact ties depend on it")
+        ->transform(CLI::CheckedTransformer(
+            std::map<std::string, row_order>{ { "reference", row_order::reference }, { "sorted", row_order::sorted } }))
+        ->default_str("reference");
+    cmd->add_option("--kmeans-seeds", o->kmeans_seeds,
+                    "NMI / AMI also over k-means seeds 1..N: mean, min and max beside the reference's seed (0: none)")
+        ->check(CLI::Range(0, 1000))
+        ->default_str("10");
     cmd->callback([o, &exit_code] {
         if (o->db.empty()) {
             o->db = "embeddings.db";

@@ -44,10 +44,14 @@ import_result import_reference_tree(store & st, const std::string & dir, const s
                          printable(sub.string()).c_str());
             continue;
         }
-        std::vector<fs::path> files;
+        // The files the reference's glob("*.json") lists: hidden ones are not.
+        std::vector<fs::path>    files;
+        std::vector<std::string> listing;
         for (const auto & e : fs::directory_iterator(sub, ec)) {
-            if (e.path().extension() == ".json") {
+            const std::string name = e.path().filename().string();
+            if (e.path().extension() == ".json" && name[0] != '.') {
                 files.push_back(e.path());
+                listing.push_back(name);
             }
         }
         std::sort(files.begin(), files.end());
@@ -100,6 +104,7 @@ import_result import_reference_tree(store & st, const std::string & dir, const s
             }
         }
         st.put_all(rows);
+        out.listing[id] = std::move(listing);
         ++out.settings;
         out.vectors += rows.size();
     }
