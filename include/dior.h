@@ -834,7 +834,7 @@ struct scored_rows {
     std::vector<size_t>      rows;       // indices into the setting's images; one may occur twice
     std::vector<std::string> labels;     // the label of each row
     std::vector<std::string> unlabeled;  // images without a label for this aspect, left out
-    std::vector<std::string> missing;    // metadata rows without a vector (evaluate.py fails there)
+    std::vector<std::string> missing;    // metadata names without a vector (evaluate.py fails there)
     std::string              order;      // the order used, in words (recorded in the results)
 };
 // images: the setting's vector files or images; `listed` says they come in their folder's listing

@@ -50,7 +50,7 @@ inline sample_store make_sample_store(const std::filesystem::path & dir, int n,
         throw std::runtime_error("dior embed failed: " + r.output);
     }
     r = run_shell(bin + " eval --db " + s.db.string() + " -o " + s.eval.string() + " --metadata-dir " +
-                  DIOR_TEST_SOURCE_DIR + "/data/reference --no-clustering");
+                  DIOR_TEST_SOURCE_DIR + "/data/reference");
     if (r.status != 0) {
         throw std::runtime_error("dior eval failed: " + r.output);
     }

@@ -135,9 +135,21 @@ std::vector<eval_result> load_eval_dir(const std::string & dir) {
             r.token = j.value("num_token", -1);
             for (const auto & [aspect, v] : j.at("results").items()) {
                 eval_result::scores sc;
-                sc.map_r            = v.at("map_r").is_number() ? v["map_r"].get<double>() : NAN;
-                sc.prec_1           = v.at("prec_1").is_number() ? v["prec_1"].get<double>() : NAN;
-                sc.images           = v.value("images", (size_t)0);
+                sc.map_r          = v.at("map_r").is_number() ? v["map_r"].get<double>() : NAN;
+                sc.prec_1         = v.at("prec_1").is_number() ? v["prec_1"].get<double>() : NAN;
+                sc.images         = v.value("images", (size_t)0);
+                const auto number = [&](const json & o, const char * key) {
+                    return o.contains(key) && o[key].is_number() ? o[key].get<double>() : NAN;
+                };
+                sc.nmi = number(v, "NMI");
+                sc.ami = number(v, "AMI");
+                if (v.contains("NMI_over_seeds") && v["NMI_over_seeds"].is_object()) {
+                    const json & sp = v["NMI_over_seeds"];
+                    sc.nmi_mean     = number(sp, "mean");
+                    sc.nmi_min      = number(sp, "min");
+                    sc.nmi_max      = number(sp, "max");
+                    sc.nmi_seeds    = sp.contains("seeds") && sp["seeds"].is_array() ? sp["seeds"].size() : 0;
+                }
                 r.by_aspect[aspect] = sc;
             }
             out.push_back(std::move(r));
@@ -268,6 +280,58 @@ std::string results_table_html(const results_table & t) {
     }
     h += "</tbody></table>\n<p class=\"note\">Each cell: mAP@R / Precision@1 (x100), as the reference's "
          "evaluation (pytorch-metric-learning) computes them.</p>\n";
+    return h;
+}
+
+std::string clustering_table_html(const results_table & t) {
+    if (t.columns.empty()) {
+        return "";
+    }
+    const auto num = [](double v) {
+        if (std::isnan(v)) {
+            return std::string("–");
+        }
+        char b[32];
+        std::snprintf(b, sizeof b, "%.3f", v);
+        return std::string(b);
+    };
+    std::string h = "<table class=\"clustering\">\n<thead><tr><th>method</th>";
+    for (const auto & c : t.columns) {
+        h += "<th>" + html_escape(c.dataset) + "<br>" + html_escape(c.aspect) + "</th>";
+    }
+    h += "</tr></thead>\n<tbody>\n";
+    size_t seeds = 0;
+    bool   wide  = false;
+    for (size_t r = 0; r < t.rows.size(); ++r) {
+        h += "<tr><th class=\"method\">" + html_escape(t.rows[r]) + "</th>";
+        for (size_t c = 0; c < t.columns.size(); ++c) {
+            const auto it = t.cells.find({ r, c });
+            if (it == t.cells.end()) {
+                h += "<td class=\"none\">·</td>";
+                continue;
+            }
+            const auto & sc = it->second;
+            std::string  range;
+            bool         fragile = false;
+            if (sc.nmi_seeds > 0) {
+                seeds   = std::max(seeds, sc.nmi_seeds);
+                fragile = sc.nmi_max - sc.nmi_min > 0.05;
+                wide |= fragile;
+                range = "<br><span class=\"spread\">" + num(sc.nmi_min) + "–" + num(sc.nmi_max) + ", mean " +
+                        num(sc.nmi_mean) + (fragile ? " ⚠" : "") + "</span>";
+            }
+            h += std::string("<td") + (fragile ? " class=\"fragile\"" : "") + ">" + num(sc.nmi) + " / " + num(sc.ami) +
+                 range + "</td>";
+        }
+        h += "</tr>\n";
+    }
+    h += "</tbody></table>\n<p class=\"note\">Each cell: NMI / AMI of a k-means clustering with k = the number "
+         "of labels, as the reference computes them (faiss, seed 1234, rows in the reference's order)";
+    if (seeds > 0) {
+        h += "; below, NMI's range and mean over " + std::to_string(seeds) + " other k-means seeds";
+    }
+    h += ". k-means starts from rows picked by position, so the row order and the seed can move these scores";
+    h += wide ? ": ⚠ marks a range wider than 0.05, where one value says little.</p>\n" : ".</p>\n";
     return h;
 }
 

@@ -5,6 +5,7 @@
 
 #include "dior.h"
 
+#include <cmath>
 #include <map>
 #include <optional>
 #include <string>
@@ -35,6 +36,10 @@ struct eval_result {
     struct scores {
         double map_r = 0, prec_1 = 0;  // x100, as the reference prints
         size_t images = 0;
+        double nmi = NAN, ami = NAN;  // with the reference's k-means seed
+        // NMI over further k-means seeds (dior eval --kmeans-seeds): how much the start decides
+        double nmi_mean = NAN, nmi_min = NAN, nmi_max = NAN;
+        size_t nmi_seeds = 0;
     };
     std::map<std::string, scores> by_aspect;
 };
@@ -56,5 +61,8 @@ struct results_table {
 results_table make_results_table(const std::vector<eval_result> & results);
 std::string   format_score(double v);  // "32.4"; "–" for NaN
 std::string   results_table_html(const results_table & t);
+// The same cells' NMI / AMI, with NMI's range over k-means seeds where the evaluation has one; a
+// range wider than 0.05 is marked: that score is an accident of where k-means started.
+std::string clustering_table_html(const results_table & t);
 
 }  // namespace dior::cli

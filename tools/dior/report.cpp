@@ -33,10 +33,11 @@ struct report_options {
 const char * k_style = R"(<style>
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
 h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 32px; } h3 { font-size: 15px; margin: 18px 0 6px; }
-table.results { border-collapse: collapse; font-size: 13px; }
-table.results th, table.results td { border: 1px solid #ccc; padding: 4px 8px; text-align: center; }
-table.results th.method { text-align: left; font-weight: normal; }
+table.results, table.clustering { border-collapse: collapse; font-size: 13px; }
+table.results th, table.results td, table.clustering th, table.clustering td { border: 1px solid #ccc; padding: 4px 8px; text-align: center; }
+table.results th.method, table.clustering th.method { text-align: left; font-weight: normal; }
 td.none { color: #aaa; } p.note, p.empty { color: #666; font-size: 12px; }
+span.spread { color: #666; font-size: 11px; } td.fragile { background: #fff4e0; }
 .charts svg { margin: 8px 16px 8px 0; border: 1px solid #eee; }
 .nrow { display: flex; align-items: flex-start; gap: 6px; margin: 4px 0; }
 .nrow .label { width: 220px; font-size: 12px; }
@@ -64,6 +65,7 @@ int run_report(const report_options & o) {
     } else {
         table = make_results_table(load_eval_dir(o.eval_dir));
         body += results_table_html(table);
+        body += "<h2>Clustering</h2>\n" + clustering_table_html(table);
         const auto charts = results_charts(table);
         if (!charts.empty()) {
             body += "<h2>Per aspect</h2>\n<div class=\"charts\">\n";

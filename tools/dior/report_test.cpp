@@ -54,6 +54,10 @@ TEST_F(Report, HoldsTheResultsTableChartsAndNeighbourThumbnails) {
     EXPECT_NE(h.find("<th>texture type</th>"), std::string::npos);
     EXPECT_NE(h.find("<th>fabric type</th>"), std::string::npos);
     EXPECT_NE(h.find(">DIOR · text · describe · layer -1</th>"), std::string::npos) << "the method row";
+    // NMI / AMI per cell, with NMI's range and mean over the k-means seeds dior eval tried
+    EXPECT_NE(h.find("<table class=\"clustering\">"), std::string::npos);
+    EXPECT_EQ(count(h, "<span class=\"spread\">"), 2u);
+    EXPECT_NE(h.find("over 10 other k-means seeds"), std::string::npos);
     EXPECT_EQ(count(h, "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\""), 2u);
     EXPECT_EQ(count(h, "class=\"bar\""), 4u);  // mAP@R and P@1 of one method, per aspect
     // 2 queries x 2 settings, each a row of the query and 3 neighbours; thumbnails embedded
