@@ -106,10 +106,18 @@ cpu_key() {
   echo "-cpu$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null | sha256sum | cut -c1-8)"
 }
 
+# ggml's AMX kernels (compiled in by -march=native where the CPU has AMX-INT8) crash in
+# ggml_backend_amx_mul_mat on quantized models (Q8_0 here; llama.cpp issue 20824, open upstream):
+# native builds leave them out. An explicit -mno-amx-int8 wins over -march=native.
+no_amx() {
+  grep -m1 -E '^flags' /proc/cpuinfo 2>/dev/null | grep -qw amx_int8 || return 0
+  echo " -DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8"
+}
+
 backend_flags() {
   case "$backend" in
     cpu) echo "-DGGML_NATIVE=OFF -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS" ;;
-    native) echo "-DGGML_NATIVE=ON -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS" ;;
+    native) echo "-DGGML_NATIVE=ON -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS$(no_amx)" ;;
     cuda) echo "-DGGML_NATIVE=OFF -DGGML_CUDA=ON" ;;
     vulkan) echo "-DGGML_NATIVE=OFF -DGGML_VULKAN=ON" ;;
     metal) echo "-DGGML_METAL=ON" ;;

@@ -51,6 +51,59 @@ TEST(Retrieval, KnnLeavesOutTheQueryAndOrdersTiesByIndex) {
     EXPECT_EQ(std::vector<int64_t>(nn.begin() + 16, nn.end()), (std::vector<int64_t>{ 0, 1, 2, 3 }));
 }
 
+// The rows scored and their order: the metadata's order (a name listed twice scored twice, names
+// without a vector counted), a folder's listing, or names sorted.
+TEST(Rows, ReferenceOrderFollowsTheMetadataOrTheListing) {
+    dior::aspect_labels meta;
+    meta.rows_from = "m.csv";
+    meta.rows      = { { "c.json", "x" }, { "a.json", "y" }, { "gone.json", "x" }, { "c.json", "z" } };
+    for (const auto & [n, l] : meta.rows) {
+        meta.by_name[n] = l;
+    }
+    const std::vector<std::string> images = { "/d/b.jpg", "/d/a.jpg", "/d/c.jpg" };
+    auto                           r      = dior::rows_to_score(meta, images, dior::row_order::reference, false);
+    EXPECT_EQ(r.rows, (std::vector<size_t>{ 2, 1, 2 }));
+    EXPECT_EQ(r.labels, (std::vector<std::string>{ "x", "y", "z" }));
+    EXPECT_EQ(r.unlabeled, (std::vector<std::string>{ "/d/b.jpg" }));
+    EXPECT_EQ(r.missing, (std::vector<std::string>{ "gone.json" }));
+    EXPECT_NE(r.order.find("m.csv"), std::string::npos);
+    r = dior::rows_to_score(meta, images, dior::row_order::sorted, false);
+    EXPECT_EQ(r.rows, (std::vector<size_t>{ 1, 2 }));  // a, c; c with its later label
+    EXPECT_EQ(r.labels, (std::vector<std::string>{ "y", "z" }));
+
+    dior::aspect_labels names;  // labels from file names (cub200): no metadata rows
+    names.by_name = { { "b.json", "p" }, { "a.json", "q" }, { "c.json", "p" } };
+    r             = dior::rows_to_score(names, images, dior::row_order::reference, true);
+    EXPECT_EQ(r.rows, (std::vector<size_t>{ 0, 1, 2 }));  // as listed
+    EXPECT_NE(r.order.find("listing"), std::string::npos);
+    r = dior::rows_to_score(names, images, dior::row_order::reference, false);
+    EXPECT_EQ(r.rows, (std::vector<size_t>{ 1, 0, 2 }));  // a store: by name, and it says why
+    EXPECT_NE(r.order.find("store"), std::string::npos);
+}
+
+// k-means from other seeds: one NMI / AMI per seed, the first seed's equal to the main value when
+// it is the same seed.
+TEST(Clustering, SpreadOverSeeds) {
+    dior::matrix x;
+    x.rows = 60;
+    x.cols = 2;
+    std::vector<int> labels;
+    for (size_t i = 0; i < x.rows; ++i) {
+        x.data.push_back((float)(i % 3) * 5 + (float)std::sin((double)i));
+        x.data.push_back((float)std::cos((double)i * 1.7));
+        labels.push_back((int)(i % 3));
+    }
+    dior::eval_params p;
+    p.spread_seeds = { 1234, 7, 99 };
+    const auto acc = dior::evaluate(x, labels, p);
+    ASSERT_EQ(acc.NMI_by_seed.size(), 3u);
+    ASSERT_EQ(acc.AMI_by_seed.size(), 3u);
+    EXPECT_DOUBLE_EQ(acc.NMI_by_seed[0], acc.NMI);
+    EXPECT_DOUBLE_EQ(acc.AMI_by_seed[0], acc.AMI);
+    p.clustering = false;
+    EXPECT_TRUE(dior::evaluate(x, labels, p).NMI_by_seed.empty());
+}
+
 TEST(Clustering, MutualInformationEdgeCases) {
     EXPECT_DOUBLE_EQ(dior::normalized_mutual_info({ 1, 1, 1 }, { 5, 5, 5 }), 1.0);
     EXPECT_DOUBLE_EQ(dior::adjusted_mutual_info({ 1, 1, 1 }, { 5, 5, 5 }), 1.0);

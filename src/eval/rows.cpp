@@ -78,12 +78,12 @@ scored_rows rows_to_score(const aspect_labels & labels, const std::vector<std::s
     } else {
         idx = name_order(images);
         if (order == row_order::sorted) {
-            out.order = "vector file names, sorted";
+            out.order = "vector file name order";
         } else if (!labels.by_position.empty()) {
-            out.order = "vector file names, sorted, as the reference pairs them with the metadata's rows";
+            out.order = "vector file name order, as the reference pairs the files with the metadata's rows";
         } else {
             out.order =
-                "vector file names, sorted: a store keeps no folder order (the reference's glob reads its folder "
+                "vector file name order: a store keeps no folder order (the reference's glob reads its folder "
                 "unsorted; evaluate that folder with --embedding-dir for its order)";
         }
     }

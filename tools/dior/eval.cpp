@@ -147,14 +147,15 @@ std::vector<aspect_result> evaluate_setting(const matrix & x, const std::vector<
     return out;
 }
 
-// The setting's rows in its folder's listing order (as imported), or unchanged without one.
-void to_listing_order(matrix & x, std::vector<std::string> & paths, const std::vector<std::string> & listing) {
+// The setting's rows in its folder's listing order (as imported); false, and nothing changed,
+// where the listing does not name the same files.
+bool to_listing_order(matrix & x, std::vector<std::string> & paths, const std::vector<std::string> & listing) {
+    if (listing.size() != paths.size()) {
+        return false;
+    }
     std::map<std::string, size_t> row_of;
     for (size_t i = 0; i < paths.size(); ++i) {
         row_of.emplace(paths[i], i);
-    }
-    if (listing.size() != paths.size()) {
-        return;
     }
     matrix                   y;
     std::vector<std::string> p;
@@ -163,7 +164,7 @@ void to_listing_order(matrix & x, std::vector<std::string> & paths, const std::v
     for (const auto & name : listing) {
         const auto it = row_of.find(name);
         if (it == row_of.end()) {
-            return;
+            return false;
         }
         y.data.insert(y.data.end(), x.data.begin() + (long)(it->second * x.cols),
                       x.data.begin() + (long)((it->second + 1) * x.cols));
@@ -171,6 +172,7 @@ void to_listing_order(matrix & x, std::vector<std::string> & paths, const std::v
     }
     x     = std::move(y);
     paths = std::move(p);
+    return true;
 }
 
 int run_eval(const eval_options & o) {
@@ -233,9 +235,7 @@ int run_eval(const eval_options & o) {
             continue;
         }
         const auto listing = imported.listing.find(s.id);
-        if (listing != imported.listing.end()) {
-            to_listing_order(x, paths, listing->second);
-        }
+        const bool listed  = listing != imported.listing.end() && to_listing_order(x, paths, listing->second);
         std::vector<aspect_labels> labels;
         if (s.s.dataset == "cub200") {  // labels come from the image names
             label_sources src = o.labels;
@@ -248,7 +248,7 @@ int run_eval(const eval_options & o) {
             }
             labels = it->second;
         }
-        const auto results = evaluate_setting(x, paths, listing != imported.listing.end(), s, labels, ep, o.order);
+        const auto results = evaluate_setting(x, paths, listed, s, labels, ep, o.order);
 
         const bool seeds = !ep.spread_seeds.empty();
         std::printf(
@@ -280,7 +280,7 @@ int run_eval(const eval_options & o) {
                        { "row_order", r.rows.order },
                        { "unlabeled", r.rows.unlabeled },
                        { "missing", r.rows.missing.size() } };
-            if (seeds) {
+            if (!r.acc.NMI_by_seed.empty()) {
                 v["NMI_over_seeds"] = spread_json(ep.spread_seeds, r.acc.NMI_by_seed);
                 v["AMI_over_seeds"] = spread_json(ep.spread_seeds, r.acc.AMI_by_seed);
             }
@@ -298,6 +298,9 @@ int run_eval(const eval_options & o) {
         size_t missing = 0;
         for (const auto & r : results) {
             missing = std::max(missing, r.rows.missing.size());
+        }
+        if (!results.empty()) {
+            std::printf("  rows in %s\n", results[0].rows.order.c_str());
         }
         if (missing > 0) {
             std::printf(
