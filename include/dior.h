@@ -827,15 +827,15 @@ enum class row_order {
                 // the vector files' sorted names (synthetic_cars, paired with metadata rows)
     sorted,     // by vector file name (reference_json_name), one row per image
 };
-const char * row_order_name(row_order o);  // "reference", "sorted"
 
 // The rows of one aspect to score, in order.
 struct scored_rows {
-    std::vector<size_t>      rows;       // indices into the setting's images; one may occur twice
-    std::vector<std::string> labels;     // the label of each row
-    std::vector<std::string> unlabeled;  // images without a label for this aspect, left out
-    std::vector<std::string> missing;    // metadata names without a vector (evaluate.py fails there)
-    std::string              order;      // the order used, in words (recorded in the results)
+    std::vector<size_t>      rows;                  // indices into the setting's images; one may occur twice
+    std::vector<std::string> labels;                // the label of each row
+    std::vector<std::string> unlabeled;             // images without a label for this aspect, left out
+    std::vector<std::string> missing;               // metadata names without a vector (evaluate.py fails there)
+    std::string              order;                 // the order used, in words (recorded in the results)
+    bool                     as_reference = false;  // the order is the one evaluate.py reads
 };
 // images: the setting's vector files or images; `listed` says they come in their folder's listing
 // order (a tree in the reference's layout), not in name order (a store keeps no folder order).

@@ -470,8 +470,9 @@ std::vector<aspect_labels> load_labels(const std::string & dataset, const label_
             throw error("label file not found: " + src.cars196_labels);
         }
         aspect_labels a;
-        a.aspect    = "car model";
-        a.rows_from = fs::path(src.cars196_labels).filename().string();
+        a.aspect = "car model";
+        // The reference reads info_files/cars/test.json in its order; this file stands for it.
+        a.rows_from = fs::path(src.cars196_labels).filename().string() + ", in place of the reference's test.json";
         for (std::string line; std::getline(f, line);) {
             const auto rec = split_record(line, ',');
             if (rec.size() >= 2 && !rec[1].empty() && std::isdigit((unsigned char)rec[1][0])) {

@@ -8,10 +8,6 @@
 
 namespace dior {
 
-const char * row_order_name(row_order o) {
-    return o == row_order::reference ? "reference" : "sorted";
-}
-
 namespace {
 
 // Image indices in the order of their vector file names (paths break a tie).
@@ -65,7 +61,8 @@ scored_rows rows_to_score(const aspect_labels & labels, const std::vector<std::s
                 out.unlabeled.push_back(images[i]);
             }
         }
-        out.order = "metadata row order (" + labels.rows_from + "), as the reference reads it";
+        out.order        = "metadata row order (" + labels.rows_from + "), as the reference reads it";
+        out.as_reference = true;
         return out;
     }
 
@@ -74,17 +71,19 @@ scored_rows rows_to_score(const aspect_labels & labels, const std::vector<std::s
         for (size_t i = 0; i < images.size(); ++i) {
             idx.push_back(i);
         }
-        out.order = "folder listing order, as the reference's glob reads it (unsorted)";
+        out.order        = "folder listing order, as the reference's glob reads it (unsorted)";
+        out.as_reference = true;
     } else {
         idx = name_order(images);
         if (order == row_order::sorted) {
             out.order = "vector file name order";
         } else if (!labels.by_position.empty()) {
-            out.order = "vector file name order, as the reference pairs the files with the metadata's rows";
+            out.order        = "vector file name order, as the reference pairs the files with the metadata's rows";
+            out.as_reference = true;
         } else {
             out.order =
-                "vector file name order: a store keeps no folder order (the reference's glob reads its folder "
-                "unsorted; evaluate that folder with --embedding-dir for its order)";
+                "vector file name order: a store keeps no folder order (the reference's glob lists a folder "
+                "unsorted; to score a tree of the reference's layout in its order, give it with --embedding-dir)";
         }
     }
     const auto found = label_images(labels, images);

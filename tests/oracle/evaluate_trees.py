@@ -232,8 +232,11 @@ def cub_setting(rng, out, setting, n_species, per_species, offset):
     names = []
     for s, sp in enumerate(species):
         for k in range(per_species):
-            ext = ".v2.json" if k == 0 and s == 1 else ".json"  # a dot in the name: label up to the first
-            names.append((f"{sp}_{k + 1:04d}_{int(rng.integers(1, 99999))}{ext}", sp.replace("_", " ")))
+            name = f"{sp}_{k + 1:04d}_{int(rng.integers(1, 99999))}.json"
+            if s == 1 and k < 2:  # dots: the species is read up to the first one
+                name = f"{sp}.v{k}_{k + 1:04d}_7.json" if k == 0 else name.replace(".json", ".v2.json")
+            # the reference's rule: the name up to its first ".", split on "_", last two parts dropped
+            names.append((name, " ".join(name.split(".")[0].split("_")[:-2])))
     groups = [lab for _, lab in names]
     x = clustered(rng, groups, 24, 1.1, offset)
     x = add_duplicates(rng, x, 25, 25, [1e-2, 1e-7])

@@ -25,7 +25,7 @@ struct eval_options {
     std::string          out_dir = "eval-results";
     label_sources        labels;
     bool                 no_clustering = false;
-    row_order            order         = row_order::reference;
+    std::string          order         = "reference";
     int                  kmeans_seeds  = 10;
 };
 
@@ -248,7 +248,12 @@ int run_eval(const eval_options & o) {
             }
             labels = it->second;
         }
-        const auto results = evaluate_setting(x, paths, listed, s, labels, ep, o.order);
+        const auto results = evaluate_setting(x, paths, listed, s, labels, ep,
+                                              o.order == "sorted" ? row_order::sorted : row_order::reference);
+        // The order the setting was scored in: "reference" only where every aspect could use it.
+        const bool as_reference =
+            std::all_of(results.begin(), results.end(), [](const aspect_result & r) { return r.rows.as_reference; });
+        const std::string order_used = o.order == "reference" && as_reference ? "reference" : "sorted";
 
         const bool seeds = !ep.spread_seeds.empty();
         std::printf(
@@ -292,8 +297,7 @@ int run_eval(const eval_options & o) {
                    std::to_string(r.rows.rows.size()) + "," + pct(r.acc.mean_average_precision_at_r) + "," +
                    pct(r.acc.precision_at_1) + "," + csv_number(r.acc.NMI) + "," + csv_number(r.acc.AMI) + "," +
                    csv_number(sn.mean) + "," + csv_number(sn.min) + "," + csv_number(sn.max) + "," +
-                   csv_number(sa.mean) + "," + csv_number(sa.min) + "," + csv_number(sa.max) + "," +
-                   row_order_name(o.order) + "\n";
+                   csv_number(sa.mean) + "," + csv_number(sa.min) + "," + csv_number(sa.max) + "," + order_used + "\n";
         }
         size_t missing = 0;
         for (const auto & r : results) {
@@ -317,7 +321,7 @@ int run_eval(const eval_options & o) {
                               { "num_layer", s.s.layer },
                               { "num_token", s.s.token },
                               { "embedsrc", s.s.source },
-                              { "row_order", row_order_name(o.order) },
+                              { "row_order", order_used },
                               { "kmeans_seed", ep.kmeans_seed },
                               { "results", jr } };
         std::ofstream(fs::path(o.out_dir) / (name + ".json")) << json_text(result, 2) << "\n";
@@ -349,8 +353,7 @@ void register_eval(CLI::App & app, int & exit_code) {
     cmd->add_option("--row-order", o->order,
                     "reference: rows in the order the reference's evaluate.py reads them (metadata order; "
                     "cub200: the folder's listing); sorted: by file name. NMI / AMI and exact ties depend on it")
-        ->transform(CLI::CheckedTransformer(
-            std::map<std::string, row_order>{ { "reference", row_order::reference }, { "sorted", row_order::sorted } }))
+        ->check(CLI::IsMember({ "reference", "sorted" }))
         ->default_str("reference");
     cmd->add_option("--kmeans-seeds", o->kmeans_seeds,
                     "NMI / AMI also over k-means seeds 1..N: mean, min and max beside the reference's seed (0: none)")

@@ -83,6 +83,10 @@ class EvalOrder : public ::testing::Test {
                     EXPECT_LE(std::fabs(nmi), 1.0) << where << ", " << what;
                 };
                 check(g["NMI"], g["AMI"], want["NMI"], want["AMI"], want["kmeans_decided"], "seed 1234");
+                if (!g.contains("NMI_over_seeds") || !g.contains("AMI_over_seeds")) {
+                    ADD_FAILURE() << where << ": no NMI / AMI over seeds";
+                    continue;
+                }
                 const json & seeds = g["NMI_over_seeds"]["seeds"];
                 EXPECT_EQ(seeds.size(), want["NMI_seeds"].size()) << where;
                 for (size_t i = 0; i < seeds.size() && i < want["NMI_seeds"].size(); ++i) {
@@ -129,15 +133,31 @@ TEST_F(EvalOrder, SortedOrderIsTheOption) {
                         " -o " + (out_ / "res").string());
     ASSERT_EQ(r.status, 0) << r.output;
     EXPECT_GE(compare(out_ / "res", "sorted"), 50);
-    // The order matters on these trees: somewhere the two orders give different clusterings.
-    int differ = 0;
-    for (const auto & [setting, aspects] : expected_["settings"].items()) {
-        for (const auto & [aspect, modes] : aspects.items()) {
-            differ += std::fabs(modes["reference"]["NMI"].get<double>() - modes["sorted"]["NMI"].get<double>()) > 1e-6;
+    // The order matters on these trees, for each dataset: some k-means run that no rounding tie
+    // decides, in either order, gives another NMI in the other order (and dior matched both above).
+    for (const std::string dataset : { "deepfashion", "movie_posters", "cub200" }) {
+        int differ = 0;
+        for (const auto & [setting, aspects] : expected_["settings"].items()) {
+            if (setting.rfind(dataset + "-", 0) != 0) {
+                continue;
+            }
+            for (const auto & [aspect, modes] : aspects.items()) {
+                const json & a = modes["reference"];
+                const json & b = modes["sorted"];
+                differ += a["kmeans_decided"].get<bool>() && b["kmeans_decided"].get<bool>() &&
+                          std::fabs(a["NMI"].get<double>() - b["NMI"].get<double>()) > 1e-6;
+                for (size_t i = 0; i < a["NMI_seeds"].size(); ++i) {
+                    differ += a["kmeans_decided_seeds"][i].get<bool>() && b["kmeans_decided_seeds"][i].get<bool>() &&
+                              std::fabs(a["NMI_seeds"][i].get<double>() - b["NMI_seeds"][i].get<double>()) > 1e-6;
+                }
+            }
         }
+        EXPECT_GE(differ, 1) << dataset << ": the row order changes no clustering in this tree";
     }
-    EXPECT_GE(differ, 3);
-    EXPECT_NE(dior("eval --row-order shuffled --embedding-dir " + trees().string() + " -o " + out_.string()).status, 0);
+    const auto bad = dior("eval --row-order shuffled --embedding-dir " + (trees() / "embeddings").string() +
+                          metadata() + " -o " + out_.string());
+    EXPECT_NE(bad.status, 0);
+    EXPECT_NE(bad.output.find("--row-order"), std::string::npos) << bad.output;
 }
 
 // From a store: the metadata order is known there too; a folder's listing is not, so cub200 is
@@ -148,9 +168,9 @@ TEST_F(EvalOrder, StoreScoresMetadataOrderAndSaysWhatItCannotKnow) {
     ASSERT_EQ(i.status, 0) << i.output;
     const auto r = dior("eval --db " + db + metadata() + " -o " + (out_ / "res").string());
     ASSERT_EQ(r.status, 0) << r.output;
-    compare(out_ / "res", "reference", "deepfashion");
-    compare(out_ / "res", "reference", "movie_posters");
-    EXPECT_GE(compare(out_ / "res", "sorted", "cub200", "reference"), 5);
+    EXPECT_GE(compare(out_ / "res", "reference", "deepfashion"), 20);
+    EXPECT_GE(compare(out_ / "res", "reference", "movie_posters"), 10);
+    EXPECT_GE(compare(out_ / "res", "sorted", "cub200"), 5);  // and the setting says "sorted"
     const json cub =
         read_json(out_ / "res" / "cub200-m-describe-bird_species-num_layer=-1-num_token=-1-embedsrc=input_last.json");
     EXPECT_NE(cub["results"]["bird species"]["row_order"].get<std::string>().find("store keeps no folder order"),

@@ -128,6 +128,7 @@ std::vector<eval_result> load_eval_dir(const std::string & dir) {
             r.model_id    = j.value("model_id", std::string());
             r.prompt_type = j.value("prompt_type", std::string());
             r.source      = j.value("embedsrc", std::string("input_last"));
+            r.row_order   = j.value("row_order", std::string("sorted"));  // dior eval sorted before it said
             if (j.contains("aspect") && j["aspect"].is_string()) {
                 r.condition = j["aspect"].get<std::string>();
             }
@@ -227,6 +228,7 @@ results_table make_results_table(const std::vector<eval_result> & results) {
         t.columns.push_back({ c.second.first, c.second.second });
     }
     for (const auto & r : results) {
+        t.all_reference_order &= r.row_order == "reference";
         const std::string label = method_label(r);
         auto              it    = std::find(t.rows.begin(), t.rows.end(), label);
         const size_t      row   = (size_t)(it - t.rows.begin());
@@ -326,7 +328,10 @@ std::string clustering_table_html(const results_table & t) {
         h += "</tr>\n";
     }
     h += "</tbody></table>\n<p class=\"note\">Each cell: NMI / AMI of a k-means clustering with k = the number "
-         "of labels, as the reference computes them (faiss, seed 1234, rows in the reference's order)";
+         "of labels, as the reference computes them (faiss, seed 1234, ";
+    h += t.all_reference_order ? "rows in the reference's order)"
+                               : "rows in the reference's order where the evaluation had it, else by file name: see "
+                                 "each setting's row_order)";
     if (seeds > 0) {
         h += "; below, NMI's range and mean over " + std::to_string(seeds) + " other k-means seeds";
     }

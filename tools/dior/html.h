@@ -31,6 +31,7 @@ std::string thumbnail_img(const std::string & path, int max_side, const std::str
 // One evaluated setting, as `dior eval -o DIR` writes it (DIR/<setting>.json).
 struct eval_result {
     std::string                setting, dataset, model_id, prompt_type, source;
+    std::string                row_order;  // "reference" or "sorted": the order the rows were scored in
     std::optional<std::string> condition;
     int                        layer = -1, token = -1;
     struct scores {
@@ -54,6 +55,7 @@ struct results_table {
     struct column {
         std::string dataset, aspect;
     };
+    bool                                                     all_reference_order = true;
     std::vector<std::string>                                 rows;
     std::vector<column>                                      columns;
     std::map<std::pair<size_t, size_t>, eval_result::scores> cells;  // (row, column)
