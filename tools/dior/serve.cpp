@@ -638,13 +638,14 @@ class service {
             for (const auto & c : results_charts(t)) {
                 body += chart_svg(c);
             }
-            body += "</div>";
+            body += "</div><h2>Clustering</h2>" + clustering_table_html(t);
         }
         res.set_content(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>dior: evaluation"
             "</title><style>body{font-family:system-ui,sans-serif;margin:24px}table{border-collapse:"
             "collapse;font-size:13px}th,td{border:1px solid #ccc;padding:4px 8px}th.method{text-align:"
-            "left;font-weight:normal}.charts svg{margin:8px}</style></head><body><h1>Evaluation</h1>"
+            "left;font-weight:normal}.charts svg{margin:8px}.spread{color:#666;font-size:11px}td.fragile{background:"
+            "#fff4e0}</style></head><body><h1>Evaluation</h1>"
             "<p><a href=\"/\">neighbours</a></p>" +
                 body + "</body></html>",
             "text/html; charset=utf-8");

@@ -165,6 +165,8 @@ TEST_F(Serve, EveryEndpointAnswers) {
     EXPECT_EQ(body_of(r)["results"].size(), 2u);
     r = c.Get("/eval");
     EXPECT_NE(r->body.find("<table class=\"results\">"), std::string::npos);
+    EXPECT_NE(r->body.find("<table class=\"clustering\">"), std::string::npos);
+    EXPECT_NE(r->body.find("<span class=\"spread\">"), std::string::npos);
 
     // search by a stored path: as dior search answers
     const json j = post(c, "/api/search", { { "settings", { id } }, { "path", s_.paths[4] }, { "k", 3 } });
