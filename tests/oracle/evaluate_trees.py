@@ -200,10 +200,10 @@ def read_table(path, sep):
 def table_setting(rng, out, setting, shipped_name, sep, key, name_of, aspects, n_rows, make_vectors):
     """A metadata-listed setting: a subset of the shipped table in a shuffled order, one vector file
     per row named as the reference names it, plus files the metadata does not name."""
-    header, rows = read_table(os.path.join(SHIPPED, shipped_name), sep)
-    rows = [rows[i] for i in rng.permutation(len(rows))[:n_rows]]
+    header, shipped = read_table(os.path.join(SHIPPED, shipped_name), sep)
+    rows = [shipped[i] for i in rng.permutation(len(shipped))[:n_rows]]
     # names with dots (deepfashion has some) must be among them
-    dotted = [r for r in read_table(os.path.join(SHIPPED, shipped_name), sep)[1] if r[header.index(key)].count(".") > 1]
+    dotted = [r for r in shipped if r[header.index(key)].count(".") > 1]
     rows = dotted[:3] + [r for r in rows if r not in dotted[:3]][: n_rows - len(dotted[:3])]
     meta_dir = os.path.join(out, "metadata")
     os.makedirs(meta_dir, exist_ok=True)

@@ -79,18 +79,16 @@ spread spread_of(const std::vector<double> & v) {
     return s;
 }
 
-json spread_json(const std::vector<int> & seeds, const std::vector<double> & values) {
-    const spread s = spread_of(values);
+json spread_json(const std::vector<int> & seeds, const std::vector<double> & values, const spread & s) {
     return { { "seeds", seeds }, { "values", values }, { "mean", s.mean }, { "min", s.min }, { "max", s.max } };
 }
 
 // "0.712 [0.530, 0.886]", or "" without seeds.
-std::string spread_text(const std::vector<double> & values) {
+std::string spread_text(const std::vector<double> & values, const spread & s) {
     if (values.empty()) {
         return "";
     }
-    const spread s = spread_of(values);
-    char         buf[64];
+    char buf[64];
     std::snprintf(buf, sizeof(buf), "%.3f [%.3f, %.3f]", s.mean, s.min, s.max);
     return buf;
 }
@@ -263,11 +261,12 @@ int run_eval(const eval_options & o) {
                 : "");
         json jr = json::object();
         for (const auto & r : results) {
-            const bool named = s.s.condition && r.aspect == *s.s.condition;
+            const bool   named = s.s.condition && r.aspect == *s.s.condition;
+            const spread sn = spread_of(r.acc.NMI_by_seed), sa = spread_of(r.acc.AMI_by_seed);
             std::printf("  %-30s %7zu %7s %7s %8.4f %8.4f   %s\n", (r.aspect + (named ? " *" : "")).c_str(),
                         r.rows.rows.size(), pct(r.acc.mean_average_precision_at_r).c_str(),
                         pct(r.acc.precision_at_1).c_str(), r.acc.NMI, r.acc.AMI,
-                        spread_text(r.acc.NMI_by_seed).c_str());
+                        spread_text(r.acc.NMI_by_seed, sn).c_str());
             if (!r.rows.unlabeled.empty()) {
                 std::printf("  %-30s %7zu images without a label, left out (names in %s.json)\n", "",
                             r.rows.unlabeled.size(), name.c_str());
@@ -286,11 +285,10 @@ int run_eval(const eval_options & o) {
                        { "unlabeled", r.rows.unlabeled },
                        { "missing", r.rows.missing.size() } };
             if (!r.acc.NMI_by_seed.empty()) {
-                v["NMI_over_seeds"] = spread_json(ep.spread_seeds, r.acc.NMI_by_seed);
-                v["AMI_over_seeds"] = spread_json(ep.spread_seeds, r.acc.AMI_by_seed);
+                v["NMI_over_seeds"] = spread_json(ep.spread_seeds, r.acc.NMI_by_seed, sn);
+                v["AMI_over_seeds"] = spread_json(ep.spread_seeds, r.acc.AMI_by_seed, sa);
             }
-            jr[r.aspect]    = v;
-            const spread sn = spread_of(r.acc.NMI_by_seed), sa = spread_of(r.acc.AMI_by_seed);
+            jr[r.aspect] = v;
             csv += csv_field(name) + "," + csv_field(s.s.dataset) + "," + csv_field(s.s.model_id) + "," +
                    s.s.prompt_type + "," + csv_field(s.s.condition.value_or("None")) + "," + std::to_string(s.s.layer) +
                    "," + std::to_string(s.s.token) + "," + csv_field(r.aspect) + "," +

@@ -248,6 +248,25 @@ results_table make_results_table(const std::vector<eval_result> & results) {
     return t;
 }
 
+namespace {
+
+// The table's body: a row per method, a cell per column, `cell` drawing the cells that have scores.
+template <typename CellFn>
+std::string table_rows(const results_table & t, CellFn cell) {
+    std::string h;
+    for (size_t r = 0; r < t.rows.size(); ++r) {
+        h += "<tr><th class=\"method\">" + html_escape(t.rows[r]) + "</th>";
+        for (size_t c = 0; c < t.columns.size(); ++c) {
+            const auto it = t.cells.find({ r, c });
+            h += it == t.cells.end() ? std::string("<td class=\"none\">·</td>") : cell(it->second);
+        }
+        h += "</tr>\n";
+    }
+    return h;
+}
+
+}  // namespace
+
 std::string results_table_html(const results_table & t) {
     if (t.columns.empty()) {
         return "<p class=\"empty\">No evaluation results.</p>\n";
@@ -267,19 +286,10 @@ std::string results_table_html(const results_table & t) {
         h += "<th>" + html_escape(c.aspect) + "</th>";
     }
     h += "</tr></thead>\n<tbody>\n";
-    for (size_t r = 0; r < t.rows.size(); ++r) {
-        h += "<tr><th class=\"method\">" + html_escape(t.rows[r]) + "</th>";
-        for (size_t c = 0; c < t.columns.size(); ++c) {
-            const auto it = t.cells.find({ r, c });
-            if (it == t.cells.end()) {
-                h += "<td class=\"none\">·</td>";
-            } else {
-                h += "<td title=\"" + std::to_string(it->second.images) + " images\">" +
-                     format_score(it->second.map_r) + " / " + format_score(it->second.prec_1) + "</td>";
-            }
-        }
-        h += "</tr>\n";
-    }
+    h += table_rows(t, [](const eval_result::scores & sc) {
+        return "<td title=\"" + std::to_string(sc.images) + " images\">" + format_score(sc.map_r) + " / " +
+               format_score(sc.prec_1) + "</td>";
+    });
     h += "</tbody></table>\n<p class=\"note\">Each cell: mAP@R / Precision@1 (x100), as the reference's "
          "evaluation (pytorch-metric-learning) computes them.</p>\n";
     return h;
@@ -304,29 +314,19 @@ std::string clustering_table_html(const results_table & t) {
     h += "</tr></thead>\n<tbody>\n";
     size_t seeds = 0;
     bool   wide  = false;
-    for (size_t r = 0; r < t.rows.size(); ++r) {
-        h += "<tr><th class=\"method\">" + html_escape(t.rows[r]) + "</th>";
-        for (size_t c = 0; c < t.columns.size(); ++c) {
-            const auto it = t.cells.find({ r, c });
-            if (it == t.cells.end()) {
-                h += "<td class=\"none\">·</td>";
-                continue;
-            }
-            const auto & sc = it->second;
-            std::string  range;
-            bool         fragile = false;
-            if (sc.nmi_seeds > 0) {
-                seeds   = std::max(seeds, sc.nmi_seeds);
-                fragile = sc.nmi_max - sc.nmi_min > 0.05;
-                wide |= fragile;
-                range = "<br><span class=\"spread\">" + num(sc.nmi_min) + "–" + num(sc.nmi_max) + ", mean " +
-                        num(sc.nmi_mean) + (fragile ? " ⚠" : "") + "</span>";
-            }
-            h += std::string("<td") + (fragile ? " class=\"fragile\"" : "") + ">" + num(sc.nmi) + " / " + num(sc.ami) +
-                 range + "</td>";
+    h += table_rows(t, [&](const eval_result::scores & sc) {
+        std::string range;
+        bool        fragile = false;
+        if (sc.nmi_seeds > 0) {
+            seeds   = std::max(seeds, sc.nmi_seeds);
+            fragile = sc.nmi_max - sc.nmi_min > 0.05;
+            wide |= fragile;
+            range = "<br><span class=\"spread\">" + num(sc.nmi_min) + "–" + num(sc.nmi_max) + ", mean " +
+                    num(sc.nmi_mean) + (fragile ? " ⚠" : "") + "</span>";
         }
-        h += "</tr>\n";
-    }
+        return std::string("<td") + (fragile ? " class=\"fragile\"" : "") + ">" + num(sc.nmi) + " / " + num(sc.ami) +
+               range + "</td>";
+    });
     h += "</tbody></table>\n<p class=\"note\">Each cell: NMI / AMI of a k-means clustering with k = the number "
          "of labels, as the reference computes them (faiss, seed 1234, ";
     h += t.all_reference_order ? "rows in the reference's order)"
